@@ -1,0 +1,33 @@
+"""linnet: a testbed for the theory of deep linear networks.
+
+The engine is pure array code through the Python array API (NumPy, CuPy, array-api-strict): the product map
+:math:`W \\mapsto W_N\\cdots W_1` (or :math:`(I+W_N)\\cdots(I+W_1)`) composed with end-to-end losses, with
+closed-form gradients, Hessian-vector products and Hessians, batched over independent nets.
+"""
+
+from . import init, product
+from .calculus import flatten, gauss_newton_hvp, grad, hessian, hvp, loss, num_params, unflatten, value_and_grad
+from .losses import CallableLoss, HuberLoss, Loss, LpLoss, SquaredLoss
+from .product import end_to_end
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "init",
+    "product",
+    "end_to_end",
+    "loss",
+    "grad",
+    "value_and_grad",
+    "hvp",
+    "gauss_newton_hvp",
+    "hessian",
+    "flatten",
+    "unflatten",
+    "num_params",
+    "Loss",
+    "SquaredLoss",
+    "LpLoss",
+    "HuberLoss",
+    "CallableLoss",
+]

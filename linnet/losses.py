@@ -1,0 +1,366 @@
+r"""End-to-end losses :math:`\ell(W)` of the end-to-end matrix :math:`W \in \mathbb R^{d_N \times d_0}`.
+
+Each loss knows its value, gradient and Hessian-vector product with respect to :math:`W`
+(``value``, ``grad``, ``hvp``), all batched over leading dimensions of ``W`` and of the problem itself.
+The deep loss :math:`L(W_1, \dots, W_N) = \ell(W_N \cdots W_1)` is assembled in :mod:`linnet.calculus`.
+
+Conventions (THEOREMS.md §0): samples are columns, :math:`X \in \mathbb R^{d_0 \times m}`,
+:math:`Y \in \mathbb R^{d_N \times m}`, :math:`\Lambda_{xx} = XX^\top/m`, :math:`\Lambda_{yx} = YX^\top/m`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from ._backend import namespace
+from ._validate import check_finite, check_positive
+
+__all__ = ["Loss", "SquaredLoss", "LpLoss", "HuberLoss", "CallableLoss"]
+
+Array = Any
+
+
+def _as_matrix(a: Any, name: str, xp=None):
+    if a is None:
+        raise ValueError(f"`{name}` must be an array, got None")
+    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+        import numpy as np  # host input such as a list; engine arrays stay in their namespace
+
+        a = np.asarray(a, dtype=float)
+    xp = xp or namespace(a)
+    if a.ndim < 2:
+        raise ValueError(f"`{name}` must have at least 2 dimensions (..., rows, cols), got shape {tuple(a.shape)}")
+    if not xp.isdtype(a.dtype, "real floating"):
+        raise ValueError(f"`{name}` must have a real floating dtype (float32 or float64), got {a.dtype}")
+    check_finite(a, name, xp=xp)
+    return a, xp
+
+
+def _trace(A, xp):
+    return xp.sum(xp.linalg.diagonal(A), axis=-1)
+
+
+def _fro2(A, xp):
+    return xp.sum(A * A, axis=(-2, -1))
+
+
+class Loss:
+    """Base class of end-to-end losses.
+
+    Subclasses implement ``value(W)``, ``grad(W)`` and ``hvp(W, D)`` (the Hessian of :math:`\\ell` at ``W``
+    applied to ``D``), each taking ``W`` of shape ``(..., d_N, d_0)``. ``shape`` is ``(d_N, d_0)``.
+    ``convex`` and ``differentiable`` describe :math:`\\ell` (used by :mod:`linnet.landscape`).
+    """
+
+    shape: tuple
+    convex: bool = True
+    differentiable: bool = True
+
+    def value(self, W):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def grad(self, W):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def hvp(self, W, D):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def astype(self, dtype) -> "Loss":  # pragma: no cover - overridden
+        return self
+
+    def check(self, W) -> "Loss":
+        """Return this loss in the dtype of ``W`` after checking that shapes agree."""
+        if tuple(W.shape[-2:]) != tuple(self.shape):
+            raise ValueError(
+                f"the end-to-end matrix has shape {tuple(W.shape[-2:])} (d_N, d_0) but the loss expects {tuple(self.shape)}"
+            )
+        return self.astype(W.dtype)
+
+
+class SquaredLoss(Loss):
+    r"""Squared loss held as sufficient statistics.
+
+    .. math::
+
+        \ell(W) = \tfrac12 \operatorname{tr}\big((W-\Phi)\Lambda_{xx}(W-\Phi)^\top\big) + c_0,
+        \qquad \nabla\ell(W) = W\Lambda_{xx} - \Lambda_{yx},
+
+    with :math:`\Phi = \Lambda_{yx}\Lambda_{xx}^{+}` and :math:`c_0 = \min_W \ell(W)`. From data this equals
+    :math:`\|WX - Y\|_F^2/(2m)`; the value is computed in the centred form, so it is accurate to round-off
+    relative to the *excess* loss (no cancellation near interpolation). A step costs nothing in ``m``.
+
+    Build it with :meth:`from_data`, :meth:`whitened` or :meth:`population`. Every array may carry leading
+    batch dimensions (a batch of problems).
+
+    Attributes
+    ----------
+    Sxx : array ``(..., d_0, d_0)`` or ``None`` (whitened: :math:`\Lambda_{xx} = I`)
+    Syx : array ``(..., d_N, d_0)``
+    Phi : array ``(..., d_N, d_0)``, the least-squares solution :math:`\Lambda_{yx}\Lambda_{xx}^{+}`
+    c0 : array ``(...)``, the minimum over all :math:`W`
+    tr_yy : array ``(...)``, :math:`\operatorname{tr}\Lambda_{yy}`
+    """
+
+    def __init__(self, Sxx, Syx, Phi, c0, tr_yy, *, data=None):
+        self.Sxx, self.Syx, self.Phi, self.c0, self.tr_yy = Sxx, Syx, Phi, c0, tr_yy
+        self.data = data
+        self.shape = tuple(Phi.shape[-2:])
+        self._cache = {}
+
+    # ---- constructors -------------------------------------------------------------------------------------
+    @classmethod
+    def from_data(cls, X, Y) -> "SquaredLoss":
+        r""":math:`\ell(W) = \|WX - Y\|_F^2 / (2m)` with samples as columns.
+
+        Parameters
+        ----------
+        X : array ``(..., d_0, m)``
+        Y : array ``(..., d_N, m)``, same dtype and namespace as ``X``.
+
+        Examples
+        --------
+        >>> import numpy as np, linnet as ln
+        >>> X = np.eye(2); Y = np.array([[1.0, 2.0]])
+        >>> loss = ln.SquaredLoss.from_data(X, Y)
+        >>> float(loss.value(np.zeros((1, 2))))
+        1.25
+        """
+        X, xp = _as_matrix(X, "X")
+        Y, _ = _as_matrix(Y, "Y", xp)
+        if X.shape[-1] != Y.shape[-1]:
+            raise ValueError(f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}")
+        if X.dtype != Y.dtype:
+            raise ValueError(f"`X` and `Y` must share a dtype, got {X.dtype} and {Y.dtype}")
+        m = X.shape[-1]
+        Sxx = xp.matmul(X, X.mT) / m
+        Syx = xp.matmul(Y, X.mT) / m
+        Phi = xp.matmul(Y, xp.linalg.pinv(X))
+        R = xp.matmul(Phi, X) - Y
+        c0 = _fro2(R, xp) / (2 * m)
+        tr_yy = _fro2(Y, xp) / m
+        return cls(Sxx, Syx, Phi, c0, tr_yy, data=(X, Y))
+
+    @classmethod
+    def whitened(cls, Phi) -> "SquaredLoss":
+        r""":math:`\ell(W) = \tfrac12\|W - \Phi\|_F^2` (:math:`\Lambda_{xx} = I`, :math:`\Lambda_{yx} = \Phi`, minimum 0).
+
+        Examples
+        --------
+        >>> import numpy as np, linnet as ln
+        >>> float(ln.SquaredLoss.whitened(np.eye(2)).value(np.zeros((2, 2))))
+        1.0
+        """
+        Phi, xp = _as_matrix(Phi, "Phi")
+        c0 = xp.zeros(Phi.shape[:-2], dtype=Phi.dtype)
+        return cls(None, Phi, Phi, c0, _fro2(Phi, xp))
+
+    @classmethod
+    def population(cls, Sxx, Syx, Syy) -> "SquaredLoss":
+        r"""Population form :math:`\ell(W) = \tfrac12\operatorname{tr}(W\Sigma_{xx}W^\top) - \operatorname{tr}(W\Sigma_{yx}^\top) + \tfrac12\operatorname{tr}\Sigma_{yy}`.
+
+        ``Sxx`` must be symmetric positive semi-definite with ``Syx`` in its row space (true of any joint
+        covariance).
+        """
+        Sxx, xp = _as_matrix(Sxx, "Sxx")
+        Syx, _ = _as_matrix(Syx, "Syx", xp)
+        Syy, _ = _as_matrix(Syy, "Syy", xp)
+        d0 = Sxx.shape[-1]
+        if Sxx.shape[-2] != d0 or Syx.shape[-1] != d0 or Syy.shape[-1] != Syy.shape[-2] or Syy.shape[-1] != Syx.shape[-2]:
+            raise ValueError(
+                "population statistics must have shapes Sxx (d0, d0), Syx (dN, d0), Syy (dN, dN); "
+                f"got {tuple(Sxx.shape)}, {tuple(Syx.shape)}, {tuple(Syy.shape)}"
+            )
+        if not bool(xp.all(xp.abs(Sxx - Sxx.mT) <= 1e3 * xp.finfo(Sxx.dtype).eps * (xp.max(xp.abs(Sxx)) + 1))):
+            raise ValueError("`Sxx` must be symmetric")
+        Phi = xp.matmul(Syx, xp.linalg.pinv(Sxx))
+        tr_yy = _trace(Syy, xp)
+        c0 = 0.5 * (tr_yy - _trace(xp.matmul(Phi, Syx.mT), xp))
+        return cls(Sxx, Syx, Phi, c0, tr_yy)
+
+    # ---- dtype --------------------------------------------------------------------------------------------
+    def astype(self, dtype) -> "SquaredLoss":
+        if self.Phi.dtype == dtype:
+            return self
+        key = str(dtype)
+        if key not in self._cache:
+            xp = namespace(self.Phi)
+            cast = lambda a: None if a is None else xp.astype(a, dtype)  # noqa: E731
+            self._cache[key] = SquaredLoss(*(cast(a) for a in (self.Sxx, self.Syx, self.Phi, self.c0, self.tr_yy)))
+        return self._cache[key]
+
+    @property
+    def whitened_form(self) -> bool:
+        """``True`` when :math:`\\Lambda_{xx} = I` (built with :meth:`whitened`)."""
+        return self.Sxx is None
+
+    # ---- the loss -----------------------------------------------------------------------------------------
+    def value(self, W):
+        xp = namespace(W)
+        E = W - self.Phi
+        if self.Sxx is None:
+            return 0.5 * _fro2(E, xp) + self.c0
+        return 0.5 * xp.sum(xp.matmul(E, self.Sxx) * E, axis=(-2, -1)) + self.c0
+
+    def grad(self, W):
+        if self.Sxx is None:
+            return W - self.Phi
+        xp = namespace(W)
+        return xp.matmul(W, self.Sxx) - self.Syx
+
+    def hvp(self, W, D):
+        if self.Sxx is None:
+            return D
+        return namespace(D).matmul(D, self.Sxx)
+
+    def min_value(self):
+        """:math:`\\min_W \\ell(W)` over all matrices (no rank constraint), shape ``(...)``."""
+        return self.c0
+
+
+class LpLoss(Loss):
+    r""":math:`\ell(W) = \frac{1}{p\,m}\sum_{i,k} |(WX - Y)_{ik}|^p` for :math:`p \ge 2` (convex, :math:`C^2`).
+
+    Used for the acceleration experiment of Arora, Cohen & Hazan,
+    `arXiv:1802.06509 <https://arxiv.org/abs/1802.06509>`_, 2018 (:math:`p = 4`). A step costs :math:`O(m)`.
+    """
+
+    def __init__(self, X, Y, p: float = 4.0):
+        X, xp = _as_matrix(X, "X")
+        Y, _ = _as_matrix(Y, "Y", xp)
+        if X.shape[-1] != Y.shape[-1]:
+            raise ValueError(f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}")
+        if X.dtype != Y.dtype:
+            raise ValueError(f"`X` and `Y` must share a dtype, got {X.dtype} and {Y.dtype}")
+        try:
+            p = float(p)
+        except (TypeError, ValueError):
+            raise ValueError(f"`p` must be a real number >= 2, got {p!r}") from None
+        if not p >= 2 or p != p or p == float("inf"):
+            raise ValueError(f"`p` must be a finite number >= 2 (so that the loss is C^2), got {p!r}")
+        self.X, self.Y, self.p = X, Y, p
+        self.m = X.shape[-1]
+        self.shape = (Y.shape[-2], X.shape[-2])
+        self._cache = {}
+
+    def astype(self, dtype) -> "LpLoss":
+        if self.X.dtype == dtype:
+            return self
+        key = str(dtype)
+        if key not in self._cache:
+            xp = namespace(self.X)
+            self._cache[key] = LpLoss(xp.astype(self.X, dtype), xp.astype(self.Y, dtype), self.p)
+        return self._cache[key]
+
+    def _residual(self, W):
+        xp = namespace(W)
+        return xp.matmul(W, self.X) - self.Y, xp
+
+    def value(self, W):
+        R, xp = self._residual(W)
+        return xp.sum(xp.abs(R) ** self.p, axis=(-2, -1)) / (self.p * self.m)
+
+    def grad(self, W):
+        R, xp = self._residual(W)
+        g = xp.sign(R) * xp.abs(R) ** (self.p - 1)
+        return xp.matmul(g, self.X.mT) / self.m
+
+    def hvp(self, W, D):
+        R, xp = self._residual(W)
+        w = (self.p - 1) * xp.abs(R) ** (self.p - 2)
+        return xp.matmul(w * xp.matmul(D, self.X), self.X.mT) / self.m
+
+
+class HuberLoss(Loss):
+    r"""Huber loss of the residuals, :math:`\ell(W) = \frac1m\sum_{i,k} h_\delta((WX-Y)_{ik})`.
+
+    :math:`h_\delta(r) = r^2/2` for :math:`|r|\le\delta` and :math:`\delta(|r| - \delta/2)` beyond: convex and
+    differentiable (:math:`C^1`; its second derivative jumps at :math:`|r| = \delta`, where ``hvp`` uses the
+    inner branch).
+    """
+
+    def __init__(self, X, Y, delta: float = 1.0):
+        X, xp = _as_matrix(X, "X")
+        Y, _ = _as_matrix(Y, "Y", xp)
+        if X.shape[-1] != Y.shape[-1]:
+            raise ValueError(f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}")
+        self.delta = check_positive(delta, "delta")
+        self.X, self.Y, self.m = X, Y, X.shape[-1]
+        self.shape = (Y.shape[-2], X.shape[-2])
+
+    def astype(self, dtype) -> "HuberLoss":
+        if self.X.dtype == dtype:
+            return self
+        xp = namespace(self.X)
+        return HuberLoss(xp.astype(self.X, dtype), xp.astype(self.Y, dtype), self.delta)
+
+    def value(self, W):
+        xp = namespace(W)
+        R = xp.matmul(W, self.X) - self.Y
+        a = xp.abs(R)
+        h = xp.where(a <= self.delta, 0.5 * R * R, self.delta * (a - 0.5 * self.delta))
+        return xp.sum(h, axis=(-2, -1)) / self.m
+
+    def grad(self, W):
+        xp = namespace(W)
+        R = xp.matmul(W, self.X) - self.Y
+        g = xp.clip(R, -self.delta, self.delta)
+        return xp.matmul(g, self.X.mT) / self.m
+
+    def hvp(self, W, D):
+        xp = namespace(W)
+        R = xp.matmul(W, self.X) - self.Y
+        w = xp.astype(xp.abs(R) <= self.delta, W.dtype)
+        return xp.matmul(w * xp.matmul(D, self.X), self.X.mT) / self.m
+
+
+class CallableLoss(Loss):
+    r"""A loss given by three functions of the end-to-end matrix: ``value(W)``, ``grad(W)``, ``hvp(W, D)``.
+
+    Used for controls such as a non-convex :math:`\ell` (THEOREMS.md §5 control (ii)). ``convex`` is
+    whatever the caller declares.
+
+    Examples
+    --------
+    >>> import numpy as np, linnet as ln
+    >>> dw = ln.CallableLoss(lambda W: np.sum((W**2 - 1)**2 + 0.3*W, axis=(-2, -1)),
+    ...                      lambda W: 4*W*(W**2 - 1) + 0.3, lambda W, D: (12*W**2 - 4)*D,
+    ...                      shape=(1, 1), convex=False)
+    >>> float(dw.value(np.zeros((1, 1))))
+    1.0
+    """
+
+    def __init__(
+        self,
+        value: Callable,
+        grad: Callable,
+        hvp: Callable,
+        *,
+        shape: tuple,
+        convex: bool = False,
+        differentiable: bool = True,
+        min_value: Optional[float] = None,
+    ):
+        for name, f in (("value", value), ("grad", grad), ("hvp", hvp)):
+            if not callable(f):
+                raise ValueError(f"`{name}` must be callable, got {type(f).__name__}")
+        if len(tuple(shape)) != 2:
+            raise ValueError(f"`shape` must be (d_N, d_0), got {shape!r}")
+        self._value, self._grad, self._hvp = value, grad, hvp
+        self.shape = tuple(int(s) for s in shape)
+        self.convex, self.differentiable = bool(convex), bool(differentiable)
+        self._min = min_value
+
+    def astype(self, dtype):
+        return self
+
+    def value(self, W):
+        return self._value(W)
+
+    def grad(self, W):
+        return self._grad(W)
+
+    def hvp(self, W, D):
+        return self._hvp(W, D)
+
+    def min_value(self):
+        return self._min

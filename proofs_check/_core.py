@@ -1,0 +1,207 @@
+"""The contract of a theorem check: ``Context`` in, ``Verdict`` out, with a negative control.
+
+A check states one theorem (hypotheses ⇒ conclusion). ``measure(ctx)`` runs the theorem's assertion on inputs
+that satisfy the hypotheses and returns a :class:`Measurement` (the measured figure, the bound it is held to,
+whether it holds). ``control(ctx)`` runs the *same* assertion on an input that violates a hypothesis (or with
+a deliberately broken formula) and must come back with ``holds=False``: a check whose control holds is itself
+a defect, and the run reports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import zlib
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+__all__ = ["Context", "Measurement", "Verdict", "Check", "register", "REGISTRY", "all_checks", "run_check"]
+
+SCALES = ("quick", "full")
+STATUSES = ("CONFIRMED", "DERIVED+VERIFIED", "UNCONFIRMED", "MIXED")
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What a check runs with: backend name, dtype name, seed and scale (``quick`` for CI, ``full`` for a GPU)."""
+
+    backend: str = "numpy"
+    dtype: str = "float64"
+    seed: int = 0
+    scale: str = "quick"
+
+    def __post_init__(self):
+        if self.scale not in SCALES:
+            raise ValueError(f"`scale` must be one of {SCALES}, got {self.scale!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"`dtype` must be 'float32' or 'float64', got {self.dtype!r}")
+
+    @property
+    def xp(self):
+        """The array namespace of ``backend``."""
+        from linnet._backend import get_namespace
+
+        return get_namespace(self.backend)
+
+    @property
+    def eps(self) -> float:
+        """Machine epsilon of ``dtype``."""
+        return float(np.finfo(self.dtype).eps)
+
+    @property
+    def quick(self) -> bool:
+        return self.scale == "quick"
+
+    def rng(self, key: str = "") -> np.random.Generator:
+        """A host NumPy generator for this seed and a key (so checks draw independent streams)."""
+        return np.random.default_rng([int(self.seed), zlib.crc32(key.encode())])
+
+    def asarray(self, a: Any):
+        """Move a host array to the backend in the context's dtype."""
+        from linnet._backend import from_host
+
+        return from_host(a, self.xp, self.dtype)
+
+    def pick(self, quick: Any, full: Any) -> Any:
+        """``quick`` or ``full`` by scale."""
+        return quick if self.quick else full
+
+
+class Measurement(NamedTuple):
+    """One assertion, measured: ``figure`` held to ``bound`` by ``relation`` (``'<='`` or ``'>='``)."""
+
+    figure: float
+    bound: float
+    holds: bool
+    relation: str = "<="
+    note: str = ""
+    details: dict = {}
+
+    @classmethod
+    def compare(cls, figure: float, bound: float, relation: str = "<=", note: str = "", **details) -> "Measurement":
+        """Build a measurement whose ``holds`` is ``figure <relation> bound`` (NaN never holds)."""
+        f, b = float(figure), float(bound)
+        if relation == "<=":
+            ok = f <= b
+        elif relation == ">=":
+            ok = f >= b
+        elif relation == "<":
+            ok = f < b
+        elif relation == ">":
+            ok = f > b
+        else:
+            raise ValueError(f"`relation` must be one of '<=', '>=', '<', '>', got {relation!r}")
+        return cls(f, b, bool(ok and np.isfinite(f)), relation, note, dict(details))
+
+    @classmethod
+    def all_of(cls, parts: dict[str, "Measurement"], note: str = "") -> "Measurement":
+        """Several sub-assertions: holds iff all hold; the headline figure is the first part's."""
+        items = list(parts.items())
+        first = items[0][1]
+        details = {k: {"figure": m.figure, "bound": m.bound, "relation": m.relation, "holds": m.holds, "note": m.note} for k, m in items}
+        return cls(first.figure, first.bound, all(m.holds for _, m in items), first.relation, note or first.note, details)
+
+
+class Verdict(NamedTuple):
+    """The result of one check: the measurement, the control's measurement and the time taken."""
+
+    id: str
+    title: str
+    claim: str
+    source: str
+    status: str
+    result: Measurement
+    control: Measurement
+    control_description: str
+    seconds: float
+
+    @property
+    def holds(self) -> bool:
+        return self.result.holds
+
+    @property
+    def control_failed(self) -> bool:
+        """``True`` when the control failed, as it must."""
+        return not self.control.holds
+
+    @property
+    def ok(self) -> bool:
+        return self.holds and self.control_failed
+
+    def as_dict(self) -> dict:
+        d = self._asdict()
+        d["result"] = self.result._asdict()
+        d["control"] = self.control._asdict()
+        d["ok"] = self.ok
+        d["control_failed"] = self.control_failed
+        return d
+
+
+class Check:
+    """Base class of a theorem check. Subclasses set the class attributes and implement both methods.
+
+    Attributes
+    ----------
+    id : short unique name (``-k`` selects on it)
+    title : the theorem in a few words
+    claim : one line for the table: what is asserted
+    source : citation (arXiv id, theorem or equation number)
+    status : as in THEOREMS.md: CONFIRMED, DERIVED+VERIFIED, UNCONFIRMED or MIXED
+    control_description : what the negative control violates
+    """
+
+    id: str = ""
+    title: str = ""
+    claim: str = ""
+    source: str = ""
+    status: str = ""
+    control_description: str = ""
+
+    def measure(self, ctx: Context) -> Measurement:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def control(self, ctx: Context) -> Measurement:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def run(self, ctx: Context) -> Verdict:
+        t0 = time.perf_counter()
+        result = self.measure(ctx)
+        ctrl = self.control(ctx)
+        return Verdict(
+            self.id, self.title, self.claim, self.source, self.status, result, ctrl, self.control_description,
+            time.perf_counter() - t0,
+        )
+
+
+REGISTRY: dict[str, Check] = {}
+
+
+def register(cls: type) -> type:
+    """Class decorator: instantiate the check and add it to the registry (ids must be unique)."""
+    inst = cls()
+    if not inst.id or inst.id in REGISTRY:
+        raise ValueError(f"check id must be unique and non-empty, got {inst.id!r}")
+    if inst.status not in STATUSES:
+        raise ValueError(f"check {inst.id!r}: status must be one of {STATUSES}, got {inst.status!r}")
+    REGISTRY[inst.id] = inst
+    return cls
+
+
+def all_checks() -> list[Check]:
+    """Every registered check, in module order (imports the check modules)."""
+    from . import checks  # noqa: F401  (imports register every check)
+
+    return list(REGISTRY.values())
+
+
+def run_check(check: Check, ctx: Context, *, on_error: Callable | None = None) -> Verdict:
+    """Run one check; an exception becomes a failed verdict (never a silent pass)."""
+    try:
+        return check.run(ctx)
+    except Exception as exc:  # noqa: BLE001 - a crash is a failure, reported
+        if on_error is not None:
+            on_error(check, exc)
+        bad = Measurement(float("nan"), float("nan"), False, "<=", f"error: {type(exc).__name__}: {exc}")
+        return Verdict(check.id, check.title, check.claim, check.source, check.status, bad,
+                       Measurement(float("nan"), float("nan"), True, "<=", "not run"), check.control_description, 0.0)
