@@ -12,8 +12,28 @@ from .product import end_to_end
 
 __version__ = "0.1.0"
 
+_LAZY = {"train", "theory", "landscape", "linalg", "strategies", "testing", "losses", "calculus"}
+
+
+def __getattr__(name):
+    # submodules load on first use; `strategies` needs hypothesis, which only the `test` extra installs
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _LAZY)
+
+
 __all__ = [
     "init",
+    "train",
+    "theory",
+    "landscape",
+    "linalg",
     "product",
     "end_to_end",
     "loss",
