@@ -1,0 +1,152 @@
+"""``python -m proofs_check``: run every registered theorem check and print the verdict table.
+
+Exit status: 0 when every selected check holds and every negative control fails as it must; 1 when a check
+fails, crashes, or its control holds (a defect of the check); 2 on a usage error (bad option, no check selected,
+backend not available here).
+
+Progress goes to stderr, one line when a check starts and one when it ends, so the table on stdout stays clean
+when piped; ``--quiet`` silences it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from typing import Sequence, TextIO
+
+from . import _core
+from . import report as _report
+
+__all__ = ["main", "build_parser", "select"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m proofs_check",
+        description=(
+            "Run each theorem of THEOREMS.md as a numerical check with a negative control. "
+            "Exit status 0 iff every check holds and every control fails."
+        ),
+    )
+    p.add_argument("--list", action="store_true", help="list the selected checks and exit")
+    p.add_argument(
+        "-k",
+        dest="select",
+        action="append",
+        default=[],
+        metavar="SUBSTR",
+        help="select checks whose id or title contains SUBSTR (case-insensitive); repeat or comma-separate for several",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--dtype", choices=("float64", "float32"), default="float64", help="floating dtype (default float64)"
+    )
+    p.add_argument(
+        "--backend",
+        choices=("numpy", "array_api_strict", "cupy"),
+        default="numpy",
+        help="array backend the engine runs on (default numpy)",
+    )
+    p.add_argument(
+        "--scale", choices=("quick", "full"), default="quick", help="quick: CI sizes; full: ensembles for a GPU"
+    )
+    p.add_argument("--json", metavar="PATH", help="write the verdicts and run metadata as JSON")
+    p.add_argument("--report", metavar="PATH.md", help="write a Markdown report")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def _patterns(raw: Sequence[str]) -> list[str]:
+    return [s.strip().lower() for item in raw for s in item.split(",") if s.strip()]
+
+
+def select(checks: Sequence[_core.Check], raw_patterns: Sequence[str]) -> list[_core.Check]:
+    """Checks whose id or title contains any of the patterns (all checks when there is none)."""
+    pats = _patterns(raw_patterns)
+    if not pats:
+        return list(checks)
+    return [c for c in checks if any(p in c.id.lower() or p in c.title.lower() for p in pats)]
+
+
+def _backend_ok(name: str) -> str | None:
+    """``None`` if the backend imports (and, for cupy, sees a device), else the reason."""
+    from linnet._backend import available_backends
+
+    if name in available_backends():
+        return None
+    return f"backend {name!r} is not available here (available: {', '.join(available_backends())})"
+
+
+def _progress(stream: TextIO | None, text: str) -> None:
+    if stream is not None:
+        print(text, file=stream, flush=True)
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Entry point; returns the exit status."""
+    stdout = sys.stdout if stdout is None else stdout
+    stderr = sys.stderr if stderr is None else stderr
+    args = build_parser().parse_args(argv)
+    try:
+        checks = _core.all_checks()
+    except Exception:  # noqa: BLE001 - a check module that does not import is a failure, reported
+        print("error: the check modules failed to import:\n" + traceback.format_exc(), file=stderr)
+        return 1
+    chosen = select(checks, args.select)
+    if not chosen:
+        why = f"matches -k {', '.join(_patterns(args.select))}" if args.select else "is registered"
+        print(f"error: no check {why}", file=stderr)
+        return 2
+
+    if args.list:
+        rows = [(c.id, c.status, c.title, c.source) for c in chosen]
+        w = [max(len(r[i]) for r in rows) for i in range(3)]
+        for r in rows:
+            print(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}".rstrip(), file=stdout)
+        return 0
+
+    reason = _backend_ok(args.backend)
+    if reason:
+        print(f"error: {reason}", file=stderr)
+        return 2
+    ctx = _core.Context(backend=args.backend, dtype=args.dtype, seed=args.seed, scale=args.scale)
+    meta = _report.metadata(ctx, argv=list(argv) if argv is not None else None)
+    prog = None if args.quiet else stderr
+    _progress(prog, f"proofs_check: {len(chosen)} checks on {ctx.backend}/{ctx.dtype}, seed {ctx.seed}, {ctx.scale}")
+
+    tracebacks: dict[str, str] = {}
+
+    def on_error(check, exc):
+        tracebacks[check.id] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+    verdicts = []
+    n = len(chosen)
+    t_all = time.perf_counter()
+    for i, check in enumerate(chosen, start=1):
+        tag = f"[{i:>{len(str(n))}}/{n}] {check.id}"
+        _progress(prog, f"{tag} ... {check.title}")
+        t0 = time.perf_counter()
+        v = _core.run_check(check, ctx, on_error=on_error)
+        if _report.is_error(v):  # run_check reports no time for a crash: keep the wall time spent
+            v = v._replace(seconds=time.perf_counter() - t0)
+        verdicts.append(v)
+        _progress(
+            prog,
+            f"{tag}: {_report.verdict_word(v)}, control {_report.control_word(v)} "
+            f"({_report.format_measurement(v.result) if not _report.is_error(v) else v.result.note}) "
+            f"{v.seconds:.1f} s",
+        )
+        if check.id in tracebacks:
+            _progress(stderr, tracebacks[check.id].rstrip())
+    _progress(prog, f"proofs_check: done in {time.perf_counter() - t_all:.1f} s")
+
+    print(_report.format_table(verdicts), file=stdout)
+    print("", file=stdout)
+    print(_report.summary_line(verdicts), file=stdout)
+    if args.json:
+        _report.write_json(args.json, _report.to_json(verdicts, meta, tracebacks=tracebacks))
+    if args.report:
+        _report.write_markdown(args.report, _report.to_markdown(verdicts, meta, chosen))
+    return 0 if all(v.ok for v in verdicts) else 1
