@@ -1,0 +1,144 @@
+"""Each figure's data checked against the theory it illustrates (THEOREMS.md), plus determinism and the CLI.
+
+Sizes are reduced where ``data()`` takes size parameters, to keep this file fast.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import figures
+from figures import __main__ as cli
+
+# ---------------------------------------------------------------------------------------------------------------
+# framework
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_registry_modules_have_the_contract():
+    """Every registered figure has NAME, TITLE, SOURCE, CAPTION, data and make."""
+    assert len(figures.NAMES) >= 3
+    for name in figures.NAMES:
+        mod = figures.get(name)
+        assert mod.NAME == name
+        assert mod.TITLE and mod.SOURCE.startswith("THEOREMS.md") and mod.CAPTION.endswith(".")
+        assert callable(mod.data) and callable(mod.make)
+
+
+def test_unknown_name_raises():
+    with pytest.raises(ValueError, match="name"):
+        figures.get("nope")
+
+
+def test_same_bytes_twice(tmp_path):
+    """A figure built twice (png and pdf) gives identical bytes."""
+    mod = figures.get("hessian_spectra")
+    a = mod.make(tmp_path / "a", formats=("png", "pdf"))
+    b = mod.make(tmp_path / "b", formats=("png", "pdf"))
+    assert [p.name for p in a] == ["hessian_spectra.png", "hessian_spectra.pdf"]
+    for pa, pb in zip(a, b):
+        assert pa.read_bytes() == pb.read_bytes()
+    assert a[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"Software" not in a[0].read_bytes()
+    assert a[0].stat().st_size < 150_000
+
+
+def test_cli_list(capsys):
+    assert cli.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in figures.NAMES:
+        assert name in out
+
+
+def test_cli_one_figure(tmp_path, capsys):
+    assert cli.main(["--out", str(tmp_path), "scalar_landscape"]) == 0
+    assert (tmp_path / "scalar_landscape.png").is_file()
+    assert "[ 1/1] scalar_landscape" in capsys.readouterr().out
+
+
+def test_cli_rejects_bad_arguments(tmp_path):
+    with pytest.raises(SystemExit):
+        cli.main(["--out", str(tmp_path), "nope"])
+    with pytest.raises(SystemExit):
+        cli.main(["--out", str(tmp_path), "--format", "jpg", "scalar_landscape"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# figure 6: scalar landscape (THEOREMS §5, §12)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_scalar_landscape_theory():
+    from figures import scalar_landscape as f
+
+    d = f.data(grid_size=21, steps=300)
+    # contours: the loss formula on the grid
+    w1, w2 = np.meshgrid(d.grid, d.grid)
+    np.testing.assert_allclose(d.L_grid, 0.5 * (d.phi - w1 * w2) ** 2, rtol=1e-12, atol=1e-14)
+    # GD paths end on the hyperbola, except the one started on the stable manifold w1 = -w2 (ends at the saddle)
+    prod = d.paths[-1, :, 0] * d.paths[-1, :, 1]
+    np.testing.assert_allclose(prod[:-1], d.phi, rtol=1e-8)
+    assert np.max(np.abs(d.paths[-1, -1])) < 1e-6
+    # GD nearly conserves w1^2 - w2^2 (O(lr) drift over the run; exact under gradient flow)
+    c = d.paths[..., 0] ** 2 - d.paths[..., 1] ** 2
+    assert np.max(np.abs(c[-1] - c[0])) < 0.25 * np.max(np.abs(c[0]))
+    # leaving the origin at order t^N (THEOREMS §5 (d): slope N within 0.05)
+    for N in (2, 3):
+        assert abs(d.slope[N] - N) < 0.05
+        np.testing.assert_allclose(d.drop[N], d.phi * d.t**N - 0.5 * d.t ** (2 * N), rtol=1e-6)
+    # Hessian at the origin: +-phi at depth 2, exactly zero at depth 3
+    np.testing.assert_allclose(d.hess0[2], [-d.phi, d.phi], rtol=1e-12)
+    assert np.max(np.abs(d.hess0[3])) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# figure 8: Hessian spectra (THEOREMS §5, §11)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_hessian_spectra_theory():
+    from figures import hessian_spectra as f
+
+    d = f.data()
+    assert d.loss_min < 1e-20
+    neg, zero, pos = f.counts(d.eig_min)
+    assert (neg, pos, zero) == (0, d.n_samples, d.eig_min.size - d.n_samples)
+    # strict saddle at the origin of a depth-2 net: +-sigma_i(Phi), each d1 times
+    expected = np.sort(np.concatenate([np.repeat(d.sigma, d.d1), -np.repeat(d.sigma, d.d1)]))
+    np.testing.assert_allclose(d.eig_saddle, expected, rtol=1e-12)
+    assert f.counts(d.eig_saddle)[0] > 0
+    # depth 3: the Hessian at the origin is exactly zero
+    assert np.max(np.abs(d.eig_flat)) == 0.0
+    assert f.counts(d.eig_flat) == (0, d.eig_flat.size, 0)
+
+
+def test_hessian_counts_can_fail():
+    """The zero count is relative to the spectrum's scale (control: a generic spectrum has no zeros)."""
+    from figures import hessian_spectra as f
+
+    assert f.counts(np.array([-2.0, 1e-12, 1.0, 3.0])) == (1, 1, 2)
+    assert f.counts(np.array([1.0, 2.0])) == (0, 0, 2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# figure 10: Bartlett, Helmbold & Long (THEOREMS §9)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_bartlett_theory():
+    from figures import bartlett as f
+
+    d = f.data(depths=(2, 3), steps=800, record_every=20)
+    for N in d.depths:
+        # SPD target: learned
+        assert d.loss_spd[N][-1] < 1e-10
+        # negative eigenvalue, eta < 1/(1+|lambda|): the loss never goes below lambda^2/2 and ends there
+        assert d.lr < 1.0 / (1.0 + abs(d.lam))
+        assert np.min(d.loss_neg[N]) >= 0.5 * d.lam**2 * (1 - 1e-10)
+        assert d.loss_neg[N][-1] - 0.5 * d.lam**2 < 1e-2
+        assert np.min(d.mode_neg[N]) >= -1e-12  # round-off of v^T W_e v once the mode has reached 0
+    # control: odd depth with eta = 1 on Phi = -I crosses zero and converges
+    assert d.control_depth % 2 == 1
+    assert d.control_loss[-1] < 1e-20
+    assert np.min(d.control_mode) < 0.0
