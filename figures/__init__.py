@@ -22,7 +22,7 @@ __all__ = ["NAMES", "get", "all_figures"]
 NAMES = (
     # "saxe_curves",
     # "saxe_depth",
-    # "balancedness",
+    "balancedness",
     # "deficiency_margin",
     # "acceleration",
     "scalar_landscape",

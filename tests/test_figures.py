@@ -142,3 +142,22 @@ def test_bartlett_theory():
     assert d.control_depth % 2 == 1
     assert d.control_loss[-1] < 1e-20
     assert np.min(d.control_mode) < 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# figure 3: balancedness (THEOREMS §2)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_balancedness_theory():
+    from figures import balancedness as f
+
+    d = f.data(T=2.0, etas=(0.005, 0.01, 0.02, 0.04), n_rec=11)
+    # gradient flow conserves the gaps (started exactly balanced): flat at integration round-off
+    assert np.max(d.delta_flow) < 1e-8
+    # GD drifts, O(eta) over a fixed time: log-log slope 1 within 0.1 (THEOREMS §2 check 3)
+    assert np.all(d.drift > 1e3 * np.max(d.delta_flow))
+    assert abs(d.slope - 1.0) < 0.1
+    # halving eta roughly halves the drift (ratio in [1.6, 2.5])
+    ratios = d.drift[1:] / d.drift[:-1]
+    assert np.all((ratios > 1.6) & (ratios < 2.5))
