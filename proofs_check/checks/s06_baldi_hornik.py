@@ -1,0 +1,198 @@
+r"""Baldi & Hornik 1989: every critical point of the two-layer linear network, with values and Morse indices (THEOREMS.md §6).
+
+**Hypotheses.** :math:`L(B, A) = \|Y - ABX\|_F^2/(2m)`, :math:`B \in \mathbb R^{p\times n}`,
+:math:`A \in \mathbb R^{q\times p}`, :math:`p < \min(n, q)`, :math:`\Lambda_{xx} \succ 0`, and
+:math:`\Sigma = \Lambda_{yx}\Lambda_{xx}^{-1}\Lambda_{xy} = U\operatorname{diag}(\lambda)U^\top` with distinct
+eigenvalues :math:`\lambda_1 > \dots > \lambda_q`.
+
+**Conclusion.** For each :math:`I \subseteq \{1..q\}`, :math:`|I| \le p`, the point :math:`A = [U_I, 0]`,
+:math:`B = A^\top\Lambda_{yx}\Lambda_{xx}^{-1}` is critical with value
+:math:`L_I = \tfrac12(\operatorname{tr}\Lambda_{yy} - \sum_{i\in I}\lambda_i)` and Morse index
+
+.. math::
+
+    \operatorname{index}(I) = \#\{(i, j): i \in I,\ j \notin I,\ \lambda_j > \lambda_i\}
+        + (p - |I|)\,\#\{j \notin I: \lambda_j > 0\};
+
+at :math:`|I| = p` exactly :math:`p^2` Hessian eigenvalues vanish (the :math:`GL(p)` orbit), and only the top-:math:`p`
+set has index 0 (a unique minimum up to :math:`GL(p)`).
+
+**Measured.** The points of :func:`linnet.theory.baldi_hornik_points` on several random instances
+(:math:`n, q \le 7`, :math:`m = 6n`, :math:`\Lambda_{xx} \ne I`): gradient (:func:`linnet.grad`) max-norm
+:math:`\le 10^{-12}` relative, :math:`|L - L_I| \le 10^{-12}` relative with :math:`L_I` from an independent host
+eigen-decomposition, the index counted on the dense Hessian (:func:`linnet.hessian`, eigenvalues below
+:math:`-10^{-9}\|H\|`) against the formula (computed here independently, and the engine's ``index``), the
+:math:`p^2` zero eigenvalues, and exactly one index-0 point. GD from random inits reaches :math:`L_{\{1..p\}}`.
+
+**Control.** The classic slip: eigenvectors of :math:`\Lambda_{yx}\Lambda_{yx}^\top` instead of :math:`\Sigma`
+(forgetting :math:`\Lambda_{xx}^{-1}`). With :math:`\Lambda_{xx} \ne I` those points are not critical.
+
+**Source.** Baldi & Hornik, *Neural networks and principal component analysis: learning from examples without
+local minima*, Neural Networks 2(1):53-58, 1989 (abstract CONFIRMED; fact numbering UNCONFIRMED, not used).
+Enumeration and values DERIVED+VERIFIED; the index formula is THEOREMS.md's own.
+
+**Status.** Statement CONFIRMED; formulas DERIVED+VERIFIED; index formula ours. Reported as MIXED.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+import linnet as ln
+from linnet._backend import to_numpy
+
+from .._core import Check, Context, Measurement, register
+from .s05_no_bad_minima import floored, regression_data
+
+GRAD_RTOL_F64 = 1e-12  # THEOREMS.md §6: gradient max-norm, relative
+VALUE_RTOL_F64 = 1e-12  # THEOREMS.md §6: |L - L_I| relative
+NEG_RTOL_F64 = 1e-9  # THEOREMS.md §6: an eigenvalue below -1e-9 ||H|| counts as negative (|.| below: zero)
+
+INSTANCES = ((6, 5, 3), (5, 4, 2), (7, 3, 2), (7, 6, 4))  # (n, q, p)
+
+
+def _host(a) -> np.ndarray:
+    return np.asarray(to_numpy(a), dtype=np.float64)
+
+
+def bh_data(rng: np.random.Generator, n: int, q: int, m: int):
+    r"""``X`` with :math:`\Lambda_{xx} \ne I` (eigenvalues in [0.5, 2]) and ``Y = Phi X + noise``
+    (:func:`.s05_no_bad_minima.regression_data`), resampled until Sigma's eigenvalues are well separated (the theorem
+    assumes them distinct)."""
+    while True:
+        X, Y = regression_data(rng, n, q, m)
+        lam = host_sigma(X, Y)[0]
+        if np.min(-np.diff(lam)) > 2e-2 * lam[0]:
+            return X, Y
+
+
+def host_sigma(X: np.ndarray, Y: np.ndarray, *, forget_sxx: bool = False):
+    """Eigenvalues (descending) and eigenvectors of Sigma on the host; ``forget_sxx`` uses ``Syx Syx^T`` (the slip)."""
+    m = X.shape[1]
+    Sxx, Syx = X @ X.T / m, Y @ X.T / m
+    S = Syx @ Syx.T if forget_sxx else Syx @ np.linalg.solve(Sxx, Syx.T)
+    lam, U = np.linalg.eigh(0.5 * (S + S.T))
+    return lam[::-1], U[:, ::-1], Sxx, Syx
+
+
+def index_formula(I, lam: np.ndarray, p: int) -> int:
+    """The Morse index formula of THEOREMS.md §6, written here independently of the engine."""
+    rest = [j for j in range(lam.size) if j not in I]
+    return sum(1 for i in I for j in rest if lam[j] > lam[i]) + (p - len(I)) * sum(1 for j in rest if lam[j] > 0)
+
+
+def relative_grad(ctx: Context, loss, Ws) -> float:
+    r"""Gradient max-norm relative to the size of the terms it is made of.
+
+    :math:`\partial L/\partial A = (AB\Lambda_{xx} - \Lambda_{yx})B^\top`, :math:`\partial L/\partial B =
+    A^\top(AB\Lambda_{xx} - \Lambda_{yx})`: the scale is :math:`\max(\|A\|, \|B\|)(\|AB\Lambda_{xx}\| + \|\Lambda_{yx}\|)`
+    (0 / 0 at the origin counts as 0).
+    """
+    G = [_host(g) for g in ln.grad(loss, Ws)]
+    Bh, Ah = _host(Ws[0]), _host(Ws[1])
+    Sxx, Syx = _host(loss.Sxx), _host(loss.Syx)
+    scale = max(np.linalg.norm(Ah, 2), np.linalg.norm(Bh, 2)) * (np.linalg.norm(Ah @ Bh @ Sxx) + np.linalg.norm(Syx))
+    gmax = max(float(np.max(np.abs(g))) for g in G)
+    return gmax / scale if scale > 0 else gmax
+
+
+def slip_points(ctx: Context, X, Y, p: int):
+    """Critical-point candidates from the *wrong* eigenvectors (those of Syx Syx^T): ``(I, (B, A))`` for |I| = 1..p."""
+    _, U, Sxx, Syx = host_sigma(X, Y, forget_sxx=True)
+    q = U.shape[0]
+    T = Syx @ np.linalg.inv(Sxx)
+    out = []
+    for k in range(1, p + 1):
+        for I in itertools.combinations(range(q), k):
+            A = np.zeros((q, p))
+            A[:, :k] = U[:, list(I)]
+            out.append((I, (ctx.asarray(A.T @ T), ctx.asarray(A))))
+    return out
+
+
+@register
+class BaldiHornik(Check):
+    id = "baldi-hornik"
+    title = "Baldi-Hornik: all critical points of the two-layer net, values L_I, Morse index, one minimum"
+    claim = "every point of baldi_hornik_points is critical, has value L_I, the formula's Morse index; only top-p has index 0"
+    source = "Baldi & Hornik, Neural Networks 2(1):53-58 (1989); THEOREMS.md §6 (index formula ours)"
+    status = "MIXED"
+    control_description = "eigenvectors of Lambda_yx Lambda_yx^T instead of Sigma (forgets Lambda_xx^-1): not critical"
+
+    def measure(self, ctx: Context) -> Measurement:
+        eps = ctx.eps
+        gtol = floored(GRAD_RTOL_F64, 4.5e3, eps)  # 1e-12 is about 4.5e3 eps in float64
+        vtol = floored(VALUE_RTOL_F64, 4.5e3, eps)
+        ntol = floored(NEG_RTOL_F64, 1e3, eps)
+        worst_g = worst_v = 0.0
+        index_mismatch = zero_mismatch = n_points = 0
+        unique_min_ok = True
+        gd_gap = 0.0
+        for c, (n, q, p) in enumerate(INSTANCES):
+            X, Y = bh_data(ctx.rng(f"s06-{c}"), n, q, 6 * n)
+            lam, _, Sxx, _ = host_sigma(X, Y)
+            tr_yy = float(np.sum(Y * Y)) / X.shape[1]
+            loss = ln.SquaredLoss.from_data(ctx.asarray(X), ctx.asarray(Y))
+            pts = ln.theory.baldi_hornik_points(loss, p)
+            n_sets = sum(math.comb(q, k) for k in range(p + 1))
+            if len(pts) != n_sets or len({pt.I for pt in pts}) != n_sets:
+                index_mismatch += abs(n_sets - len(pts)) + 1  # the enumeration itself is incomplete
+            zero_index = []
+            for pt in pts:
+                n_points += 1
+                worst_g = max(worst_g, relative_grad(ctx, loss, pt.Ws))
+                L_I = 0.5 * (tr_yy - float(np.sum(lam[list(pt.I)])))
+                L = float(_host(ln.loss(loss, pt.Ws)))
+                worst_v = max(worst_v, abs(L - L_I) / abs(L_I), abs(float(_host(pt.value)) - L_I) / abs(L_I))
+                e = np.linalg.eigvalsh(_host(ln.hessian(loss, pt.Ws)))
+                hn = float(np.max(np.abs(e)))
+                idx = int(np.sum(e < -ntol * hn))
+                if idx != index_formula(pt.I, lam, p) or idx != pt.index:
+                    index_mismatch += 1
+                if len(pt.I) == p and int(np.sum(np.abs(e) <= ntol * hn)) != p * p:
+                    zero_mismatch += 1
+                if idx == 0:
+                    zero_index.append(pt.I)
+            unique_min_ok &= zero_index == [tuple(range(p))]
+            # cross-check: GD from random inits reaches L_{1..p}
+            B = 16
+            Ws = ln.init.gaussian(
+                (n, p, q), scale=0.5 / math.sqrt(n), batch=(B,), seed=ctx.rng(f"s06-gd-{c}"), xp=ctx.xp, dtype=ctx.dtype
+            )
+            s1 = float(np.linalg.svd(Y @ np.linalg.pinv(X), compute_uv=False)[0])
+            lr = 0.5 / (2 * float(np.linalg.eigvalsh(Sxx)[-1]) * max(s1, 1.0))
+            run = ln.train.gd(loss, Ws, lr=lr, steps=ctx.pick(20_000, 50_000), gtol=floored(1e-11, 100, eps))
+            L_top = 0.5 * (tr_yy - float(np.sum(lam[:p])))
+            gd_gap = max(gd_gap, float(np.max(np.abs(_host(ln.loss(loss, run.weights)) - L_top))) / L_top)
+        parts = {
+            "gradient = 0 (relative max-norm)": Measurement.compare(worst_g, gtol, "<=", f"worst of {n_points} points"),
+            "value = L_I (relative)": Measurement.compare(worst_v, vtol, "<=", "engine value and ln.loss vs host L_I"),
+            "Morse index = formula": Measurement.compare(
+                index_mismatch, 0, "<=", "points whose dense-Hessian index differs"
+            ),
+            "#zero eigenvalues = p^2 at |I| = p": Measurement.compare(
+                zero_mismatch, 0, "<=", "points with another count"
+            ),
+            "exactly one index-0 point (top p)": Measurement.compare(
+                0 if unique_min_ok else 1, 0, "<=", "instances failing"
+            ),
+            # GD reaches the minimum value to THEOREMS.md §5's 1e-8 (floored at 100 eps)
+            "GD reaches L_{1..p}": Measurement.compare(
+                gd_gap, floored(1e-8, 100, eps), "<=", "16 random inits per instance"
+            ),
+        }
+        return Measurement.all_of(parts)
+
+    def control(self, ctx: Context) -> Measurement:
+        gtol = floored(GRAD_RTOL_F64, 4.5e3, ctx.eps)
+        best = np.inf
+        for c, (n, q, p) in enumerate(INSTANCES):
+            X, Y = bh_data(ctx.rng(f"s06-{c}"), n, q, 6 * n)
+            loss = ln.SquaredLoss.from_data(ctx.asarray(X), ctx.asarray(Y))
+            for _, Ws in slip_points(ctx, X, Y, p):
+                best = min(best, relative_grad(ctx, loss, Ws))
+        # the slip must fail for every non-empty I: report the *smallest* relative gradient among them
+        return Measurement.compare(best, gtol, "<=", "smallest relative gradient over the slipped points (|I| >= 1)")
