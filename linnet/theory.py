@@ -182,8 +182,7 @@ def balancedness(Ws: Sequence[Array]) -> Array:
     Ws, xp = check_weights(Ws)
     gaps = balancedness_gaps(Ws)
     if not gaps:
-        batch = xp.matmul(Ws[0][..., :1, :], Ws[0][..., :, :1]).shape[:-2]
-        return xp.zeros(batch, dtype=Ws[0].dtype)
+        return xp.zeros(tuple(Ws[0].shape[:-2]), dtype=Ws[0].dtype)
     out = _fro(gaps[0], xp)
     for D in gaps[1:]:
         out = xp.maximum(out, _fro(D, xp))
@@ -814,14 +813,19 @@ def hardt_ma_risk(As: Sequence[Array], R: Array, Sigma: Array) -> Array:
 
 
 def hardt_ma_risk_grad(As: Sequence[Array], R: Array, Sigma: Array) -> tuple:
-    r"""Gradient of :func:`hardt_ma_risk` (Lemma 2.4 of Hardt & Ma):
+    r"""Gradient of :func:`hardt_ma_risk` (Lemma 2.4 of Hardt & Ma, in the order the chain rule gives):
 
     .. math::
 
-        \frac{\partial f}{\partial A_i} = 2\,(I + A_\ell^\top)\cdots(I + A_{i+1}^\top)\,E\,\Sigma\,
-        (I + A_{i-1}^\top)\cdots(I + A_1^\top),
+        \frac{\partial f}{\partial A_i} = 2\,(I + A_{i+1})^\top\cdots(I + A_\ell)^\top\,E\,\Sigma\,
+        (I + A_1)^\top\cdots(I + A_{i-1})^\top ,
 
-    computed as twice the engine's residual-net gradient of :func:`hardt_ma_loss`.
+    i.e. :math:`2S_i^\top E\Sigma P_{i-1}^\top` with :math:`S_i = (I+A_\ell)\cdots(I+A_{i+1})` and
+    :math:`P_{i-1} = (I+A_{i-1})\cdots(I+A_1)`; computed as twice the engine's residual-net gradient of
+    :func:`hardt_ma_loss`. THEOREMS.md §8 transcribes the lemma as
+    :math:`(I + A_\ell^\top)\cdots(I + A_{i+1}^\top)E\Sigma(I + A_{i-1}^\top)\cdots(I + A_1^\top)`, the
+    transposed factors in the reverse order; read literally that is a different (wrong) matrix for
+    non-commuting layers (the tests check both).
     """
     from .calculus import grad as _grad
 
