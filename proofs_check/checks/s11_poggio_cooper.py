@@ -1,0 +1,305 @@
+r"""Type-1 and type-2 critical points, degenerate minima and SGD: Poggio & Cooper (THEOREMS.md §11).
+
+Setting: a deep linear net with scalar output, :math:`f(x) = W_N\cdots W_1x`, square loss
+:math:`L = \sum_{i=1}^n \ell_i^2`, :math:`\ell_i = f(x_i) - y_i` (Poggio–Cooper's normalisation; linnet's
+:math:`\frac1{2n}\sum_i\ell_i^2` differs by the factor :math:`2n`, converted below). A critical point has
+:math:`\sum_i\ell_i\nabla\ell_i = 0`; it is **type 1** if every term vanishes, **type 2** if only the sum does.
+
+Claims checked (deep linear instance):
+
+- Interpolation (:math:`n < d_0`, realisable): at a global minimum :math:`L = 0` the Hessian is
+  :math:`2\sum_i\nabla f_i\nabla f_i^\top` (equal to its Gauss–Newton part), with exactly :math:`n` positive and
+  :math:`d - n` zero eigenvalues (:math:`d` = number of parameters); every per-sample gradient vanishes, so
+  single-sample SGD started there stays put (type 1).
+- No interpolation (:math:`n > d_0`): the GD limit is a type-2 point, full gradient ~0 but per-sample terms
+  :math:`\ge 10^{-3}`, and single-sample SGD keeps moving.
+- The 1-D example (§7.1): :math:`\ell(w, x_i) = a(w - x_i)^2`, :math:`x_2 = -x_1`: GD sees one minimum at 0
+  (closed-form trajectory), each per-sample loss has its minimum at :math:`\pm x_1`.
+- The origin of a deep net (:math:`N \ge 2`) is a spurious type-1 point: SGD started there stays, a
+  :math:`10^{-6}` perturbation escapes.
+
+Source: Poggio & Cooper, "Loss landscape: SGD can have a better view than GD", CBMM memo 2020 (shared/seeds/003),
+§§4-7, Theorem 2 (informal), Theorem 3 (degeneracy, citing Cooper, arXiv 1804.10200), §7.1.
+
+Status (THEOREMS.md §11): the statements CONFIRMED (seed; informal in the source); the Hessian-rank fact and
+these checks DERIVED. Controls, the same assertions without interpolation: (i) at the type-2 point
+(:math:`n > d_0`) the Hessian has :math:`d_0`, not :math:`n`, positive eigenvalues; (ii) at a non-interpolating
+minimum with :math:`\nabla\ell(W_e) \ne 0` (the global minimum of a bottlenecked net) the residual term is
+nonzero and the Gauss–Newton spectrum is not the Hessian's. Caution: THEOREMS.md's control "GN spectrum differs
+at a non-interpolating minimum" does *not* fail for scalar-output deep linear nets: every minimum with
+:math:`W_{2:N}\ne0` has :math:`\nabla\ell(W_e) = 0`, so the residual term vanishes there (measured in (i)).
+
+Note: the losses are built as ``ln.LpLoss(X, Y, p=2)``, which *is* :math:`\frac1{2n}\|WX-Y\|^2` but evaluated from
+the residuals; ``SquaredLoss.from_data`` evaluates a centred quadratic form that resolves only ~1e-16 absolute
+when :math:`\Lambda_{xx}` is singular (:math:`n < d_0`), too coarse for :math:`L \le 10^{-20}`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import linnet as ln
+from linnet._backend import to_numpy
+
+from .._core import Check, Context, Measurement, register
+
+EPS64 = float(np.finfo(np.float64).eps)
+
+
+def _host(a) -> np.ndarray:
+    return np.asarray(to_numpy(a), dtype=np.float64)
+
+
+def _dense(fn, loss, Ws, xp):
+    """Dense (P, P) matrix of a Hessian-vector-product-like map (``ln.hvp`` or ``ln.gauss_newton_hvp``)."""
+    widths = (Ws[0].shape[-1],) + tuple(W.shape[-2] for W in Ws)
+    P = ln.num_params(Ws)
+    E = ln.unflatten(xp.eye(P, dtype=Ws[0].dtype), widths)  # P directions on a leading batch axis
+    cols = _host(ln.flatten(fn(loss, Ws, E)))  # row k = M e_k
+    return 0.5 * (cols + cols.T)
+
+
+def _per_sample(X, Y):
+    """One loss per sample as a batch of problems: X (d0, n) -> (n, d0, 1); value_i = l_i^2 / 2."""
+    xp = ln._backend.namespace(X)
+    Xb = xp.permute_dims(X, (1, 0))[:, :, None]
+    Yb = xp.permute_dims(Y, (1, 0))[:, :, None]
+    return ln.LpLoss(Xb, Yb, p=2)
+
+
+def _any_of(parts: dict, note: str = "") -> Measurement:
+    """Several control cases: the control holds (a defect) if ANY case satisfies the conclusion."""
+    items = list(parts.items())
+    first = items[0][1]
+    details = {
+        k: {"figure": m.figure, "bound": m.bound, "relation": m.relation, "holds": m.holds, "note": m.note}
+        for k, m in items
+    }
+    return Measurement(
+        first.figure, first.bound, any(m.holds for _, m in items), first.relation, note or first.note, details
+    )
+
+
+def _flat_norms(Gs) -> np.ndarray:
+    return np.sqrt(sum(np.sum(_host(g) ** 2, axis=(-2, -1)) for g in Gs))
+
+
+@register
+class PoggioCooperCriticalPoints(Check):
+    id = "poggio_cooper"
+    title = "Poggio-Cooper: type-1 vs type-2 critical points, n positive Hessian eigenvalues, SGD"
+    claim = (
+        "interpolating min: L<=1e-20, Hessian rank n (d-n zeros) = GN, per-sample grads 0, SGD stays; type-2: SGD moves"
+    )
+    source = "Poggio & Cooper 2020 (CBMM memo; seeds/003) Thms 2-3, Sec. 7.1; Cooper arXiv 1804.10200"
+    status = "MIXED"
+    control_description = (
+        "without interpolation the counts fail: at the type-2 point (n > d0) the Hessian has rank d0, not n; at a "
+        "non-interpolating minimum with grad l(W_e) != 0 (bottleneck) the Gauss-Newton spectrum is not the Hessian's"
+    )
+
+    widths_interp = (6, 4, 3, 1)
+    widths_type2 = (3, 4, 3, 1)
+
+    def _eps_loss(self, ctx: Context) -> float:
+        return max(1e-20, (1e3 * ctx.eps) ** 2)  # THEOREMS §11: L <= 1e-20 in float64
+
+    def _spec_tol(self, ctx: Context, P: int) -> float:
+        # THEOREMS §11: eigenvalues below 1e-8 lambda_max count as zero; never below ~100 P eps (round-off)
+        return max(1e-8, 100 * P * ctx.eps)
+
+    def _train(self, ctx: Context, loss, widths, key: str, *, gtol=None, ftol=None, steps=20_000, lr=0.1):
+        A = 0.3 * ctx.rng(key).standard_normal((widths[-1], widths[0]))
+        Ws = ln.init.balanced(ctx.asarray(A), widths)
+        return ln.train.gd(loss, Ws, lr=lr, steps=steps, gtol=gtol, ftol=ftol, record_every=100).weights
+
+    def _interpolating(self, ctx: Context):
+        d0, n = self.widths_interp[0], 3
+        rng = ctx.rng("s11-interp")
+        X = ctx.asarray(rng.standard_normal((d0, n)))
+        Y = ctx.asarray(rng.standard_normal((1, d0))) @ X
+        loss = ln.LpLoss(X, Y, p=2)
+        # run to the round-off floor (~1e-30): the per-sample gradients then vanish to ~1e-15
+        Ws = self._train(ctx, loss, self.widths_interp, "s11-init1", steps=ctx.pick(3000, 5000))
+        return X, Y, loss, Ws, n
+
+    def _type2(self, ctx: Context):
+        d0, n = self.widths_type2[0], 12
+        rng = ctx.rng("s11-type2")
+        X = ctx.asarray(rng.standard_normal((d0, n)))
+        Y = ctx.asarray(rng.standard_normal((1, d0)) @ _host(X) + 0.5 * rng.standard_normal((1, n)))
+        loss = ln.LpLoss(X, Y, p=2)
+        gtol = max(1e-13, 10 * ctx.eps)  # mean-normalised gradient; the PC sum is n times it
+        Ws = self._train(ctx, loss, self.widths_type2, "s11-init2", gtol=gtol)
+        return X, Y, loss, Ws, n
+
+    def _spectra(self, ctx: Context, loss, Ws):
+        xp = ctx.xp
+        H = _host(ln.hessian(loss, Ws))
+        GN = _dense(ln.gauss_newton_hvp, loss, Ws, xp)
+        ev, ev_gn = np.linalg.eigvalsh(H), np.linalg.eigvalsh(GN)
+        scale = float(np.max(np.abs(ev)))
+        return ev, ev_gn, scale
+
+    def measure(self, ctx: Context) -> Measurement:
+        parts = {}
+        # 1. interpolation regime
+        X, Y, loss, Ws, n = self._interpolating(ctx)
+        P = ln.num_params(Ws)
+        R = _host(ln.end_to_end(Ws) @ X - Y)
+        L_pc = float(np.sum(R**2))  # Poggio-Cooper normalisation sum_i l_i^2
+        ev, ev_gn, scale = self._spectra(ctx, loss, Ws)
+        thr = self._spec_tol(ctx, P)
+        n_pos = int(np.sum(ev > thr * scale))
+        n_zero = int(np.sum(np.abs(ev) <= thr * scale))
+        ps = _per_sample(X, Y)
+        g_i = 2 * _flat_norms(ln.grad(ps, Ws))  # ||grad(l_i^2)|| = 2 ||grad(l_i^2 / 2)||
+        sgd = ln.train.sgd(loss, Ws, lr=0.1, steps=200, batch_size=1, seed=ctx.rng("s11-sgd1"), keep_history=True)
+        th = _host(ln.flatten(sgd.history))
+        disp = float(np.max(np.linalg.norm(th - th[0], axis=-1)))
+        parts["interp_loss"] = Measurement.compare(
+            L_pc, self._eps_loss(ctx), "<=", f"sum_i l_i^2, n={n} < d0={X.shape[0]}"
+        )
+        parts["hessian_n_positive"] = Measurement.compare(
+            abs(n_pos - n), 0, "<=", f"|#(eigenvalues > {thr:g} lambda_max) - n|: {n_pos} positive, n={n}, d={P}"
+        )
+        parts["hessian_d_minus_n_zero"] = Measurement.compare(
+            n_zero, P - n, ">=", f"|eigenvalues| <= {thr:g} lambda_max (d - n = {P - n})"
+        )
+        parts["hessian_equals_gauss_newton"] = Measurement.compare(
+            float(np.max(np.abs(ev - ev_gn))) / scale,
+            thr,
+            "<=",
+            "max|eig(H) - eig(J^T J part)| / lambda_max at the interpolating minimum",
+        )
+        parts["per_sample_gradients_vanish"] = Measurement.compare(
+            float(g_i.max()), max(1e-12, 1e4 * ctx.eps), "<=", "max_i ||grad(l_i^2)|| (type 1)"
+        )
+        parts["sgd_stays"] = Measurement.compare(
+            disp, max(1e-14, 100 * ctx.eps), "<=", "max displacement of 200 single-sample SGD steps (lr 0.1)"
+        )
+
+        # 2. type-2 point
+        X2, Y2, loss2, W2, n2 = self._type2(ctx)
+        full = n2 * _flat_norms(ln.grad(loss2, W2))  # ||sum_i l_i grad l_i||
+        terms = _flat_norms(ln.grad(_per_sample(X2, Y2), W2))  # ||l_i grad l_i||
+        lr = 0.01
+        sgd2 = ln.train.sgd(loss2, W2, lr=lr, steps=200, batch_size=1, seed=ctx.rng("s11-sgd2"), keep_history=True)
+        th2 = _host(ln.flatten(sgd2.history))
+        step_disp = float(np.mean(np.linalg.norm(np.diff(th2, axis=0), axis=-1)))
+        L2 = _host(sgd2.loss)
+        parts["type2_full_gradient"] = Measurement.compare(
+            float(full),
+            max(1e-10, 1e5 * ctx.eps),
+            "<=",
+            f"||sum_i l_i grad l_i|| at the GD limit, n={n2} > d0={X2.shape[0]}",
+        )
+        parts["type2_per_sample_terms"] = Measurement.compare(
+            float(terms.max()), 1e-3, ">=", "max_i ||l_i grad l_i|| (type 2: terms do not vanish)"
+        )
+        parts["type2_sgd_moves"] = Measurement.compare(
+            step_disp / lr,
+            1e-3,
+            ">=",
+            f"mean single-sample SGD step / eta; loss fluctuates in [{L2.min():.4g}, {L2.max():.4g}]",
+        )
+
+        # 3. the 1-D example and 4. the spurious point at the origin
+        parts.update(self._one_d(ctx))
+        parts.update(self._spurious(ctx))
+        return Measurement.all_of(
+            parts, note=f"interpolation widths {self.widths_interp}, type-2 widths {self.widths_type2}"
+        )
+
+    def _one_d(self, ctx: Context) -> dict:
+        r"""ℓ(w, x_i) = a(w - x_i)², x_2 = -x_1, as a depth-1 scalar net on inputs 1: here a = 1/4 (mean, ½)."""
+        x1, w0, lr, k = 1.5, 0.8, 0.1, 50
+        X = ctx.asarray(np.ones((1, 2)))
+        Y = ctx.asarray(np.array([[x1, -x1]]))
+        loss = ln.LpLoss(X, Y, p=2)  # (1/4) sum_i (w - x_i)^2 = w^2/2 + x1^2/2: gradient w
+        run = ln.train.gd(loss, (ctx.asarray(np.array([[w0]])),), lr=lr, steps=k)
+        w_gd = _host(run.loss)  # l(w_t) = w_t^2/2 + x1^2/2
+        closed = 0.5 * (w0 * (1 - lr) ** np.arange(k + 1)) ** 2 + 0.5 * x1**2
+        # per-sample losses: each has its own minimum at +x1 and -x1; GD on each converges there
+        ps = _per_sample(X, Y)
+        per = ln.train.gd(ps, (ctx.asarray(np.full((2, 1, 1), w0)),), lr=0.5, steps=200).weights[0]
+        mins = _host(per).reshape(-1)
+        g0 = _host(ln.grad(ps, (ctx.asarray(np.zeros((1, 1))),))[0]).reshape(-1)  # at GD's minimum w = 0
+        return {
+            "one_d_gd_closed_form": Measurement.compare(
+                float(np.max(np.abs(w_gd[: k + 1] - closed))),
+                1e3 * ctx.eps,
+                "<=",
+                "GD loss vs (w0 (1-eta)^t)^2/2 + x1^2/2 (single minimum at 0)",
+            ),
+            "one_d_per_sample_minima": Measurement.compare(
+                float(np.max(np.abs(mins - np.array([x1, -x1])))),
+                1e3 * ctx.eps,
+                "<=",
+                f"per-sample GD limits {np.round(mins, 12).tolist()} vs +-x1 = +-{x1}",
+            ),
+            "one_d_zero_is_type2": Measurement.compare(
+                float(np.min(np.abs(g0))), 0.1, ">=", f"per-sample gradients at w=0: {g0.tolist()} (sum 0)"
+            ),
+        }
+
+    def _spurious(self, ctx: Context) -> dict:
+        widths = (3, 4, 1)
+        rng = ctx.rng("s11-spurious")
+        X = ctx.asarray(rng.standard_normal((3, 8)))
+        Y = ctx.asarray(rng.standard_normal((1, 3)) @ _host(X))
+        loss = ln.LpLoss(X, Y, p=2)
+        Z = ln.init.zeros(widths, xp=ctx.xp, dtype=ctx.dtype)
+        g = _flat_norms(ln.grad(_per_sample(X, Y), Z))
+        stay = ln.train.sgd(loss, Z, lr=0.1, steps=100, batch_size=1, seed=0)
+        moved = float(np.max(_flat_norms(stay.weights)))
+        pert = ln.init.gaussian(widths, scale=1e-6, seed=rng, xp=ctx.xp, dtype=ctx.dtype)
+        esc = ln.train.sgd(loss, pert, lr=0.03, steps=ctx.pick(500, 1000), batch_size=1, seed=1)
+        Le = _host(esc.loss)
+        return {
+            "origin_per_sample_gradients_zero": Measurement.compare(float(g.max()), 0.0, "<=", "spurious type-1 point"),
+            "origin_sgd_stays": Measurement.compare(moved, 0.0, "<=", "SGD from exactly 0"),
+            "origin_perturbed_escapes": Measurement.compare(
+                float(Le[-1] / Le[0]), 0.01, "<=", "loss ratio after SGD from a 1e-6 perturbation"
+            ),
+        }
+
+    def control(self, ctx: Context) -> Measurement:
+        # (i) the same spectrum assertion at the type-2 point (n > d0): the rank is d0, not n
+        X2, Y2, loss2, W2, n2 = self._type2(ctx)
+        ev, ev_gn, scale = self._spectra(ctx, loss2, W2)
+        P = ln.num_params(W2)
+        thr = self._spec_tol(ctx, P)
+        n_pos = int(np.sum(ev > thr * scale))
+        gn_gap = float(np.max(np.abs(ev - ev_gn))) / scale
+        # (ii) H = GN at a non-interpolating minimum where the end-to-end gradient is nonzero: the global minimum of
+        # a bottlenecked net (reduced-rank regression). For a scalar-output deep linear net every minimum with
+        # W_(2:N) != 0 has grad l(W_e) = 0, so there H = GN holds even without interpolation (case (i) shows it).
+        widths = (4, 1, 3)
+        rng = ctx.rng("s11-bottleneck")
+        X = ctx.asarray(rng.standard_normal((4, 10)))
+        Y = ctx.asarray(rng.standard_normal((3, 10)))
+        sq = ln.SquaredLoss.from_data(X, Y)
+        gm = ln.theory.global_min(sq, widths)
+        Wb = ln.init.balanced(gm.We, widths)
+        gnorm = float(np.max(_flat_norms(ln.grad(sq, Wb))))
+        evb, evb_gn, scb = self._spectra(ctx, sq, Wb)
+        thr_b = self._spec_tol(ctx, ln.num_params(Wb))
+        return _any_of(
+            {
+                "type2_rank_n": Measurement.compare(
+                    n_pos,
+                    n2,
+                    ">=",
+                    f"type-2 point (n={n2} > d0={X2.shape[0]}): positive Hessian eigenvalues {n_pos} (must be n to hold); "
+                    f"here H = GN to {gn_gap:.2g} since grad l(W_e) = 0",
+                ),
+                "bottleneck_min_H_eq_GN": Measurement.compare(
+                    float(np.max(np.abs(evb - evb_gn))) / scb,
+                    thr_b,
+                    "<=",
+                    f"rank-1 bottleneck global minimum {widths} (deep gradient {gnorm:.2g}, l = {float(_host(gm.value)):.4g} > 0): "
+                    "max|eig(H) - eig(GN)|/lambda_max",
+                ),
+            }
+        )
