@@ -6,7 +6,7 @@ import pytest
 import proofs_check.checks  # noqa: F401  (registers the checks)
 from proofs_check import REGISTRY, Context
 
-IDS = ["s01-calculus", "s02-balancedness", "s12-symmetry"]
+IDS = ["s01-calculus", "s02-balancedness", "s12-symmetry", "s13-sharpness"]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,209 @@
+r"""Sharpness of the balanced global minimum and the linear-stability threshold of GD (THEOREMS.md §13).
+
+**Statement.** GD :math:`\theta \mapsto \theta - \eta\nabla L` is linearly stable at a minimum iff
+:math:`\lambda_{\max}(H) \le 2/\eta` (CONFIRMED: Cohen et al. arXiv:2103.00065). For the whitened loss
+:math:`L = \tfrac12\|W_N\cdots W_1 - \Phi\|_F^2`:
+
+- scalar case: at any global minimum :math:`\lambda_{\max} = \phi^2\sum_i w_i^{-2} \ge N|\phi|^{2-2/N}`, with equality
+  iff balanced (AM–GM): the balanced minimum is the flattest (DERIVED+VERIFIED, proven);
+- matrix case: at a balanced global minimum :math:`\lambda_{\max} = N\sigma_1(\Phi)^{2-2/N}` (DERIVED+VERIFIED); that
+  it is the flattest global minimum is a **checked conjecture** (gauge-transformed minima come out sharper);
+- consequence: with :math:`S = N|\phi|^{2-2/N}`, GD from a small (≤ 5 %) perturbation of the balanced minimum
+  converges for :math:`\eta \le 0.99\cdot2/S` and not for :math:`\eta \ge 1.01\cdot2/S` (no minimum is stable).
+
+**Check.** Top eigenvalue of the engine's dense ``ln.hessian`` at constructed minima against
+``ln.theory.sharpness_balanced`` and ``ln.theory.sharpness_scalar_min``; random unbalanced (scalar) and
+gauge-transformed (matrix) minima against the bound; the threshold experiment (:math:`N = 3`, :math:`\phi = 2`) as one
+batch of perturbed nets in ``ln.train.gd`` with per-net step sizes :math:`(0.90, 0.99, 1.01, 1.10)\cdot2/S`,
+"converged" meaning :math:`\ell \le 10^{-20}` (float64).
+
+**Control.** Deliberately wrong formulas fail the equality: :math:`N\phi^2`, :math:`|\phi|^{2-2/N}` without the factor
+:math:`N`, and :math:`N\|\Phi\|_F^{2-2/N}` (Frobenius instead of spectral norm, matrices of rank ≥ 2).
+
+**Source.** Cohen, Kaur, Li, Kolter & Talwalkar arXiv:2103.00065 (the 2/η criterion); Saxe et al.
+arXiv:1312.6120 App. B (same value); the sharpness formulas are derived for THEOREMS.md §13; Marion & Chizat
+arXiv:2405.13456 (related lower bound, constant UNCONFIRMED, not used).
+
+**Status.** DERIVED+VERIFIED (the 2/η criterion CONFIRMED; matrix flattest-minimum claim a checked conjecture).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import linnet as ln
+
+from .._core import Check, Context, Measurement, register
+from .s01_calculus import any_of, fd_tol, host
+from .s12_symmetry import COND_CAP, _gl
+
+__all__ = ["SharpnessCheck", "top_eigenvalue"]
+
+SCALAR_CASES = tuple((N, phi) for N in (2, 3, 5) for phi in (2.5, -1.7))
+
+
+def top_eigenvalue(loss, Ws) -> np.ndarray:
+    """Largest eigenvalue of the engine's dense Hessian, per net (host float64)."""
+    return np.linalg.eigvalsh(host(ln.hessian(loss, Ws)))[..., -1]
+
+
+def rel(a, b) -> np.ndarray:
+    return np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float)) / np.abs(np.asarray(b, dtype=float))
+
+
+def scalar_minimum(ctx: Context, N: int, phi: float, logs: np.ndarray | None = None):
+    """Scalar layers ``(B, 1, 1)`` with product ``phi``: balanced (``logs=None``) or with log-spread ``logs``."""
+    logs = np.zeros((1, N)) if logs is None else logs - logs.mean(axis=-1, keepdims=True)
+    w = np.abs(phi) ** (1.0 / N) * np.exp(logs)
+    w[:, 0] *= np.sign(phi)
+    loss = ln.SquaredLoss.whitened(ctx.asarray(np.array([[phi]])))
+    return loss, tuple(ctx.asarray(w[:, j, None, None]) for j in range(N)), w
+
+
+def matrix_case(ctx: Context, rng, *, min_rank: int = 1):
+    """Random ``Phi`` (d_N x d_0 in 1..4) and widths with every hidden width >= rank, depth 2..4."""
+    while True:
+        d0, dN = (int(x) for x in rng.integers(1, 5, size=2))
+        if min(d0, dN) >= min_rank:
+            break
+    N = int(rng.integers(2, 5))
+    r = min(d0, dN)
+    widths = (d0,) + tuple(int(x) for x in rng.integers(r, 6, size=N - 1)) + (dN,)
+    Phi = ctx.asarray(rng.standard_normal((dN, d0)))
+    return Phi, widths, ln.SquaredLoss.whitened(Phi)
+
+
+@register
+class SharpnessCheck(Check):
+    id = "s13-sharpness"
+    title = "Sharpness of the balanced global minimum and the 2/S stability threshold of GD"
+    claim = (
+        "balanced min: lambda_max = N|phi|^(2-2/N) (scalar, flattest) = N s1(Phi)^(2-2/N) (matrix; flattest: "
+        "conjecture); GD converges at 0.99*2/S, not at 1.01*2/S"
+    )
+    source = "Cohen et al. arXiv:2103.00065 (2/eta); Saxe et al. arXiv:1312.6120 App. B; THEOREMS.md §13"
+    status = "DERIVED+VERIFIED"
+    control_description = (
+        "wrong sharpness formulas N phi^2, |phi|^(2-2/N) (no factor N) and N ||Phi||_F^(2-2/N) must fail the "
+        "equality with the measured lambda_max"
+    )
+
+    EQ_TOL = 1e-9  # THEOREMS §13: lambda_max equals the formula to 1e-9 relative (float64)
+    LR_FACTORS = (0.90, 0.99, 1.01, 1.10)  # times 2/S; THEOREMS §13 threshold experiment
+    PERTURBATION = 0.05  # relative, "<= 5% so that the basin is the balanced one"
+    N_THR, PHI_THR = 3, 2.0
+
+    def tol(self, ctx: Context) -> float:
+        """1e-9 in float64; plus ``1e3 eps`` of round-off in the Hessian and its eigenvalues in float32."""
+        return fd_tol(ctx, self.EQ_TOL)
+
+    def ftol(self, ctx: Context) -> float:
+        """ "Converged": loss <= 1e-20 (THEOREMS); in float32 the floor is the round-off ``(100 eps |phi|)^2``."""
+        return max(1e-20, (100 * ctx.eps * abs(self.PHI_THR)) ** 2)
+
+    # ---- pieces -----------------------------------------------------------------------------------------------
+    def scalar_balanced(self, ctx: Context) -> list:
+        """``(N, phi, measured lambda_max, formula)`` at the balanced scalar minima."""
+        out = []
+        for N, phi in SCALAR_CASES:
+            loss, Ws, _ = scalar_minimum(ctx, N, phi)
+            formula = float(host(ln.theory.sharpness_balanced(ctx.asarray(np.array([[phi]])), N)))
+            out.append((N, phi, float(top_eigenvalue(loss, Ws)[0]), formula))
+        return out
+
+    def matrix_balanced(self, ctx: Context, rng, n: int, *, min_rank: int = 1) -> list:
+        """``(Phi, widths, loss, Ws, measured, formula)`` at balanced matrix minima."""
+        out = []
+        for _ in range(n):
+            Phi, widths, loss = matrix_case(ctx, rng, min_rank=min_rank)
+            Ws = ln.init.balanced(Phi, widths)
+            formula = float(host(ln.theory.sharpness_balanced(Phi, len(widths) - 1)))
+            out.append((Phi, widths, loss, Ws, float(top_eigenvalue(loss, Ws)), formula))
+        return out
+
+    def threshold(self, ctx: Context, n_nets: int, steps: int) -> np.ndarray:
+        """Fraction of converged nets per step-size factor (one batched GD run, shape ``(len(LR_FACTORS),)``)."""
+        rng = ctx.rng("s13-threshold")
+        N, phi = self.N_THR, self.PHI_THR
+        S = float(host(ln.theory.sharpness_balanced(ctx.asarray(np.array([[phi]])), N)))
+        k = len(self.LR_FACTORS)
+        w = abs(phi) ** (1.0 / N) * (1.0 + self.PERTURBATION * rng.uniform(-1.0, 1.0, size=(k, n_nets, N)))
+        w[..., 0] *= np.sign(phi)
+        Ws = tuple(ctx.asarray(w[..., j, None, None]) for j in range(N))
+        loss = ln.SquaredLoss.whitened(ctx.asarray(np.array([[phi]])))
+        lr = ctx.asarray(np.asarray(self.LR_FACTORS)[:, None] * 2.0 / S)
+        run = ln.train.gd(loss, Ws, lr=lr, steps=steps, ftol=self.ftol(ctx), record_every=steps)
+        converged = host(run.status) == ln.train.CONVERGED
+        return converged.mean(axis=1)
+
+    # ---- the check --------------------------------------------------------------------------------------------
+    def measure(self, ctx: Context) -> Measurement:
+        rng = ctx.rng("s13-measure")
+        tol = self.tol(ctx)
+        sb = self.scalar_balanced(ctx)
+        err_sb = max(rel(m, f) for _, _, m, f in sb)
+        # random unbalanced scalar minima: lambda_max = phi^2 sum w^-2 >= N |phi|^(2-2/N)
+        ratio_su, err_su = np.inf, 0.0
+        for N, phi in SCALAR_CASES:
+            loss, Ws, w = scalar_minimum(ctx, N, phi, logs=0.5 * rng.standard_normal((ctx.pick(20, 500), N)))
+            lam = top_eigenvalue(loss, Ws)
+            formula = float(host(ln.theory.sharpness_balanced(ctx.asarray(np.array([[phi]])), N)))
+            closed = host(
+                ln.theory.sharpness_scalar_min(ctx.asarray(np.stack([host(W)[:, 0, 0] for W in Ws], -1)), phi)
+            )
+            ratio_su = min(ratio_su, float(np.min(lam / formula)))
+            err_su = max(err_su, float(np.max(rel(lam, closed))))
+        # matrix balanced minima, and gauge-transformed ones (the conjecture)
+        cases = self.matrix_balanced(ctx, rng, ctx.pick(12, 300))
+        err_mb = max(rel(m, f) for *_, m, f in cases)
+        ratio_gauge = np.inf
+        for _phi, widths, loss, Ws, _, formula in cases:
+            for _ in range(ctx.pick(3, 10)):
+                Gs = [np.eye(widths[0])] + [_gl(rng, d) for d in widths[1:-1]] + [np.eye(widths[-1])]
+                Wt = tuple(ctx.asarray(Gs[j + 1] @ host(W) @ np.linalg.inv(Gs[j])) for j, W in enumerate(Ws))
+                ratio_gauge = min(ratio_gauge, float(top_eigenvalue(loss, Wt)) / formula)
+        # the GD threshold experiment (quick: 5e3 steps, enough here: the 0.99 runs converge in < 2e3 steps)
+        n_nets, steps = ctx.pick(20, 1000), ctx.pick(5000, 20000)
+        frac = self.threshold(ctx, n_nets, steps)
+        below = [f for c, f in zip(self.LR_FACTORS, frac) if c < 1]
+        above = [f for c, f in zip(self.LR_FACTORS, frac) if c > 1]
+        parts = {
+            "scalar balanced: lambda_max = N|phi|^(2-2/N)": Measurement.compare(
+                err_sb, tol, note="relative error; N in (2,3,5), phi in (2.5,-1.7)"
+            ),
+            "scalar minima: lambda_max = phi^2 sum w^-2": Measurement.compare(
+                err_su, tol, note="ln.hessian vs ln.theory.sharpness_scalar_min, random unbalanced minima"
+            ),
+            "scalar minima are sharper (AM-GM): min lambda_max / formula": Measurement.compare(
+                ratio_su, 1 - tol, ">=", note="random unbalanced minima, log-spread 0.5"
+            ),
+            "matrix balanced: lambda_max = N s1(Phi)^(2-2/N)": Measurement.compare(
+                err_mb, tol, note=f"relative error; {len(cases)} random Phi, depth 2-4, hidden widths >= rank"
+            ),
+            "conjecture: gauge-transformed minima sharper, min ratio": Measurement.compare(
+                ratio_gauge, 1 - tol, ">=", note=f"G_j = I + 0.5Z, cond <= {COND_CAP:g} (THEOREMS saw min 1.044)"
+            ),
+            "GD converges for eta <= 0.99*2/S (fraction)": Measurement.compare(
+                min(below), 1.0, ">=", note=f"N=3, phi=2, {n_nets} nets per eta, <=5% perturbation, {steps} steps"
+            ),
+            "GD does not converge for eta >= 1.01*2/S (fraction)": Measurement.compare(
+                max(above), 0.0, "<=", note=f"converged: loss <= {self.ftol(ctx):.1e}"
+            ),
+        }
+        return Measurement.all_of(parts)
+
+    def control(self, ctx: Context) -> Measurement:
+        tol = self.tol(ctx)
+        sb = self.scalar_balanced(ctx)
+        err_nphi2 = min(rel(m, N * phi**2) for N, phi, m, _ in sb)
+        err_noN = min(rel(m, abs(phi) ** (2 - 2 / N)) for N, phi, m, _ in sb)
+        cases = self.matrix_balanced(ctx, ctx.rng("s13-control"), ctx.pick(6, 100), min_rank=2)
+        err_fro = min(
+            rel(m, (len(w) - 1) * np.linalg.norm(host(Phi)) ** (2 - 2 / (len(w) - 1))) for Phi, w, _, _, m, _ in cases
+        )
+        parts = {
+            "wrong formula N phi^2": Measurement.compare(err_nphi2, tol, note="smallest relative error, scalar cases"),
+            "wrong formula |phi|^(2-2/N) (no N)": Measurement.compare(err_noN, tol, note="scalar cases"),
+            "wrong formula N ||Phi||_F^(2-2/N)": Measurement.compare(err_fro, tol, note="matrix cases of rank >= 2"),
+        }
+        return any_of(parts, note="each wrong formula must fail the equality (figure: its best case)")
