@@ -1,0 +1,498 @@
+"""Tests of linnet.train: descent, SGD, momentum, the adaptive gradient flow and the end-to-end (ACH) dynamics."""
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+import linnet as ln
+from linnet import train
+from linnet._backend import from_host, get_namespace, to_numpy
+from linnet.testing import assert_close, rel_error
+
+# A whole trajectory of round-off: the same arithmetic in another order (batched vs single matmul, permuted
+# samples in a minibatch) differs by a few ulps per step, amplified over the steps.
+TRAJ_RTOL = {"float64": 1e-10, "float32": 1e-4}
+# Integrator accuracy: our Dormand-Prince at rtol=1e-10 against DOP853 at 1e-13; global error ~ 10-100 rtol.
+FLOW_RTOL = 1e-10
+FLOW_MATCH = 1e-8
+# THEOREMS.md §2 check 2 and §4 check 1 bound: 1e-8 relative / max-abs.
+THEORY_TOL = 1e-8
+
+
+def np_(a):
+    return np.asarray(to_numpy(a), dtype=np.float64)
+
+
+def data(m=20, d0=3, dN=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((d0, m)), rng.standard_normal((dN, m))
+
+
+def gaps(Ws):
+    """Balancedness gaps D_j = W_{j+1}^T W_{j+1} - W_j W_j^T (THEOREMS.md §2), float64 on the host."""
+    W = [np_(w) for w in Ws]
+    return [np.swapaxes(W[j + 1], -1, -2) @ W[j + 1] - W[j] @ np.swapaxes(W[j], -1, -2) for j in range(len(W) - 1)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the optimizer battery: lr = 0, dtype, determinism
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _runs(loss, Ws, lr, **kw):
+    yield "gd", train.gd(loss, Ws, lr=lr, steps=5, keep_history=True, **kw)
+    yield "momentum", train.momentum(loss, Ws, lr=lr, beta=0.5, steps=5, keep_history=True, **kw)
+    yield "sgd", train.sgd(loss, Ws, lr=lr, steps=5, batch_size=7, seed=3, keep_history=True, **kw)
+
+
+def test_lr_zero_changes_nothing(xp):
+    """With lr = 0 every method returns the initial weights exactly and a constant loss record."""
+    X, Y = data()
+    loss = ln.SquaredLoss.from_data(from_host(X, xp), from_host(Y, xp))
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(2,), seed=0, xp=xp)
+    L0 = np_(ln.loss(loss, Ws))
+    for name, run in _runs(loss, Ws, 0.0):
+        for w, w0 in zip(run.weights, Ws):
+            assert np.array_equal(np_(w), np_(w0)), name
+        assert np.array_equal(np_(run.loss), np.broadcast_to(L0, (6, 2))), name
+        assert run.status_names.tolist() == ["max_steps", "max_steps"], name
+    We0 = ln.end_to_end(Ws)
+    run = train.end_to_end_gd(loss, We0, depth=2, lr=0.0, steps=3)
+    assert np.array_equal(np_(run.weights[0]), np_(We0))
+
+
+def test_dtype_preserved(xp, dtype_name):
+    """Weights, losses and history keep the weights' dtype (float32 stays float32) for every method."""
+    X, Y = data()
+    loss = ln.SquaredLoss.from_data(from_host(X, xp), from_host(Y, xp))  # float64 loss, cast to the weights
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(2,), seed=0, xp=xp, dtype=dtype_name)
+    dt = Ws[0].dtype
+    runs = list(_runs(loss, Ws, 0.05))
+    runs.append(("flow", train.gradient_flow(loss, Ws, t_final=0.5, times=[0.0, 0.5], keep_history=True)))
+    We0 = ln.end_to_end(Ws)
+    runs.append(("e2e_gd", train.end_to_end_gd(loss, We0, depth=2, lr=0.05, steps=3, keep_history=True)))
+    runs.append(("e2e_flow", train.end_to_end_flow(loss, We0, depth=2, t_final=0.5, keep_history=True)))
+    for name, run in runs:
+        assert all(w.dtype == dt for w in run.weights), name
+        assert run.loss.dtype == dt, name
+        assert all(h.dtype == dt for h in run.history), name
+        assert run.status.dtype == xp.int64 and run.diverged_at.dtype == xp.int64, name
+        assert run.times.dtype == xp.float64, name
+        assert np.all(np.isfinite(np_(run.loss))), name
+        assert np.all(np_(run.loss[-1, ...]) < np_(run.loss[0, ...])), name  # it did train
+
+
+def test_same_seed_same_trajectory(xp):
+    """SGD is a function of its seed: the same seed gives the same trajectory, another seed a different one."""
+    X, Y = data(m=30)
+    loss = ln.SquaredLoss.from_data(from_host(X, xp), from_host(Y, xp))
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(3,), seed=0, xp=xp)
+    a = train.sgd(loss, Ws, lr=0.05, steps=30, batch_size=5, seed=11)
+    b = train.sgd(loss, Ws, lr=0.05, steps=30, batch_size=5, seed=11)
+    c = train.sgd(loss, Ws, lr=0.05, steps=30, batch_size=5, seed=12)
+    assert np.array_equal(np_(a.loss), np_(b.loss))
+    for wa, wb in zip(a.weights, b.weights):
+        assert np.array_equal(np_(wa), np_(wb))
+    assert rel_error(c.weights[0], a.weights[0]) > 1e-6
+    # and gd on the same inputs twice is identical too
+    g1, g2 = train.gd(loss, Ws, lr=0.05, steps=10), train.gd(loss, Ws, lr=0.05, steps=10)
+    assert np.array_equal(np_(g1.weights[1]), np_(g2.weights[1]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# exact descent identities
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_one_gd_step_is_w_minus_lr_grad(xp, dtype_name):
+    """One GD step equals W - lr * grad(W), layer by layer, and records the loss at steps 0 and 1."""
+    X, Y = data()
+    loss = ln.SquaredLoss.from_data(from_host(X, xp), from_host(Y, xp))
+    Ws = ln.init.gaussian((3, 5, 4, 2), scale=0.6, batch=(2,), seed=4, xp=xp, dtype=dtype_name)
+    lr = 0.07
+    run = train.gd(loss, Ws, lr=lr, steps=1)
+    G = ln.grad(loss, Ws)
+    rtol = 10 * float(np.finfo(dtype_name).eps)  # same operations, possibly reordered by the step kernel
+    for w, w0, g in zip(run.weights, Ws, G):
+        assert_close(w, w0 - lr * g, rtol=rtol, atol=rtol)
+    assert np_(run.steps).tolist() == [0, 1]
+    assert_close(run.times, from_host(np.array([0.0, lr]), xp))
+    assert_close(run.loss[0, ...], ln.loss(loss, Ws))
+    assert_close(run.loss[1, ...], ln.loss(loss, run.weights))
+
+
+def test_gd_one_step_balancedness_drift():
+    """THEOREMS.md §2: one GD step changes D_j by exactly lr^2 (G_{j+1}^T G_{j+1} - G_j G_j^T)."""
+    X, Y = data(m=25, d0=4, dN=3, seed=5)
+    loss = ln.SquaredLoss.from_data(X, Y)
+    Ws = ln.init.gaussian((4, 5, 3, 3), scale=0.7, seed=6)
+    lr = 0.05
+    G = [np_(g) for g in ln.grad(loss, Ws)]
+    pred = [d + lr**2 * (G[j + 1].T @ G[j + 1] - G[j] @ G[j].T) for j, d in enumerate(gaps(Ws))]
+    after = gaps(train.gd(loss, Ws, lr=lr, steps=1).weights)
+    for j, (a, p, d) in enumerate(zip(after, pred, gaps(Ws))):
+        scale = np.abs(d).max() + lr**2 * max(np.abs(g).max() ** 2 for g in G) + 1
+        assert np.abs(a - p).max() <= 1e-12 * scale, j
+    # negative control (§2 (b)): different step sizes per layer give an O(lr) drift, far from the prediction
+    bad = gaps(train.gd(loss, Ws, lr=lr, steps=1, lr_per_layer=(1.0, 2.0, 1.0)).weights)
+    assert max(np.abs(a - p).max() for a, p in zip(bad, pred)) > 1e-4
+
+
+def test_momentum_beta_zero_is_gd(xp):
+    """Heavy ball with beta = 0 is plain GD, bit for bit."""
+    X, Y = data()
+    loss = ln.SquaredLoss.from_data(from_host(X, xp), from_host(Y, xp))
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(2,), seed=1, xp=xp)
+    a = train.momentum(loss, Ws, lr=0.05, beta=0.0, steps=20)
+    b = train.gd(loss, Ws, lr=0.05, steps=20)
+    for wa, wb in zip(a.weights, b.weights):
+        assert np.array_equal(np_(wa), np_(wb))
+    # and beta > 0 is the heavy-ball recursion W+ = W - lr g + beta (W - W-)
+    beta, lr = 0.6, 0.05
+    hb = train.momentum(loss, Ws, lr=lr, beta=beta, steps=3, keep_history=True).history
+    ref_loss = ln.SquaredLoss.from_data(X, Y)
+    W_prev, W = [np_(w) for w in Ws], [np_(w) for w in Ws]
+    for k in range(3):
+        g = ln.grad(ref_loss, tuple(W))
+        W_new = [w - lr * gj + (beta * (w - wp) if k else 0) for w, gj, wp in zip(W, g, W_prev)]
+        W_prev, W = W, W_new
+        for j in range(2):
+            np.testing.assert_allclose(np_(hb[j][k + 1, ...]), W[j], rtol=1e-12, atol=1e-14)
+
+
+def test_batched_gd_equals_member_by_member(xp):
+    """A batch of nets trained at once equals each net trained alone (per-net lr included)."""
+    X, Y = data()
+    loss = ln.SquaredLoss.from_data(from_host(X, xp), from_host(Y, xp))
+    Ws = ln.init.gaussian((3, 4, 3, 2), scale=0.5, batch=(3,), seed=2, xp=xp)
+    lrs = np.array([0.02, 0.05, 0.1])
+    run = train.gd(loss, Ws, lr=lrs, steps=25, record_every=5)
+    assert tuple(run.loss.shape) == (6, 3) and tuple(run.times.shape) == (6, 3)
+    for i in range(3):
+        one = train.gd(loss, tuple(w[i, ...] for w in Ws), lr=float(lrs[i]), steps=25, record_every=5)
+        for wb, w1 in zip(run.weights, one.weights):
+            assert_close(wb[i, ...], w1, rtol=TRAJ_RTOL["float64"], atol=1e-14)
+        assert_close(run.loss[:, i], one.loss, rtol=TRAJ_RTOL["float64"], atol=1e-14)
+        assert_close(run.times[:, i], one.times)
+
+
+def test_batched_problem_and_shared_weights():
+    """A batch of problems with one shared initial net broadcasts to one net per problem."""
+    rng = np.random.default_rng(3)
+    Phi = rng.standard_normal((4, 2, 3))
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.3, seed=0)
+    run = train.gd(ln.SquaredLoss.whitened(Phi), Ws, lr=0.05, steps=10)
+    assert tuple(run.weights[0].shape) == (4, 4, 3) and tuple(run.loss.shape) == (11, 4)
+    one = train.gd(ln.SquaredLoss.whitened(Phi[2]), Ws, lr=0.05, steps=10)
+    assert_close(run.weights[1][2], one.weights[1], rtol=TRAJ_RTOL["float64"], atol=1e-14)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# status: convergence, divergence, early stopping, records
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_divergence_reported_not_nan(xp):
+    """A net with a huge lr in a batch is frozen at its last finite iterate and marked diverged; others converge."""
+    Phi = from_host(np.array([[2.0, 0.5], [0.0, 1.0]]), xp)
+    loss = ln.SquaredLoss.whitened(Phi)
+    Ws = ln.init.gaussian((2, 3, 2), scale=0.5, seed=0, xp=xp)
+    lrs = from_host(np.array([0.05, 50.0, 0.1]), xp)
+    run = train.gd(loss, Ws, lr=lrs, steps=3000, gtol=1e-9, keep_history=True, check_every=7)
+    assert run.status_names.tolist() == ["converged", "diverged", "converged"]
+    at = np_(run.diverged_at).astype(int)
+    assert at[0] == -1 and at[2] == -1 and at[1] >= 1
+    for w in run.weights:
+        assert np.all(np.isfinite(np_(w)))
+    assert np.all(np.isfinite(np_(run.loss)))
+    # frozen at the last finite iterate: the recorded history stops changing from step at[1] - 1 on
+    h = np_(run.history[0])[:, 1]
+    assert np.array_equal(h[at[1] - 1], h[-1]) and not np.array_equal(h[at[1] - 2], h[at[1] - 1])
+    # stopped early once every net was settled, with a final record at n_steps
+    assert run.n_steps < 3000 and int(np_(run.steps)[-1]) == run.n_steps
+    assert np.all(np_(run.loss[-1, ...])[[0, 2]] < 1e-15)
+
+
+@pytest.mark.parametrize("method", ["gd", "momentum", "sgd"])
+def test_check_every_never_changes_the_result(method):
+    """Windows between host checks (with replay after a divergence) give bit-identical runs for any check_every."""
+    X, Y = data(m=16)
+    loss = ln.SquaredLoss.from_data(X, Y)
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(4,), seed=3)
+    lrs = np.array([0.05, 3.0, 0.1, 40.0])  # two of them diverge, at different steps
+    kw = dict(lr=lrs, steps=60, gtol=1e-6, keep_history=True)
+    run = {
+        "gd": lambda ce: train.gd(loss, Ws, check_every=ce, **kw),
+        "momentum": lambda ce: train.momentum(loss, Ws, beta=0.5, check_every=ce, **kw),
+        "sgd": lambda ce: train.sgd(loss, Ws, batch_size=8, seed=2, check_every=ce, **kw),
+    }[method]
+    ref = run(1)
+    assert ref.status_names.tolist()[1::2] == ["diverged", "diverged"]
+    for ce in (4, 25, 100):
+        other = run(ce)
+        for name in ("status", "diverged_at"):
+            assert np.array_equal(getattr(other, name), getattr(ref, name)), (ce, name)
+        n = min(len(ref.steps), len(other.steps))  # the early stop may come later with sparser checks
+        assert np.array_equal(other.steps[:n], ref.steps[:n]), ce
+        assert np.array_equal(other.loss[:n], ref.loss[:n]), ce
+        for h1, h0 in zip(other.history, ref.history):
+            assert np.array_equal(h1[:n], h0[:n]), ce
+        for w1, w0 in zip(other.weights, ref.weights):
+            assert np.array_equal(w1, w0), ce
+        assert np.all(np.isfinite(other.loss))
+
+
+def test_divergence_of_a_callable_loss_checks_weights():
+    """With a user loss the weights' finiteness is checked too; a net that blows up is flagged, not NaN."""
+    dw = ln.CallableLoss(
+        lambda W: np.sum(W**4, axis=(-2, -1)), lambda W: 4 * W**3, lambda W, D: 12 * W**2 * D, shape=(1, 1)
+    )
+    W0 = (np.array([[[0.5]], [[3.0]]]),)
+    run = train.gd(dw, W0, lr=0.1, steps=100)
+    assert run.status_names.tolist() == ["max_steps", "diverged"]
+    assert np.all(np.isfinite(run.weights[0])) and np.all(np.isfinite(run.loss))
+
+
+def test_ftol_and_records():
+    """ftol stops a net; record_every / record_steps choose the records; early stop ends with one at n_steps."""
+    loss = ln.SquaredLoss.whitened(np.eye(2))
+    Ws = ln.init.gaussian((2, 2, 2), scale=0.5, seed=0)
+    run = train.gd(loss, Ws, lr=0.1, steps=1000, ftol=1e-6, record_every=50, check_every=3)
+    assert str(run.status_names) == "converged"
+    k = run.n_steps
+    assert 0 < k < 1000 and k % 3 == 0
+    assert np_(run.steps).tolist() == list(range(0, k, 50)) + [k]
+    assert float(run.loss[-1, ...]) <= 1e-6 < float(run.loss[-2, ...])
+    run = train.gd(loss, Ws, lr=0.1, steps=20, record_steps=[20, 0, 7, 7])
+    assert np_(run.steps).tolist() == [0, 7, 20] and run.n_steps == 20
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SGD
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_sgd_full_batch_is_gd(xp):
+    """With batch_size = m the minibatch mean gradient is the full gradient: SGD follows GD."""
+    X, Y = data(m=12)
+    loss = ln.SquaredLoss.from_data(from_host(X, xp), from_host(Y, xp))
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(2,), seed=1, xp=xp)
+    a = train.sgd(loss, Ws, lr=0.05, steps=20, batch_size=12, seed=4)
+    b = train.gd(loss, Ws, lr=0.05, steps=20)
+    for wa, wb in zip(a.weights, b.weights):
+        assert_close(wa, wb, rtol=TRAJ_RTOL["float64"], atol=1e-13)
+    assert_close(a.loss, b.loss, rtol=TRAJ_RTOL["float64"], atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["squared", "lp", "huber"])
+def test_minibatch_loss_equals_loss_on_the_minibatch(kind):
+    """The cheap per-step minibatch loss equals the loss built from scratch on those samples (value and grad)."""
+    X, Y = data(m=15)
+    make = {
+        "squared": ln.SquaredLoss.from_data,
+        "lp": lambda x, y: ln.LpLoss(x, y, p=4),
+        "huber": lambda x, y: ln.HuberLoss(x, y, delta=0.7),
+    }[kind]
+    idx = np.array([3, 0, 11, 7, 8])
+    fast = train._minibatch_loss(make(X, Y), X, Y, idx, get_namespace("numpy"))
+    ref = make(X[:, idx], Y[:, idx])
+    W = np.random.default_rng(0).standard_normal((2, 2, 3))
+    np.testing.assert_allclose(fast.value(W), ref.value(W), rtol=1e-12)
+    np.testing.assert_allclose(fast.grad(W), ref.grad(W), rtol=1e-12, atol=1e-14)
+
+
+def test_sgd_on_lp_loss_trains():
+    """SGD runs on an l_p loss carrying data and lowers the full-data loss it records."""
+    X, Y = data(m=40, dN=1)
+    Y = np.array([[1.0, -0.5, 0.3]]) @ X
+    run = train.sgd(
+        ln.LpLoss(X, Y, p=4),
+        ln.init.gaussian((3, 3, 1), scale=0.3, seed=2),
+        lr=0.02,
+        steps=300,
+        batch_size=10,
+        seed=0,
+        record_every=100,
+    )
+    assert np_(run.steps).tolist() == [0, 100, 200, 300]
+    assert float(run.loss[-1, ...]) < 1e-2 * float(run.loss[0, ...])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# gradient flow
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_gradient_flow_matches_scipy_dop853():
+    """Our batched Dormand-Prince agrees with SciPy's DOP853 (rtol 1e-12, atol 1e-14) at every record time."""
+    X, Y = data(m=20, d0=3, dN=2)
+    loss = ln.SquaredLoss.from_data(X, Y)
+    widths = (3, 4, 5, 2)
+    Ws = ln.init.gaussian(widths, scale=0.7, seed=1)
+    ts = [0.0, 0.5, 1.0, 2.0, 3.0]
+    run = train.gradient_flow(loss, Ws, t_final=3.0, times=ts, rtol=FLOW_RTOL, atol=1e-12, keep_history=True)
+    assert str(run.status_names) == "converged" and np_(run.times).tolist() == ts
+
+    def rhs(t, theta):
+        return -ln.flatten(ln.grad(loss, ln.unflatten(theta, widths)))
+
+    ref = solve_ivp(rhs, (0.0, 3.0), ln.flatten(Ws), method="DOP853", t_eval=ts, rtol=1e-12, atol=1e-14).y.T
+    ours = np.stack([ln.flatten(tuple(h[i] for h in run.history)) for i in range(len(ts))])
+    assert np.abs(ours - ref).max() <= FLOW_MATCH * np.abs(ref).max()
+    assert_close(run.loss, ln.loss(loss, tuple(run.history)))
+
+
+def test_gradient_flow_conserves_balancedness():
+    """THEOREMS.md §2: gradient flow conserves every D_j (to 1e-8 relative), from a generic unbalanced init."""
+    X, Y = data(m=30, d0=4, dN=3, seed=2)
+    Ws = ln.init.gaussian((4, 6, 5, 3), scale=0.6, batch=(2,), seed=3)
+    run = train.gradient_flow(ln.SquaredLoss.from_data(X, Y), Ws, t_final=5.0, rtol=FLOW_RTOL, atol=1e-12)
+    for d0, d1 in zip(gaps(Ws), gaps(run.weights)):
+        assert np.abs(d1 - d0).max() <= THEORY_TOL * max(1.0, np.abs(d0).max())
+    # the loss did change a lot, so the conservation is not trivial
+    assert np.all(np_(run.loss[-1, ...]) < 0.5 * np_(run.loss[0, ...]))
+
+
+def test_gradient_flow_saxe_closed_form():
+    """Saxe et al. eq. 12 (THEOREMS.md §10, tau = 1, whitened): mode strengths from a decoupled balanced depth-2
+    init follow u(t) = s e^{2st} / (e^{2st} - 1 + s/u0), and off-diagonal couplings stay zero."""
+    rng = np.random.default_rng(7)
+    U, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    V, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    s = np.array([3.0, 1.5, 0.5])
+    Phi = U @ np.diag(s) @ V[:, :3].T  # Lambda_yx, (3, 4)
+    u0 = np.array([1e-3, 1e-2, 0.2])
+    Ws = ln.init.decoupled(U, V[:, :3], u0, (4, 5, 3), seed=1)
+    ts = np.linspace(0.0, 6.0, 13)
+    run = train.gradient_flow(
+        ln.SquaredLoss.whitened(Phi), Ws, t_final=6.0, times=ts, rtol=FLOW_RTOL, atol=1e-14, keep_history=True
+    )
+    We = np.stack([ln.end_to_end(tuple(h[i] for h in run.history)) for i in range(len(ts))])
+    modes = np.einsum("ia,tij,jb->tab", U, We, V[:, :3])
+    e = np.exp(2 * s * ts[:, None])
+    closed = s * e / (e - 1 + s / u0)
+    assert np.abs(np.diagonal(modes, axis1=1, axis2=2) - closed).max() <= THEORY_TOL
+    assert np.abs(modes - modes * np.eye(3)).max() <= 1e-10
+    assert np.abs(We @ V[:, 3]).max() <= 1e-10  # the null input direction is never learned
+
+
+def test_gradient_flow_batched_per_net_steps_equal_solo():
+    """Each net keeps its own step size: a batch of very different nets gives each net's solo flow."""
+    loss = ln.SquaredLoss.whitened(np.array([[1.0, 0.3], [0.0, 2.0]]))
+    Ws = ln.init.gaussian((2, 3, 2), scale=1.0, batch=(3,), seed=5)
+    Ws = (Ws[0] * np.array([0.05, 1.0, 3.0])[:, None, None], Ws[1])
+    run = train.gradient_flow(loss, Ws, t_final=2.0, times=[0.0, 1.0, 2.0], rtol=1e-9, atol=1e-12)
+    for i in range(3):
+        one = train.gradient_flow(
+            loss, tuple(w[i, ...] for w in Ws), t_final=2.0, times=[0.0, 1.0, 2.0], rtol=1e-9, atol=1e-12
+        )
+        for wb, w1 in zip(run.weights, one.weights):
+            assert_close(wb[i, ...], w1, rtol=TRAJ_RTOL["float64"], atol=1e-13)
+
+
+def test_gradient_flow_failure_statuses():
+    """Running out of steps gives MAX_STEPS; a finite-time blow-up gives DIVERGED; both stay finite."""
+    loss = ln.SquaredLoss.whitened(np.eye(2))
+    Ws = ln.init.gaussian((2, 3, 2), scale=0.5, seed=0)
+    run = train.gradient_flow(loss, Ws, t_final=10.0, max_steps=3)
+    assert str(run.status_names) == "max_steps" and int(run.diverged_at) == 3
+    assert np.all(np.isfinite(run.loss))
+    # w' = w^2 from w0 = 1 blows up at t = 1 (loss -w^3/3); the other net (w0 = -1) is fine
+    blow = ln.CallableLoss(
+        lambda W: -np.sum(W**3, axis=(-2, -1)) / 3, lambda W: -(W**2), lambda W, D: -2 * W * D, shape=(1, 1)
+    )
+    run = train.gradient_flow(blow, (np.array([[[1.0]], [[-1.0]]]),), t_final=2.0, max_steps=5000)
+    assert run.status_names.tolist() == ["diverged", "converged"]
+    assert np.all(np.isfinite(run.weights[0])) and np.all(np.isfinite(run.loss))
+    np.testing.assert_allclose(run.weights[0][1, 0, 0], -1.0 / 3.0, rtol=1e-6)  # w(t) = -1/(1+t)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# end-to-end dynamics (ACH)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_end_to_end_flow_matches_layerwise_flow():
+    """THEOREMS.md §4 check 1: from a balanced init (d0 != dN, hidden widths wider than needed) the product of
+    the layer-wise gradient flow follows the ACH end-to-end ODE to 1e-8; negative control: unbalanced init."""
+    X, Y = data(m=30, d0=3, dN=2, seed=9)
+    loss = ln.SquaredLoss.from_data(X, Y)
+    A = 0.3 * np.random.default_rng(1).standard_normal((2, 3))
+    widths = (3, 5, 6, 2)
+    Ws = ln.init.balanced(A, widths)
+    opts = dict(t_final=2.0, times=[0.0, 1.0, 2.0], rtol=1e-11, atol=1e-13)
+    layers = train.gradient_flow(loss, Ws, **opts)
+    e2e = train.end_to_end_flow(loss, A, depth=3, **opts)
+    assert np.abs(ln.end_to_end(layers.weights) - e2e.weights[0]).max() <= THEORY_TOL
+    assert_close(e2e.loss, layers.loss, rtol=1e-9, atol=1e-12)
+    assert rel_error(e2e.weights[0], A) > 0.1  # it moved
+    # negative control (§4 (a)): an unbalanced init with the same product does not follow the ODE
+    G = np.diag([2.0, 0.5, 1.0, 1.0, 1.0])
+    Wu = (G @ Ws[0], Ws[1] @ np.linalg.inv(G), Ws[2])
+    np.testing.assert_allclose(ln.end_to_end(Wu), A, atol=1e-14)
+    off = train.gradient_flow(loss, Wu, **opts)
+    assert np.abs(ln.end_to_end(off.weights) - e2e.weights[0]).max() > 1e-3
+
+
+def test_end_to_end_gd_tracks_balanced_gd(xp):
+    """ACH's discrete rule follows GD on a balanced net up to O(lr^2) per step: the gap halves with lr."""
+    Phi = from_host(np.array([[1.0, 0.2, 0.0], [0.0, 0.7, 0.4]]), xp)
+    loss = ln.SquaredLoss.whitened(Phi)
+    A = from_host(0.2 * np.array([[1.0, 0.0, 0.5], [0.3, 1.0, 0.0]]), xp)
+    Ws = ln.init.balanced(A, (3, 4, 2))
+    gapsz = []
+    for lr in (0.02, 0.01):
+        k = round(1.0 / lr)
+        layers = train.gd(loss, Ws, lr=lr, steps=k)
+        e2e = train.end_to_end_gd(loss, A, depth=2, lr=lr, steps=k)
+        gapsz.append(float(np.abs(np_(ln.end_to_end(layers.weights)) - np_(e2e.weights[0])).max()))
+    assert 1.6 <= gapsz[0] / gapsz[1] <= 2.5
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# bad input
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _bad_cases():
+    X, Y = data()
+    sq = ln.SquaredLoss.from_data(X, Y)
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, seed=0)
+    wh = ln.SquaredLoss.whitened(np.ones((2, 3)))
+    return [
+        ("lr", lambda: train.gd(sq, Ws, lr=-0.1, steps=1)),
+        ("lr", lambda: train.gd(sq, Ws, lr=float("nan"), steps=1)),
+        ("lr", lambda: train.gd(sq, Ws, lr=np.array([0.1, -1.0]), steps=1)),
+        ("steps", lambda: train.gd(sq, Ws, lr=0.1, steps=-1)),
+        ("steps", lambda: train.gd(sq, Ws, lr=0.1, steps=2.5)),
+        ("record_every", lambda: train.gd(sq, Ws, lr=0.1, steps=3, record_every=0)),
+        ("record_steps", lambda: train.gd(sq, Ws, lr=0.1, steps=3, record_steps=[4])),
+        ("lr_per_layer", lambda: train.gd(sq, Ws, lr=0.1, steps=3, lr_per_layer=(1.0,))),
+        ("gtol", lambda: train.gd(sq, Ws, lr=0.1, steps=3, gtol=-1.0)),
+        ("check_every", lambda: train.gd(sq, Ws, lr=0.1, steps=3, check_every=0)),
+        ("beta", lambda: train.momentum(sq, Ws, lr=0.1, steps=3, beta=1.0)),
+        ("must carry data", lambda: train.sgd(wh, Ws, lr=0.1, steps=3, batch_size=2)),
+        ("batch_size", lambda: train.sgd(sq, Ws, lr=0.1, steps=3, batch_size=21)),
+        ("batch_size", lambda: train.sgd(sq, Ws, lr=0.1, steps=3, batch_size=0)),
+        ("t_final", lambda: train.gradient_flow(sq, Ws, t_final=0.0)),
+        ("t_final", lambda: train.gradient_flow(sq, Ws, t_final=-1.0)),
+        ("times", lambda: train.gradient_flow(sq, Ws, t_final=1.0, times=[0.0, 2.0])),
+        ("times", lambda: train.gradient_flow(sq, Ws, t_final=1.0, times=[0.5, 0.2])),
+        ("rtol", lambda: train.gradient_flow(sq, Ws, t_final=1.0, rtol=0.0)),
+        ("max_steps", lambda: train.gradient_flow(sq, Ws, t_final=1.0, max_steps=0)),
+        ("mismatched widths", lambda: train.gd(sq, (Ws[0], np.ones((2, 3))), lr=0.1, steps=1)),
+        ("loss expects", lambda: train.gd(sq, (np.ones((4, 2)), np.ones((2, 4))), lr=0.1, steps=1)),
+        ("Ws", lambda: train.gd(sq, Ws[0], lr=0.1, steps=1)),
+        ("finite", lambda: train.gd(sq, (Ws[0] * np.nan, Ws[1]), lr=0.1, steps=1)),
+        ("loss", lambda: train.gd("not a loss", Ws, lr=0.1, steps=1)),
+        ("depth", lambda: train.end_to_end_gd(sq, np.ones((2, 3)), depth=0, lr=0.1, steps=1)),
+        ("loss expects", lambda: train.end_to_end_flow(sq, np.ones((3, 3)), depth=2, t_final=1.0)),
+    ]
+
+
+@pytest.mark.parametrize("i", range(len(_bad_cases())))
+def test_bad_input_raises_value_error_naming_the_argument(i):
+    """Each bad argument raises ValueError whose message names it."""
+    name, call = _bad_cases()[i]
+    with pytest.raises(ValueError, match=name):
+        call()
