@@ -10,6 +10,7 @@ from proofs_check import REGISTRY, Context
 from proofs_check.checks import s05_no_bad_minima as s05
 from proofs_check.checks import s05b_saddles as s05b
 from proofs_check.checks import s06_baldi_hornik as s06
+from proofs_check.checks import s07_laurent_von_brecht as s07
 
 CTX = Context()
 
@@ -100,3 +101,39 @@ def test_index_formula_small_case():
     lam = np.array([3.0, 2.0, 1.0])
     assert [s06.index_formula(I, lam, 1) for I in [(), (0,), (1,), (2,)]] == [3, 0, 1, 2]
     assert math.comb(3, 1) + 1 == 4
+
+
+# ---- §7 Laurent-von Brecht --------------------------------------------------------------------------------
+def test_laurent_von_brecht_holds():
+    m = REGISTRY["laurent-von-brecht"].measure(CTX)
+    assert m.holds, m.details
+    assert set(_parts(m)) == {"l4", "Huber", "quadratic (metric Sxx)", "logistic"}
+
+
+def test_laurent_von_brecht_control_fails():
+    c = REGISTRY["laurent-von-brecht"].control(CTX)
+    assert not c.holds
+    assert c.figure > 0.1  # a whole well above the global value, not round-off
+
+
+def test_logistic_loss_derivatives_match_finite_differences():
+    """The logistic CallableLoss: gradient and HVP agree with central differences, and it is convex (HVP PSD)."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((3, 20))
+    Y = np.sign(rng.standard_normal((2, 20)))
+    loss = s07.logistic_loss(X, Y)
+    W, D = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    h = 1e-6
+    fd = (loss.value(W + h * D) - loss.value(W - h * D)) / (2 * h)
+    assert float(fd) == pytest.approx(float(np.sum(loss.grad(W) * D)), rel=1e-7)
+    fd2 = (loss.grad(W + h * D) - loss.grad(W - h * D)) / (2 * h)
+    np.testing.assert_allclose(fd2, loss.hvp(W, D), rtol=1e-6, atol=1e-9)
+    assert float(np.sum(D * loss.hvp(W, D))) > 0
+
+
+def test_convex_min_reference_is_stationary():
+    """The host reference minimiser of the l4 problem has a vanishing gradient."""
+    host = s07.problems(np.random.default_rng(1), 3, 2, 20)["l4"][1]
+    mv, We = s07.convex_min(host, np.random.default_rng(2))
+    assert np.max(np.abs(host.grad(We))) <= 1e-10
+    assert mv == pytest.approx(float(host.value(We)))
