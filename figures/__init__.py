@@ -20,8 +20,8 @@ __all__ = ["NAMES", "get", "all_figures"]
 
 #: Figure names in gallery order; each is a module ``figures.<name>``.
 NAMES = (
-    # "saxe_curves",
-    # "saxe_depth",
+    "saxe_curves",
+    "saxe_depth",
     "balancedness",
     # "deficiency_margin",
     # "acceleration",

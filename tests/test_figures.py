@@ -161,3 +161,41 @@ def test_balancedness_theory():
     # halving eta roughly halves the drift (ratio in [1.6, 2.5])
     ratios = d.drift[1:] / d.drift[:-1]
     assert np.all((ratios > 1.6) & (ratios < 2.5))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# figures 1-2: Saxe, McClelland & Ganguli (THEOREMS §10)
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Gradient flow runs at rtol 1e-10; mode strengths agree with eq. 12 to ~1e-10 (THEOREMS §10 asks 1e-8 at 1e-12).
+SAXE_ATOL = 1e-8
+
+
+def test_saxe_curves_theory():
+    from figures import saxe_curves as f
+
+    d = f.data(n_features=100, n_times=61)
+    # decoupled init: every mode follows eq. 12, and the modes stay decoupled
+    np.testing.assert_allclose(d.decoupled, d.theory, rtol=0, atol=SAXE_ATOL)
+    assert d.off_diag < 1e-10
+    # stronger modes are learned first (eq. 11)
+    assert np.all(np.diff(d.half_theory) > 0)
+    # random small init (THEOREMS §10 control (a)): not eq. 12, but half-learning times within 30%
+    assert np.max(np.abs(d.random - d.theory)) > 1e-4
+    assert np.all(np.abs(d.half_random / d.half_theory - 1) < 0.3)
+
+
+def test_saxe_depth_theory():
+    from figures import saxe_depth as f
+
+    d = f.data(depths=(2, 4, 16))
+    # gradient flow of matrix nets reproduces eq. 15's learning time
+    np.testing.assert_allclose(d.t_sim, d.t_pred, rtol=1e-6)
+    # D = 2 is eq. 11
+    np.testing.assert_allclose(d.t_pred[0], d.t_two, rtol=1e-10)
+    # D t_D grows with depth and approaches the eq. 17 limit from below
+    Dt = d.depths[:, None] * d.t_pred
+    assert np.all(np.diff(Dt, axis=0) > 0)
+    assert np.all(Dt < d.t_limit)
+    gaps = (d.t_limit - Dt) / d.t_limit
+    assert np.all(np.diff(gaps, axis=0) < 0) and np.all(gaps[-1] < 0.25)
