@@ -59,6 +59,10 @@ def get_namespace(xp: Any = None):
     name = getattr(xp, "__name__", "")
     if name == "cupy":  # pragma: no cover - GPU only
         return importlib.import_module("array_api_compat.cupy")
+    if not all(hasattr(xp, attr) for attr in ("asarray", "matmul", "float64")):
+        raise ValueError(
+            f"`xp` must be a backend name {sorted(_BACKEND_MODULES)} or an array-API namespace, got {xp!r}"
+        )
     return xp
 
 
