@@ -26,7 +26,7 @@ NAMES = (
     # "deficiency_margin",
     # "acceleration",
     "scalar_landscape",
-    # "baldi_hornik",
+    "baldi_hornik",
     "hessian_spectra",
     # "hardt_ma",
     "bartlett",

@@ -199,3 +199,40 @@ def test_saxe_depth_theory():
     assert np.all(Dt < d.t_limit)
     gaps = (d.t_limit - Dt) / d.t_limit
     assert np.all(np.diff(gaps, axis=0) < 0) and np.all(gaps[-1] < 0.25)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# figure 7: Baldi & Hornik (THEOREMS §6)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_baldi_hornik_theory():
+    from math import comb
+
+    from figures import baldi_hornik as f
+
+    d = f.data(n_inits=20, steps=2000)
+    q, p = d.lam.size, d.p
+    assert len(d.sets) == sum(comb(q, k) for k in range(p + 1))
+    # every point is critical, its measured Morse index equals the formula
+    assert np.max(d.grad_norm) < 1e-10
+    np.testing.assert_array_equal(d.index_measured, d.index_formula)
+    # value L_I = L_min + (sum of the eigenvalues left out) / 2, relative to the top-p set
+    top = set(range(p))
+    for I, v in zip(d.sets, d.value):
+        np.testing.assert_allclose(
+            v - d.global_value,
+            0.5 * sum(d.lam[i] for i in top - set(I)) - 0.5 * sum(d.lam[i] for i in set(I) - top),
+            rtol=1e-10,
+            atol=1e-12,
+        )
+    # exactly one minimum: the top-p projection; every other point is a strict saddle
+    minima = [I for I, k in zip(d.sets, d.index_measured) if k == 0]
+    assert minima == [tuple(range(p))]
+    assert list(d.labels).count("global minimum") == 1
+    assert all(lab == "strict saddle" for I, lab in zip(d.sets, d.labels) if I != tuple(range(p)))
+    # p^2 null directions at full-rank points (the GL(p) orbit)
+    assert all(z == p * p for I, z in zip(d.sets, d.n_zero) if len(I) == p)
+    # every random init ends at the global minimum
+    assert np.all(d.final_labels == "global minimum")
+    np.testing.assert_allclose(d.runs[-1], d.global_value, rtol=1e-10)
