@@ -1,28 +1,52 @@
-"""The hot path shared by every training loop: loss values and per-layer gradients, no validation.
+r"""The hot path shared by every training loop: loss values and per-layer gradients, no validation.
 
 Callers (``linnet.train``) validate once at the public edge, then call :func:`value_and_grads` each step.
-Performance work (buffer reuse, batch splitting across threads, layouts) belongs here so that every user of
-``linnet.train`` gets it.
+Performance work (buffer reuse, batch splitting across threads, layouts) lives here and in
+:mod:`linnet._fastpaths`, so that every user of ``linnet.train`` gets it.
+
+The gradient is the closed form of THEOREMS.md §1, :math:`\partial L/\partial W_j = S_j^\top G P_{j-1}^\top`
+with :math:`G = \nabla\ell(W_e)`, evaluated with a backward recursion :math:`L_N = G`,
+:math:`L_{j-1} = F_j^\top L_j` (so :math:`L_j = S_j^\top G`) instead of forming the suffixes: :math:`3(N-1)`
+matrix products per step besides the loss's own.
 """
 
 from __future__ import annotations
 
-from . import product as _p
+from . import _fastpaths
+from .product import factors as _factors
 
 __all__ = ["value_and_grads", "values"]
 
 
 def value_and_grads(loss_fn, Ws, residual: bool, xp):
-    """``(L, grads)`` for validated weights ``Ws`` and a loss already in their dtype."""
-    Fs = _p.factors(Ws, residual, xp)
-    parts = _p.partials(Fs, xp)
-    We = parts.prefix[-1]
-    return loss_fn.value(We), _p.pullback(parts, loss_fn.grad(We), xp)
+    """``(L, grads)`` for validated weights ``Ws`` and a loss already in their dtype.
+
+    ``L`` has the batch shape (nets broadcast with the problem), ``grads`` is a tuple of per-layer arrays
+    ``(..., d_j, d_{j-1})``. On NumPy with a squared loss this runs :func:`linnet._fastpaths.value_and_grads`
+    (threads over the batch, reused buffers); elsewhere the generic array-API recursion below.
+    """
+    fast = _fastpaths.value_and_grads(loss_fn, Ws, residual, xp)
+    if fast is not None:
+        return fast
+    Fs = _factors(Ws, residual, xp)
+    N = len(Fs)
+    prefix = [None, Fs[0]]  # prefix[j] = F_j ... F_1 (prefix[0] = I is None)
+    for j in range(1, N):
+        prefix.append(xp.matmul(Fs[j], prefix[-1]))
+    We = prefix[-1]
+    G = loss_fn.grad(We)
+    grads = [None] * N
+    L = G  # L_j = S_j^T G, from j = N down
+    for j in range(N, 0, -1):
+        grads[j - 1] = L if j == 1 else xp.matmul(L, prefix[j - 1].mT)
+        if j > 1:
+            L = xp.matmul(Fs[j - 1].mT, L)
+    return loss_fn.value(We), tuple(grads)
 
 
 def values(loss_fn, Ws, residual: bool, xp):
-    """Loss values only."""
-    Fs = _p.factors(Ws, residual, xp)
+    """Loss values only (shape: the batch)."""
+    Fs = _factors(Ws, residual, xp)
     We = Fs[0]
     for F in Fs[1:]:
         We = xp.matmul(F, We)

@@ -1,0 +1,149 @@
+"""Command line: ``python -m benchmarks [--backend numpy|cupy] [--json PATH] [-k W1,W2,...] [--quick]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from ._harness import Backend, machine, matmul_rate
+from .workloads import WORKLOADS, Sizes
+
+
+def _fmt(x, unit=""):
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
+            return f"{x:.3g}{unit}"
+        return f"{x:.3f}{unit}"
+    return f"{x}{unit}"
+
+
+def table(res: dict) -> str:
+    """A plain-text summary of the results."""
+    lines = []
+    w = res["workloads"]
+    lines.append(f"machine matmul peak (float64, {res['peak']['shape_a']}): {res['peak']['gflops']:.1f} GFLOP/s")
+    if "W1" in w and "rows" in w["W1"]:
+        r = w["W1"]
+        lines.append(
+            f"\nW1 one net, width {r['width']}, m = {r['m']}; matmul {r['matmul_same_size']['gflops']:.1f} GFLOP/s"
+        )
+        lines.append(
+            f"{'N':>3} {'ms/step':>9} {'GFLOP/s':>8} {'of mm':>6} {'t(4m)/t':>8} {'raw ms':>8} {'x raw':>6} {'gd ms':>8} {'MiB':>6}"
+        )
+        for row in r["rows"]:
+            tg = row["train_gd_time_per_step_s"]
+            lines.append(
+                f"{row['depth']:>3} {row['time_per_step_s'] * 1e3:>9.3f} {row['gflops']:>8.1f} "
+                f"{row['fraction_of_matmul']:>6.2f} {row['m_independence_ratio']:>8.2f} "
+                f"{row['raw_data_time_s'] * 1e3:>8.2f} {row['speedup_vs_raw_data']:>6.1f} "
+                f"{'-' if tg is None else f'{tg * 1e3:.3f}':>8} {row['peak_bytes'] / 2**20:>6.1f}"
+            )
+    if "W2" in w:
+        r = w["W2"]
+        lines.append(f"\nW2 ensemble B = {r['batch']}, depth 4, width 8 (net·steps/s)")
+        for k, v in r["net_steps_per_s"].items():
+            lines.append(f"  {k:<16} {v / 1e6:8.3f} M")
+        for k, v in r["extra_columns"].items():
+            lines.append(f"  {k:<16} {_fmt(v.get('net_steps_per_s'))} {v.get('error', '')}")
+        lines.append(
+            f"  engine / plain batched = {r['speedup_vs_plain_batched']:.2f}x, / python loop = "
+            f"{r['speedup_vs_python_loop']:.1f}x, train.gd / plain = {_fmt(r['train_gd_speedup_vs_plain_batched'])}"
+        )
+        lines.append(
+            f"  engine {r['gflops']:.2f} GFLOP/s = {r['fraction_of_stacked_matmul']:.2f} of stacked matmul "
+            f"({r['matmul_same_size']['gflops']:.2f} GFLOP/s, one call)"
+        )
+        if r["thread_scaling"]:
+            s = r["thread_scaling"]
+            lines.append(
+                f"  engine on 1 thread {s['one_thread_net_steps_per_s'] / 1e6:.3f} M ({s['threads']} usable cores)"
+            )
+        m = r["memory"]
+        lines.append(
+            f"  B = {m['big_batch']}: engine peak {m['engine_peak_bytes'] / 2**20:.0f} MiB"
+            + (f", train.gd peak {m['train_gd_peak_bytes'] / 2**20:.0f} MiB" if "train_gd_peak_bytes" in m else "")
+            + f" (weights {m['weights_bytes'] / 2**20:.0f} MiB); growth over {m['growth_steps']} steps: {m['growth_bytes']} B"
+        )
+    if "W3" in w:
+        r = w["W3"]
+        lines.append(f"\nW3 curvature, {r['params']} parameters")
+        lines.append(
+            f"  dense Hessian {r['hessian_time_s'] * 1e3:.2f} ms (HVP column loop {r['hvp_column_loop_time_s'] * 1e3:.1f} ms,"
+            f" finite differences {r['finite_differences_time_s'] * 1e3:.1f} ms, rel err {r['finite_differences_rel_error']:.1e})"
+        )
+        e = r["top_eigenvalue"]
+        if e:
+            lines.append(
+                f"  top eigenvalue {e['value']:.10g}: {e['n_hvp']} HVPs, {e['time_s'] * 1e3:.2f} ms, rel err {e['rel_error']:.1e}"
+                f" (dense + eigvalsh {e['dense_hessian_plus_eigvalsh_s'] * 1e3:.1f} ms)"
+            )
+        b = r["batched"]
+        lines.append(
+            f"  batched over {b['nets']} nets: Hessian {b['hessian_time_per_net_s'] * 1e3:.2f} ms/net"
+            + (
+                f", eigsh {b['eigsh_time_per_net_s'] * 1e3:.2f} ms/net (max {b['eigsh_max_hvp']} HVPs)"
+                if "eigsh_max_hvp" in b
+                else ""
+            )
+        )
+    if "W4" in w:
+        r = w["W4"]
+        if "skipped" in r:
+            lines.append(f"\nW4 skipped: {r['skipped']}")
+        else:
+            lines.append(
+                f"\nW4 gradient flow B = {r['batch']} to t = {r['t_final']}: linnet {r['linnet_time_s']:.2f} s, "
+                f"scipy RK45 on the whole batch {r['scipy_time_s']:.2f} s ({r['speedup_vs_scipy']:.1f}x), "
+                f"max |dW| {r['max_abs_difference_final_weights']:.1e}"
+            )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy", "array_api_strict"])
+    ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("-k", default="W1,W2,W3,W4", help="comma-separated workloads (W1,W2,W3,W4)")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
+    ap.add_argument("--w2-batch", type=int, default=None, help="override W2's batch size")
+    ap.add_argument("--w1-depths", default=None, help="override W1's depths, e.g. 8 or 2,4,8,16")
+    args = ap.parse_args(argv)
+    names = [s.strip().upper() for s in args.k.split(",") if s.strip()]
+    bad = [n for n in names if n not in WORKLOADS]
+    if bad:
+        ap.error(f"-k: unknown workload(s) {bad}; choose from {sorted(WORKLOADS)}")
+    be = Backend(args.backend)
+    sz = Sizes(args.quick, be.gpu)
+    if args.w2_batch:
+        sz.w2_batch = args.w2_batch
+    if args.w1_depths:
+        sz.w1_depths = tuple(int(x) for x in args.w1_depths.split(","))
+    n = 64 if args.quick else (1024 if not be.gpu else 8192)
+    res = {
+        "machine": machine(be),
+        "quick": args.quick,
+        "peak": matmul_rate(be, (n, n), (n, n), repeats=3 if args.quick else 10),
+        "workloads": {},
+    }
+    for name in names:
+        t0 = time.perf_counter()
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        res["workloads"][name] = WORKLOADS[name](be, sz)
+        res["workloads"][name]["wall_s"] = time.perf_counter() - t0
+    import os
+
+    res["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    print(table(res))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1, default=float)
+        print(f"\nwrote {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,559 @@
+"""Workloads W1-W4 of issue 5, each timed side by side with its baseline(s) in the same run."""
+
+from __future__ import annotations
+
+import math
+import time
+import tracemalloc
+
+import numpy as np
+
+import linnet as ln
+from linnet import _fastpaths, _step
+
+from ._harness import Backend, matmul_rate, optional_module, race
+
+
+class Sizes:
+    """Problem sizes: the issue's (``quick=False``) or tiny ones for a smoke run (``quick=True``)."""
+
+    def __init__(self, quick: bool, gpu: bool):
+        q = quick
+        self.quick = quick
+        self.repeats = 2 if q else 5
+        self.w1_width = 32 if q else 256
+        self.w1_m = 256 if q else 4096
+        self.w1_depths = (2, 4) if q else ((2, 4, 8, 16) if not gpu else (2, 4, 8, 16))
+        self.w2_batch = 64 if q else 4096
+        self.w2_steps = 8 if q else 1000
+        self.w2_chunk = 4 if q else 50  # steps per timed call
+        self.w2_big_batch = 512 if q else 65536
+        self.w2_growth_steps = 50 if q else 10_000
+        self.w2_growth_batch = 32 if q else 256
+        self.w2_loop_nets = 8 if q else 64
+        self.w3_width = 4 if q else 16
+        self.w3_batch = 4 if q else 256
+        self.w3_chunk = 4 if q else 32
+        self.w4_batch = 16 if q else 4096
+        self.w4_t = 0.2 if q else 2.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# shared pieces
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _gd_loop(loss, residual, xp, lr):
+    """The engine's hot path in a minimal GD loop (what linnet.train does per step, without its bookkeeping)."""
+
+    def run(Ws, steps):
+        for _ in range(steps):
+            _, G = _step.value_and_grads(loss, Ws, residual, xp)
+            Ws = tuple(W - lr * g for W, g in zip(Ws, G))
+        return Ws
+
+    return run
+
+
+def _train_gd(loss, lr):
+    train = getattr(ln, "train", None)
+    if train is None or not hasattr(train, "gd"):
+        return None
+
+    def run(Ws, steps):
+        return train.gd(loss, Ws, lr=lr, steps=steps, record_every=steps).weights
+
+    return run
+
+
+def _stat(r: dict, per: float) -> float:
+    return r["best_s"] / per
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# W1: one large net
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def w1(be: Backend, sz: Sizes) -> dict:
+    """One full-batch GD step of a width-``d`` net of depth N on a squared loss from data."""
+    xp, d, m = be.xp, sz.w1_width, sz.w1_m
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((d, m))
+    Y = rng.standard_normal((d, d)) @ X / math.sqrt(d) + 0.1 * rng.standard_normal((d, m))
+    Xb, Yb = be.asarray(X), be.asarray(Y)
+    loss = ln.SquaredLoss.from_data(Xb, Yb)
+    loss4 = ln.SquaredLoss.from_data(be.asarray(np.tile(X, 4)), be.asarray(np.tile(Y, 4)))  # same stats, 4m samples
+    mm = matmul_rate(be, (d, d), (d, d), repeats=max(20, 4 * sz.repeats))
+    mm_m = matmul_rate(be, (d, d), (d, m), repeats=max(5, sz.repeats))
+    lr = 1e-3
+    rows = []
+    for N in sz.w1_depths:
+        Ws = tuple(be.asarray(rng.standard_normal((d, d)) / math.sqrt(d)) for _ in range(N))
+        flops = (3 * N - 2) * 2.0 * d**3  # prefixes N-1, backward N-1, gradients N-1, loss 1 (E Lxx)
+        raw_flops = (3 * N - 1) * 2.0 * d * d * m
+
+        def engine(Ws=Ws):
+            _, G = _step.value_and_grads(loss, Ws, False, xp)
+            return tuple(W - lr * g for W, g in zip(Ws, G))
+
+        def engine_4m(Ws=Ws):
+            _, G = _step.value_and_grads(loss4, Ws, False, xp)
+            return tuple(W - lr * g for W, g in zip(Ws, G))
+
+        def raw(Ws=Ws):
+            H = [Xb]
+            for W in Ws:
+                H.append(xp.matmul(W, H[-1]))
+            R = H[-1] - Yb
+            _ = 0.5 * xp.sum(R * R) / m
+            D = R / m
+            G = [None] * len(Ws)
+            for j in range(len(Ws), 0, -1):
+                G[j - 1] = xp.matmul(D, H[j - 1].mT)
+                if j > 1:
+                    D = xp.matmul(Ws[j - 1].mT, D)
+            return tuple(W - lr * g for W, g in zip(Ws, G))
+
+        fns = {"engine": engine, "engine_4m": engine_4m, "raw_data": raw}
+        tgd = _train_gd(loss, lr)
+        if tgd is not None:
+            fns["train_gd"] = lambda Ws=Ws, tgd=tgd: tgd(Ws, 1)
+        r = race(fns, repeats=sz.repeats * (4 if N <= 4 else 2), sync=be.sync)
+        mem = {}
+        with be.peak_memory(mem):
+            engine()
+        t = r["engine"]["best_s"]
+        rows.append(
+            {
+                "depth": N,
+                "time_per_step_s": t,
+                "gflops": flops / t / 1e9,
+                "matmul_gflops_same_size": mm["gflops"],
+                "fraction_of_matmul": flops / t / 1e9 / mm["gflops"],
+                "time_per_step_4m_s": r["engine_4m"]["best_s"],
+                "m_independence_ratio": r["engine_4m"]["best_s"] / t,
+                "raw_data_time_s": r["raw_data"]["best_s"],
+                "raw_data_gflops": raw_flops / r["raw_data"]["best_s"] / 1e9,
+                "speedup_vs_raw_data": r["raw_data"]["best_s"] / t,
+                "train_gd_time_per_step_s": r["train_gd"]["best_s"] if "train_gd" in r else None,
+                "peak_bytes": mem["peak_bytes"],
+                "timings": r,
+            }
+        )
+    return {
+        "width": d,
+        "m": m,
+        "flops_counted": "(3N-2) products of d x d matrices: prefixes, backward recursion, gradients, E Lxx",
+        "matmul_same_size": mm,
+        "matmul_d_by_m": mm_m,
+        "rows": rows,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# W2: an ensemble of small nets
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _w2_problem(be: Backend, B: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    d, N = 8, 4
+    Q = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    Phi = Q * np.linspace(0.5, 1.5, d)
+    Ws = tuple(be.asarray(rng.standard_normal((B, d, d)) * (0.9 / math.sqrt(d))) for _ in range(N))
+    return ln.SquaredLoss.whitened(be.asarray(Phi)), Ws, Phi
+
+
+def _plain_batched(be: Backend, Phi, lr):
+    """The closed form written the obvious way with stacked matmul (suffixes, two-sided pullback, ``.mT``)."""
+    xp = be.xp
+    Phib = be.asarray(Phi)
+
+    def run(Ws, steps):
+        N = len(Ws)
+        for _ in range(steps):
+            P = [None, Ws[0]]
+            for j in range(1, N):
+                P.append(xp.matmul(Ws[j], P[-1]))
+            G = P[-1] - Phib
+            _ = 0.5 * xp.sum(G * G, axis=(-2, -1))
+            S = [None] * (N + 1)
+            for j in range(N, 1, -1):
+                S[j - 1] = Ws[j - 1] if S[j] is None else xp.matmul(S[j], Ws[j - 1])
+            grads = []
+            for j in range(1, N + 1):
+                Lj = G if S[j] is None else xp.matmul(S[j].mT, G)
+                grads.append(Lj if P[j - 1] is None else xp.matmul(Lj, P[j - 1].mT))
+            Ws = tuple(W - lr * g for W, g in zip(Ws, grads))
+        return Ws
+
+    return run
+
+
+def _python_loop(Phi, lr):
+    """A Python loop over the nets, NumPy 2-D matmuls per net (host)."""
+
+    def run(Ws_host, steps):
+        out = []
+        for k in range(Ws_host[0].shape[0]):
+            Ws = [W[k] for W in Ws_host]
+            N = len(Ws)
+            for _ in range(steps):
+                P = [None, Ws[0]]
+                for j in range(1, N):
+                    P.append(Ws[j] @ P[-1])
+                G = P[-1] - Phi
+                _ = 0.5 * float(np.sum(G * G))
+                grads, L = [None] * N, G
+                for j in range(N, 0, -1):
+                    grads[j - 1] = L if j == 1 else L @ P[j - 1].T
+                    if j > 1:
+                        L = Ws[j - 1].T @ L
+                Ws = [W - lr * g for W, g in zip(Ws, grads)]
+            out.append(Ws)
+        return out
+
+    return run
+
+
+def _torch_column(Phi, Ws_host, lr, steps, repeats):  # pragma: no cover - only where torch is installed
+    torch = optional_module("torch")
+    if torch is None:
+        return None
+    try:
+        torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
+        Ws = [torch.tensor(W, requires_grad=True) for W in Ws_host]
+        P = torch.tensor(Phi)
+
+        def run():
+            nonlocal Ws
+            for _ in range(steps):
+                We = Ws[0]
+                for W in Ws[1:]:
+                    We = W @ We
+                L = 0.5 * ((We - P) ** 2).sum()
+                gs = torch.autograd.grad(L, Ws)
+                with torch.no_grad():
+                    Ws = [(W - lr * g).requires_grad_() for W, g in zip(Ws, gs)]
+
+        r = race({"torch": run}, repeats=repeats)["torch"]
+        return {"version": torch.__version__, "best_s_per_step": r["best_s"] / steps}
+    except Exception as exc:  # noqa: BLE001 - an extra column must never break the run
+        return {"error": repr(exc)}
+
+
+def _jax_column(Phi, Ws_host, lr, steps, repeats):  # pragma: no cover - only where jax is installed
+    jax = optional_module("jax")
+    if jax is None:
+        return None
+    try:
+        jax.config.update("jax_enable_x64", True)
+        jnp = jax.numpy
+
+        def loss(Ws, P):
+            We = Ws[0]
+            for W in Ws[1:]:
+                We = W @ We
+            return 0.5 * jnp.sum((We - P) ** 2)
+
+        @jax.jit
+        def step(Ws, P):
+            g = jax.grad(loss)(Ws, P)
+            return [W - lr * gi for W, gi in zip(Ws, g)]
+
+        Ws = [jnp.asarray(W) for W in Ws_host]
+        P = jnp.asarray(Phi)
+
+        def run():
+            nonlocal Ws
+            for _ in range(steps):
+                Ws = step(Ws, P)
+            Ws[0].block_until_ready()
+
+        r = race({"jax": run}, repeats=repeats)["jax"]
+        return {"version": jax.__version__, "best_s_per_step": r["best_s"] / steps}
+    except Exception as exc:  # noqa: BLE001
+        return {"error": repr(exc)}
+
+
+def w2(be: Backend, sz: Sizes) -> dict:
+    """B nets (depth 4, width 8) on one shared whitened problem: GD net·steps per second, memory."""
+    xp = be.xp
+    B, lr, k = sz.w2_batch, 0.05, sz.w2_chunk
+    loss, Ws0, Phi = _w2_problem(be, B)
+    flops_net_step = 9 * 2.0 * 8**3  # 3(N-1) products of 8x8 matrices
+    engine = _gd_loop(loss, False, xp, lr)
+    plain = _plain_batched(be, Phi, lr)
+    fns = {"engine": lambda: engine(Ws0, k), "plain_batched": lambda: plain(Ws0, k)}
+    tgd = _train_gd(loss, lr)
+    if tgd is not None:
+        fns["train_gd"] = lambda: tgd(Ws0, k)
+    reps = max(2, sz.w2_steps // k)
+    r = race(fns, repeats=reps, sync=be.sync)
+    ns = {name: B * k / v["best_s"] for name, v in r.items()}
+
+    # Python loop over a few nets (host NumPy), scaled per net·step
+    host = [np.asarray(ln._backend.to_numpy(W[: sz.w2_loop_nets])) for W in Ws0]
+    loop = _python_loop(Phi, lr)
+    steps_loop = 5
+    rl = race({"python_loop": lambda: loop(host, steps_loop)}, repeats=sz.repeats)["python_loop"]
+    ns["python_loop"] = sz.w2_loop_nets * steps_loop / rl["best_s"]
+
+    mm = matmul_rate(be, (B, 8, 8), (B, 8, 8), repeats=max(10, 2 * sz.repeats))
+    # thread scaling of the engine (NumPy only): one thread vs all usable cores
+    scaling = None
+    if not be.gpu:
+        _fastpaths.set_num_threads(1)
+        try:
+            r1 = race({"engine_1_thread": lambda: engine(Ws0, k)}, repeats=max(2, reps // 2))
+        finally:
+            _fastpaths.set_num_threads(None)
+        scaling = {
+            "threads": _fastpaths.usable_cores(),
+            "one_thread_net_steps_per_s": B * k / r1["engine_1_thread"]["best_s"],
+        }
+
+    # sanity: the engine really descends
+    W_end = engine(Ws0, 20)
+    L0 = float(np.max(ln._backend.to_numpy(_step.values(loss, Ws0, False, xp))))
+    L1 = float(np.max(ln._backend.to_numpy(_step.values(loss, W_end, False, xp))))
+
+    extras = {}
+    Ws_host_full = [np.asarray(ln._backend.to_numpy(W)) for W in Ws0]
+    for name, fn in (("torch", _torch_column), ("jax", _jax_column)):
+        col = fn(Phi, Ws_host_full, lr, k, max(2, reps // 4))
+        if col is not None:
+            if "best_s_per_step" in col:
+                col["net_steps_per_s"] = B / col["best_s_per_step"]
+            extras[name] = col
+
+    return {
+        "batch": B,
+        "depth": 4,
+        "width": 8,
+        "steps_timed_per_variant": k * reps,
+        "net_steps_per_s": ns,
+        "speedup_vs_plain_batched": ns["engine"] / ns["plain_batched"],
+        "speedup_vs_python_loop": ns["engine"] / ns["python_loop"],
+        "train_gd_speedup_vs_plain_batched": ns["train_gd"] / ns["plain_batched"] if "train_gd" in ns else None,
+        "gflops": ns["engine"] * flops_net_step / 1e9,
+        "flops_counted": "9 products of 8x8 matrices per net and step",
+        "matmul_same_size": mm,
+        "fraction_of_stacked_matmul": ns["engine"] * flops_net_step / 1e9 / mm["gflops"],
+        "thread_scaling": scaling,
+        "loss_max_before_after_20_steps": [L0, L1],
+        "extra_columns": extras,
+        "memory": w2_memory(be, sz),
+        "timings": r,
+    }
+
+
+def w2_memory(be: Backend, sz: Sizes) -> dict:
+    """Peak memory of W2 at a large batch, and allocation growth over many steps."""
+    xp, lr = be.xp, 0.05
+    out = {"big_batch": sz.w2_big_batch}
+    loss, Ws, _ = _w2_problem(be, sz.w2_big_batch, seed=1)
+    engine = _gd_loop(loss, False, xp, lr)
+    engine(Ws, 1)
+    weights_bytes = sum(int(np.prod(W.shape)) * 8 for W in Ws)
+    m = {}
+    with be.peak_memory(m):
+        engine(Ws, 5)
+    out["engine_peak_bytes"] = m["peak_bytes"]
+    out["weights_bytes"] = weights_bytes
+    tgd = _train_gd(loss, lr)
+    if tgd is not None:
+        m2 = {}
+        with be.peak_memory(m2):
+            tgd(Ws, 5)
+        out["train_gd_peak_bytes"] = m2["peak_bytes"]
+    del Ws
+    # growth: heap in use after a warm-up vs after many more steps (host NumPy; on GPU the pool's held bytes)
+    loss, Ws, _ = _w2_problem(be, sz.w2_growth_batch, seed=2)
+    engine = _gd_loop(loss, False, xp, 1e-3)
+    n = sz.w2_growth_steps
+    if be.gpu:  # pragma: no cover - GPU only
+        pool = be._cp.get_default_memory_pool()
+        Ws = engine(Ws, 100)
+        be.sync()
+        a = pool.used_bytes()
+        Ws = engine(Ws, n)
+        be.sync()
+        out.update(growth_steps=n, growth_bytes=int(pool.used_bytes() - a), growth_method="cupy pool used bytes")
+        return out
+    tracemalloc.start()
+    try:
+        Ws = engine(Ws, 100)
+        a = tracemalloc.get_traced_memory()[0]
+        Ws = engine(Ws, n)
+        b = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    out.update(growth_steps=n, growth_batch=sz.w2_growth_batch, growth_bytes=int(b - a), growth_method="tracemalloc")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# W3: curvature
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _w3_problem(be: Backend, d: int, batch=()):
+    rng = np.random.default_rng(3)
+    X = be.asarray(rng.standard_normal((d, 4 * d)))
+    Y = be.asarray(rng.standard_normal((d, 4 * d)))
+    loss = ln.SquaredLoss.from_data(X, Y)
+    Ws = ln.init.gaussian((d,) * 4, scale=0.6 / math.sqrt(d), batch=batch, seed=4, xp=be.xp)
+    return loss, Ws
+
+
+def w3(be: Backend, sz: Sizes) -> dict:
+    """Dense Hessian (depth 3, widths d: 3 d^2 parameters) and its top eigenvalue by eigsh on exact HVPs."""
+    from linnet._backend import to_numpy
+
+    d = sz.w3_width
+    loss, Ws = _w3_problem(be, d)
+    P = ln.num_params(Ws)
+    widths = (d,) * 4
+
+    def column_loop():
+        E = np.eye(P)
+        return [ln.hvp(loss, Ws, ln.unflatten(be.asarray(E[k]), widths)) for k in range(P)]
+
+    def fd_grads():  # central differences of the exact gradient, h ~ eps^(1/3)
+        th = to_numpy(ln.flatten(Ws))
+        h = 1e-5
+        cols = []
+        for k in range(P):
+            e = np.zeros(P)
+            e[k] = h
+            gp = ln.grad(loss, ln.unflatten(be.asarray(th + e), widths))
+            gm = ln.grad(loss, ln.unflatten(be.asarray(th - e), widths))
+            cols.append((to_numpy(ln.flatten(gp)) - to_numpy(ln.flatten(gm))) / (2 * h))
+        return np.stack(cols, axis=1)
+
+    H = to_numpy(ln.hessian(loss, Ws))
+    w = np.linalg.eigvalsh(H)
+    top = float(w[-1])
+    r = race(
+        {"hessian": lambda: ln.hessian(loss, Ws), "hvp_column_loop": column_loop},
+        repeats=sz.repeats,
+        sync=be.sync,
+    )
+    rfd = race({"finite_differences": fd_grads}, repeats=1, sync=be.sync)
+    H_fd = fd_grads()
+    eig = {}
+    if not be.gpu:
+        res = _fastpaths.top_eigenvalue(loss, Ws)
+        re = race({"eigsh_lean_hvp": lambda: _fastpaths.top_eigenvalue(loss, Ws)}, repeats=4 * sz.repeats)
+        rd = race({"eigvalsh_dense": lambda: np.linalg.eigvalsh(to_numpy(ln.hessian(loss, Ws)))}, repeats=sz.repeats)
+        eig = {
+            "value": res.value,
+            "dense_reference": top,
+            "rel_error": abs(res.value - top) / abs(top),
+            "n_hvp": res.n_hvp,
+            "time_s": re["eigsh_lean_hvp"]["best_s"],
+            "dense_hessian_plus_eigvalsh_s": rd["eigvalsh_dense"]["best_s"],
+        }
+    # batched over many nets: dense Hessians in chunks, top eigenvalue per net
+    lossb, Wsb = _w3_problem(be, d, batch=(sz.w3_batch,))
+    c = sz.w3_chunk
+
+    def hess_batched():
+        for i in range(0, sz.w3_batch, c):
+            ln.hessian(lossb, tuple(W[i : i + c, ...] for W in Wsb))
+
+    rb = race({"hessian_batched": hess_batched}, repeats=max(1, sz.repeats // 2), sync=be.sync)
+    batched = {"nets": sz.w3_batch, "chunk": c, "hessian_time_per_net_s": rb["hessian_batched"]["best_s"] / sz.w3_batch}
+    if not be.gpu:
+        t0 = time.perf_counter()
+        counts = [_fastpaths.top_eigenvalue(lossb, tuple(W[i, ...] for W in Wsb)).n_hvp for i in range(sz.w3_batch)]
+        batched["eigsh_time_per_net_s"] = (time.perf_counter() - t0) / sz.w3_batch
+        batched["eigsh_max_hvp"] = int(max(counts))
+    return {
+        "params": P,
+        "hessian_time_s": r["hessian"]["best_s"],
+        "hvp_column_loop_time_s": r["hvp_column_loop"]["best_s"],
+        "finite_differences_time_s": rfd["finite_differences"]["best_s"],
+        "finite_differences_rel_error": float(np.linalg.norm(H_fd - H) / np.linalg.norm(H)),
+        "speedup_vs_column_loop": r["hvp_column_loop"]["best_s"] / r["hessian"]["best_s"],
+        "top_eigenvalue": eig,
+        "batched": batched,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# W4: gradient flow
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def w4(be: Backend, sz: Sizes) -> dict:
+    """The adaptive integrator on a W2-sized ensemble to a fixed time; baseline: scipy RK45 on the whole batch."""
+    train = getattr(ln, "train", None)
+    if train is None or not hasattr(train, "gradient_flow"):
+        return {"skipped": "linnet.train.gradient_flow is not available"}
+    from scipy.integrate import solve_ivp
+
+    from linnet._backend import to_numpy
+
+    B, T = sz.w4_batch, sz.w4_t
+    loss, Ws, Phi = _w2_problem(be, B, seed=5)
+    rtol, atol = 1e-8, 1e-10
+
+    def linnet_flow():
+        return train.gradient_flow(loss, Ws, t_final=T, rtol=rtol, atol=atol)
+
+    host = [to_numpy(W) for W in Ws]
+    shapes = [W.shape for W in host]
+    sizes = [W.size for W in host]
+    nfev = {"n": 0}
+
+    def rhs(t, y):
+        nfev["n"] += 1
+        parts, k = [], 0
+        for s, n in zip(shapes, sizes):
+            parts.append(y[k : k + n].reshape(s))
+            k += n
+        P = [parts[0]]
+        for W in parts[1:]:
+            P.append(W @ P[-1])
+        L = P[-1] - Phi
+        out, Lj = [None] * len(parts), L
+        for j in range(len(parts), 0, -1):
+            out[j - 1] = Lj if j == 1 else Lj @ np.swapaxes(P[j - 2], -1, -2)
+            if j > 1:
+                Lj = np.swapaxes(parts[j - 1], -1, -2) @ Lj
+        return -np.concatenate([o.reshape(-1) for o in out])
+
+    y0 = np.concatenate([W.reshape(-1) for W in host])
+
+    def scipy_rk45():
+        nfev["n"] = 0
+        return solve_ivp(rhs, (0.0, T), y0, method="RK45", rtol=rtol, atol=atol)
+
+    r = race(
+        {"linnet_gradient_flow": linnet_flow, "scipy_rk45_whole_batch": scipy_rk45}, repeats=max(1, sz.repeats // 2)
+    )
+    sol = scipy_rk45()
+    traj = linnet_flow()
+    Wl = [to_numpy(W) for W in traj.weights]
+    k, diff = 0, 0.0
+    for W, n in zip(Wl, sizes):
+        diff = max(diff, float(np.max(np.abs(W.reshape(-1) - sol.y[k : k + n, -1]))))
+        k += n
+    return {
+        "batch": B,
+        "t_final": T,
+        "rtol": rtol,
+        "atol": atol,
+        "linnet_time_s": r["linnet_gradient_flow"]["best_s"],
+        "scipy_time_s": r["scipy_rk45_whole_batch"]["best_s"],
+        "speedup_vs_scipy": r["scipy_rk45_whole_batch"]["best_s"] / r["linnet_gradient_flow"]["best_s"],
+        "net_time_units_per_s": B * T / r["linnet_gradient_flow"]["best_s"],
+        "scipy_nfev": int(sol.nfev),
+        "max_abs_difference_final_weights": diff,
+    }
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4}

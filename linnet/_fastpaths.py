@@ -1,0 +1,371 @@
+r"""NumPy fast paths of the training hot path (used by :mod:`linnet._step`), and an HVP-lean eigensolver.
+
+The closed form is the one of :mod:`linnet.product` (THEOREMS.md §1): with prefixes
+:math:`P_j = F_j\cdots F_1` and :math:`G = \nabla\ell(W_e)`,
+
+.. math::
+
+    \frac{\partial L}{\partial W_j} = S_j^\top G P_{j-1}^\top = \big(P_{j-1} M_j\big)^\top, \qquad
+    M_N = G^\top,\quad M_{j-1} = M_j F_j ,
+
+so :math:`M_j = G^\top S_j` is built by a backward recursion and no suffix product is formed: a step costs
+:math:`3(N-1)` matrix products (plus the loss's own), against :math:`4N-5` for prefixes, suffixes and a two-sided
+pullback. Every product here is a plain ``A @ B`` of C-contiguous operands, and transposed results are written
+straight into ``out=X.mT`` views: NumPy's stacked ``matmul`` is 2–2.6x slower when only its right operand is a
+transposed view.
+
+NumPy's stacked small-matrix ``matmul`` runs on one core whatever the BLAS thread count, and it releases the GIL,
+so a batch of nets is split into chunks run by a thread pool. Scratch buffers are kept per thread and reused
+across calls (``out=``), so a training loop does not grow its memory step after step; the returned arrays are
+always fresh.
+
+This module is NumPy-only (the namespace is checked with :func:`linnet._backend.is_numpy_namespace`; other
+backends take the generic array-API path of :mod:`linnet._step`). It takes the NumPy module from
+:mod:`linnet._backend`, the one module that imports it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple, Optional
+
+from . import _backend
+from ._backend import is_numpy_namespace
+from .losses import SquaredLoss
+
+__all__ = ["value_and_grads", "usable_cores", "set_num_threads", "top_eigenvalue", "TopEigen", "LeanHVP"]
+
+_np = _backend.np  # NumPy, as imported by linnet._backend
+
+#: Fewest nets per thread chunk: below this the thread hand-off costs more than it saves.
+MIN_NETS_PER_CHUNK = 128
+#: Fewest multiply-adds per chunk and step (sum over layers of d_j d_{j-1} d_0 per net) worth a thread.
+MIN_WORK_PER_CHUNK = 2.0e5
+
+_lock = threading.Lock()
+_pool: Optional[ThreadPoolExecutor] = None
+_pool_size = 0
+_n_threads: Optional[int] = None
+_local = threading.local()
+_loss_consts: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def usable_cores() -> int:
+    """Number of CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def set_num_threads(n: Optional[int]) -> None:
+    """Threads used to split a batch of nets (``None``: all usable cores; ``1``: no splitting)."""
+    global _n_threads
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ValueError(f"`n` must be a positive int or None, got {n!r}")
+    _n_threads = n
+
+
+def _threads() -> int:
+    return _n_threads if _n_threads is not None else usable_cores()
+
+
+def _get_pool(n: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size < n:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="linnet-step")
+            _pool_size = n
+        return _pool
+
+
+# ---- loss constants ---------------------------------------------------------------------------------------------
+
+
+def _squared_consts(loss_fn: SquaredLoss) -> dict:
+    r"""Contiguous transposed statistics of a squared loss, computed once per loss object.
+
+    ``PhiT`` = :math:`\Phi^\top`; with data, ``SxxT`` = :math:`\Lambda_{xx}^\top` and
+    ``KT`` = :math:`(\Phi\Lambda_{xx} - \Lambda_{yx})^\top` (zero in exact arithmetic), so that
+    :math:`G^\top = \Lambda_{xx}^\top E^\top + K^\top` with :math:`E = W_e - \Phi` uses the one product
+    :math:`\Lambda_{xx}^\top E^\top` that the centred value :math:`\tfrac12\langle E\Lambda_{xx}, E\rangle` needs too.
+    """
+    c = _loss_consts.get(loss_fn)
+    if c is None:
+        Phi = _np.asarray(loss_fn.Phi)
+        lb = Phi.shape[:-2]
+        c = {"batch": lb, "PhiT": _np.ascontiguousarray(_np.swapaxes(Phi, -1, -2)), "c0": _np.asarray(loss_fn.c0)}
+        if loss_fn.Sxx is not None:
+            Sxx = _np.asarray(loss_fn.Sxx)
+            Syx = _np.asarray(loss_fn.Syx)
+            c["SxxT"] = _np.ascontiguousarray(_np.swapaxes(Sxx, -1, -2))
+            K = _np.matmul(Phi, Sxx) - Syx
+            c["KT"] = _np.ascontiguousarray(_np.swapaxes(K, -1, -2))
+            c["batch"] = _np.broadcast_shapes(lb, Sxx.shape[:-2], Syx.shape[:-2], c["c0"].shape)
+        else:
+            c["batch"] = _np.broadcast_shapes(lb, c["c0"].shape)
+        _loss_consts[loss_fn] = c
+    return c
+
+
+def _flat_loss(c: dict, bs: tuple, B: int) -> Optional[dict]:
+    """The loss constants with their batch flattened to ``(B,)`` (or left unbatched); ``None`` if unsupported."""
+    lb = c["batch"]
+    if lb == ():
+        return {k: v for k, v in c.items() if k != "batch"} | {"batched": False}
+    if lb != bs:
+        return None
+    out = {"batched": True}
+    for k, v in c.items():
+        if k == "batch":
+            continue
+        if k == "c0":
+            out[k] = _np.ascontiguousarray(_np.broadcast_to(v, lb)).reshape(B)
+        else:
+            out[k] = _np.ascontiguousarray(_np.broadcast_to(v, lb + v.shape[-2:])).reshape((B,) + v.shape[-2:])
+    return out
+
+
+# ---- the kernel -------------------------------------------------------------------------------------------------
+
+
+def _workspace(key: tuple, shapes: list, dtype) -> list:
+    """Per-thread scratch buffers for ``key``, reused across calls (bounded: at most 8 keys per thread)."""
+    ws = getattr(_local, "ws", None)
+    if ws is None:
+        ws = _local.ws = {}
+    bufs = ws.get(key)
+    if bufs is None:
+        if len(ws) >= 8:
+            ws.clear()
+        bufs = ws[key] = [_np.empty(s, dtype=dtype) for s in shapes]
+    return bufs
+
+
+def _chunk(Ws, lc, residual, lo, hi, vals, grads):
+    """Loss values and gradients of nets ``lo:hi`` written into ``vals[lo:hi]`` and ``grads[j][lo:hi]``."""
+    N = len(Ws)
+    b = hi - lo
+    dt = Ws[0].dtype
+    dims = [Ws[0].shape[-1]] + [W.shape[-2] for W in Ws]  # d_0 .. d_N
+    d0, dN = dims[0], dims[-1]
+    shapes = []
+    if residual:
+        shapes += [(b, dims[j], dims[j - 1]) for j in range(1, N + 1)]  # F_j = I + W_j
+    shapes += [(b, dims[j], d0) for j in range(2, N)]  # P_2 .. P_{N-1}
+    shapes += [(b, d0, dN), (b, d0, dN)]  # W_e^T, E^T
+    if "SxxT" in lc:
+        shapes += [(b, d0, dN)]  # Lxx^T E^T
+    shapes += [(b, d0, dims[j]) for j in range(N - 1, 1, -1)]  # M_{N-1} .. M_2, in the order used
+    bufs = iter(_workspace((b, tuple(dims), residual, "SxxT" in lc), shapes, dt))
+
+    if residual:
+        Fs = []
+        for W in Ws:
+            F = next(bufs)
+            _np.copyto(F, W[lo:hi])
+            d = F.shape[-1]
+            F.reshape(b, d * d)[:, :: d + 1] += 1  # the diagonal of each F_j, in place
+            Fs.append(F)
+    else:
+        Fs = [W[lo:hi] for W in Ws]
+
+    # prefixes P_1 = F_1, P_j = F_j P_{j-1}; the last one (W_e) is written transposed
+    P = [None, Fs[0]]
+    for j in range(2, N):
+        P.append(_np.matmul(Fs[j - 1], P[-1], out=next(bufs)))
+    WeT = next(bufs)
+    if N == 1:
+        _np.copyto(WeT, _np.swapaxes(Fs[0], -1, -2))
+    else:
+        _np.matmul(Fs[-1], P[-1], out=_np.swapaxes(WeT, -1, -2))
+
+    # the loss: E^T = W_e^T - Phi^T, value and G^T
+    sl = slice(lo, hi) if lc["batched"] else slice(None)
+    Et = _np.subtract(WeT, lc["PhiT"][sl], out=next(bufs))
+    if "SxxT" in lc:
+        ESt = _np.matmul(lc["SxxT"][sl], Et, out=next(bufs))
+        v = _np.einsum("bij,bij->b", Et, ESt)
+        Gt = _np.add(ESt, lc["KT"][sl], out=ESt)
+    else:
+        v = _np.einsum("bij,bij->b", Et, Et)
+        Gt = Et
+    v *= 0.5
+    v += lc["c0"][sl] if lc["batched"] else lc["c0"]
+    vals[lo:hi] = v
+
+    # backward: M_N = G^T, grad_j = (P_{j-1} M_j)^T, M_{j-1} = M_j F_j; M_1^T is grad_1
+    M = Gt
+    for j in range(N, 1, -1):
+        _np.matmul(P[j - 1], M, out=_np.swapaxes(grads[j - 1][lo:hi], -1, -2))
+        out = _np.swapaxes(grads[0][lo:hi], -1, -2) if j == 2 else next(bufs)
+        M = _np.matmul(M, Fs[j - 1], out=out)
+    if N == 1:
+        _np.copyto(grads[0][lo:hi], _np.swapaxes(Gt, -1, -2))
+
+
+def value_and_grads(loss_fn, Ws, residual: bool, xp):
+    """``(L, grads)`` by the NumPy fast path, or ``None`` when it does not apply (the caller falls back).
+
+    It applies on the NumPy namespace to a :class:`~linnet.losses.SquaredLoss` whose batch is absent or equals the
+    nets' batch, with all layers sharing one batch shape. Results agree with the generic path to round-off.
+    """
+    if not is_numpy_namespace(xp) or type(loss_fn) is not SquaredLoss:
+        return None
+    if not all(type(W) is _np.ndarray for W in Ws):
+        return None
+    if residual and any(W.shape[-1] != W.shape[-2] for W in Ws):
+        return None  # the generic path raises the error
+    bs = tuple(Ws[0].shape[:-2])
+    if any(tuple(W.shape[:-2]) != bs for W in Ws):
+        return None
+    c = _squared_consts(loss_fn)
+    B = math.prod(bs)
+    if B == 0:
+        return None
+    lc = _flat_loss(c, bs, B)
+    if lc is None:
+        return None
+    dt = Ws[0].dtype
+    Wf = [_np.ascontiguousarray(W).reshape((B,) + W.shape[-2:]) for W in Ws]
+    vals = _np.empty(B, dtype=dt)
+    grads = [_np.empty((B,) + W.shape[-2:], dtype=dt) for W in Ws]
+
+    d0 = Ws[0].shape[-1]
+    work = B * sum(W.shape[-1] * W.shape[-2] * d0 for W in Ws)
+    n = min(_threads(), B // MIN_NETS_PER_CHUNK, int(work // MIN_WORK_PER_CHUNK))
+    if n <= 1:
+        _chunk(Wf, lc, residual, 0, B, vals, grads)
+    else:
+        bounds = [B * i // n for i in range(n + 1)]
+        pool = _get_pool(n - 1)
+        futs = [pool.submit(_chunk, Wf, lc, residual, bounds[i], bounds[i + 1], vals, grads) for i in range(1, n)]
+        _chunk(Wf, lc, residual, bounds[0], bounds[1], vals, grads)
+        for f in futs:
+            f.result()
+    return vals.reshape(bs), tuple(g.reshape(bs + g.shape[-2:]) for g in grads)
+
+
+# ---- curvature: a lean exact HVP and the top eigenvalue ---------------------------------------------------------
+
+
+class TopEigen(NamedTuple):
+    """Top Hessian eigenvalue by an eigensolver on exact HVPs.
+
+    ``value`` (float), ``vector`` (flat, length P, host NumPy float64), ``n_hvp`` (exact HVPs used).
+    """
+
+    value: float
+    vector: Any
+    n_hvp: int
+
+
+class LeanHVP:
+    r"""Exact Hessian-vector products of one net at fixed weights, with everything independent of the direction
+    precomputed (partials, :math:`\nabla\ell`, the suffix products).
+
+    ``H @ v`` on flat parameter vectors (layers row-major, :func:`linnet.flatten` order). Same maths as
+    :func:`linnet.hvp` (THEOREMS.md §1):
+    :math:`(HV)_j = S_j^\top\nabla^2\ell[\dot P_N]P_{j-1}^\top + \dot S_j^\top G P_{j-1}^\top + S_j^\top G\dot P_{j-1}^\top`.
+    Works in any namespace (array-API calls only); ``matvec`` takes and returns host NumPy float64 vectors for
+    scipy's eigensolvers.
+    """
+
+    def __init__(self, loss_fn, Ws, residual: bool = False):
+        from . import product as _p
+        from .calculus import _prepare
+
+        loss_fn, Ws, xp, parts = _prepare(loss_fn, Ws, residual)
+        self.loss, self.Ws, self.xp, self.parts = loss_fn, Ws, xp, parts
+        self.G = loss_fn.grad(parts.prefix[-1])
+        self.shapes = [tuple(W.shape) for W in Ws]
+        self.sizes = [math.prod(s[-2:]) for s in self.shapes]
+        self.P = sum(self.sizes)
+        self.n_calls = 0
+        self._p = _p
+        N = len(Ws)
+        p = parts
+        # direction-independent pieces: S_j^T (left), P_{j-1}^T (right) and S_j^T G
+        self.St = [None if p.suffix[j] is None else p.suffix[j].mT for j in range(N + 1)]
+        self.Pt = [None if p.prefix[j] is None else p.prefix[j].mT for j in range(N + 1)]
+        self.StG = [_p._mm(self.St[j], self.G, xp) for j in range(N + 1)]
+        self.GPt = [_p._mm(self.G, self.Pt[j], xp) for j in range(N + 1)]
+
+    def hvp(self, Vs) -> tuple:
+        """Exact HVP on a tuple of layer directions (arrays of the weights' namespace)."""
+        xp, p, mm = self.xp, self.parts, self._p._mm
+        N = len(Vs)
+        self.n_calls += 1
+        dP = self._p.pushforward_prefixes(p, Vs, xp)
+        dS = self._p.pushforward_suffixes(p, Vs, xp)
+        D = self.loss.hvp(p.prefix[-1], dP[-1])
+        out = []
+        for j in range(1, N + 1):
+            h = mm(mm(self.St[j], D, xp), self.Pt[j - 1], xp)
+            if dS[j] is not None:
+                h = h + mm(xp.matmul(dS[j].mT, self.G), self.Pt[j - 1], xp)
+            if dP[j - 1] is not None:
+                h = h + xp.matmul(self.StG[j], dP[j - 1].mT)
+            out.append(h)
+        return tuple(out)
+
+    def matvec(self, v):
+        """``H v`` for a flat host vector ``v`` (length P), as float64 NumPy."""
+        xp = self.xp
+        v = _np.asarray(v, dtype=_np.float64).reshape(-1)
+        Vs, k = [], 0
+        for s, n in zip(self.shapes, self.sizes):
+            Vs.append(_backend.from_host(v[k : k + n].reshape(s), xp, self.Ws[0].dtype))
+            k += n
+        Hs = self.hvp(tuple(Vs))
+        return _np.concatenate([_np.asarray(_backend.to_numpy(h), dtype=_np.float64).reshape(-1) for h in Hs])
+
+
+def top_eigenvalue(loss_fn, Ws, *, residual: bool = False, tol: float = 1e-10, v0=None, seed: int = 0) -> TopEigen:
+    r"""Largest (algebraic) Hessian eigenvalue of one net by scipy's ``eigsh`` (ARPACK Lanczos) on exact HVPs.
+
+    Parameters
+    ----------
+    loss_fn : Loss
+    Ws : tuple of arrays, one net (no batch dimensions)
+    residual : bool
+    tol : float
+        ARPACK's relative accuracy of the Ritz value.
+    v0 : host array of length P, optional
+        Start vector (default: Gaussian from ``seed``).
+
+    Returns
+    -------
+    TopEigen(value, vector, n_hvp)
+
+    Examples
+    --------
+    >>> import numpy as np, linnet as ln
+    >>> from linnet._fastpaths import top_eigenvalue
+    >>> Ws = ln.init.gaussian((3, 3, 3), scale=0.5, seed=1)
+    >>> loss = ln.SquaredLoss.whitened(np.eye(3))
+    >>> r = top_eigenvalue(loss, Ws)
+    >>> bool(abs(r.value - np.linalg.eigvalsh(ln.hessian(loss, Ws))[-1]) < 1e-9)
+    True
+    """
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    op = LeanHVP(loss_fn, Ws, residual)
+    if any(len(s) != 2 for s in op.shapes):
+        raise ValueError(f"`Ws` must be one net (2-D layers), got layer shapes {op.shapes}")
+    n = op.P
+    if v0 is None:
+        v0 = _backend.host_rng(seed).standard_normal(n)
+    if n <= 2:  # ARPACK needs k < n; tiny problems go dense
+        H = _np.stack([op.matvec(e) for e in _np.eye(n)], axis=1)
+        w, V = _np.linalg.eigh(0.5 * (H + H.T))
+        return TopEigen(float(w[-1]), V[:, -1], op.n_calls)
+    A = LinearOperator((n, n), matvec=op.matvec, dtype=_np.float64)
+    w, V = eigsh(A, k=1, which="LA", tol=tol, v0=v0, ncv=min(n, 12))
+    return TopEigen(float(w[0]), V[:, 0], op.n_calls)

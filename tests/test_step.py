@@ -1,0 +1,171 @@
+"""The training hot path (linnet._step, linnet._fastpaths) against the public closed form ln.value_and_grad."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import linnet as ln
+from linnet import _fastpaths, _step
+from linnet._backend import from_host, get_namespace, to_numpy
+from linnet.testing import assert_close
+
+
+def _loss(kind, d0, dN, xp, dtype, batch=()):
+    rng = np.random.default_rng(7)
+    if kind == "whitened":
+        return ln.SquaredLoss.whitened(from_host(rng.standard_normal(batch + (dN, d0)), xp, dtype))
+    if kind == "data":
+        X = from_host(rng.standard_normal(batch + (d0, 3 * d0)), xp, dtype)
+        Y = from_host(rng.standard_normal(batch + (dN, 3 * d0)), xp, dtype)
+        return ln.SquaredLoss.from_data(X, Y)
+    if kind == "population":
+        A = rng.standard_normal((d0 + dN, 2 * (d0 + dN)))
+        C = A @ A.T / A.shape[1]
+        return ln.SquaredLoss.population(*(from_host(a, xp, dtype) for a in (C[:d0, :d0], C[d0:, :d0], C[d0:, d0:])))
+    if kind == "lp":
+        X = from_host(rng.standard_normal((d0, 10)), xp, dtype)
+        Y = from_host(rng.standard_normal((dN, 10)), xp, dtype)
+        return ln.LpLoss(X, Y, p=4)
+    raise AssertionError(kind)
+
+
+def _generic(loss, Ws, residual, xp, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(_fastpaths, "value_and_grads", lambda *a: None)
+        return _step.value_and_grads(loss, Ws, residual, xp)
+
+
+def _check_same(a, b, dtype_name, scale=1.0):
+    (va, ga), (vb, gb) = a, b
+    _, atol = ln.testing.tolerances(dtype_name)
+    assert_close(va, vb, atol=atol * scale)
+    assert len(ga) == len(gb)
+    for x, y in zip(ga, gb):
+        assert_close(x, y, atol=atol * scale)
+
+
+@pytest.mark.parametrize("kind", ["whitened", "data", "population", "lp"])
+@pytest.mark.parametrize("widths", [(3, 4), (3, 5, 2), (4, 4, 4, 4), (2, 3, 4, 3, 2)])
+@pytest.mark.parametrize("batch", [(), (5,), (2, 3)])
+def test_step_matches_public_closed_form(xp, dtype_name, kind, widths, batch, monkeypatch):
+    """The hot path (fast or generic) gives ln.value_and_grad's loss and gradients to round-off."""
+    Ws = ln.init.gaussian(widths, scale=0.5, batch=batch, seed=3, xp=xp, dtype=dtype_name)
+    loss = _loss(kind, widths[0], widths[-1], xp, dtype_name).astype(Ws[0].dtype)
+    ref = ln.value_and_grad(loss, Ws)
+    got = _step.value_and_grads(loss, Ws, False, xp)
+    _check_same(got, ref, dtype_name)
+    _check_same(_generic(loss, Ws, False, xp, monkeypatch), ref, dtype_name)
+    assert_close(_step.values(loss, Ws, False, xp), ref[0])
+    fast = _fastpaths.value_and_grads(loss, Ws, False, xp)
+    applies = kind != "lp" and xp.__name__.endswith("numpy")
+    assert (fast is not None) == applies
+
+
+@pytest.mark.parametrize("kind", ["whitened", "data"])
+@pytest.mark.parametrize("depth", [1, 2, 3, 5])
+def test_step_residual(xp, dtype_name, kind, depth, monkeypatch):
+    """Residual nets (I + W_j): fast path, generic path and ln.value_and_grad agree."""
+    Ws = ln.init.gaussian((4,) * (depth + 1), scale=0.3, batch=(6,), seed=5, xp=xp, dtype=dtype_name)
+    loss = _loss(kind, 4, 4, xp, dtype_name)
+    ref = ln.value_and_grad(loss, Ws, residual=True)
+    _check_same(_step.value_and_grads(loss, Ws, True, xp), ref, dtype_name)
+    _check_same(_generic(loss, Ws, True, xp, monkeypatch), ref, dtype_name)
+
+
+def test_step_batched_problem_and_broadcast(xp, monkeypatch):
+    """A batch of problems matching the nets' batch, and broadcast layer batches, both agree with the closed form."""
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(4,), seed=2, xp=xp)
+    loss = _loss("data", 3, 2, xp, "float64", batch=(4,))
+    _check_same(_step.value_and_grads(loss, Ws, False, xp), ln.value_and_grad(loss, Ws), "float64")
+    # one unbatched layer broadcast against a batched one: generic path
+    Ws2 = (Ws[0][0, ...], Ws[1])
+    _check_same(_step.value_and_grads(loss, Ws2, False, xp), ln.value_and_grad(loss, Ws2), "float64")
+    assert _fastpaths.value_and_grads(loss, Ws2, False, xp) is None
+    # problem batched, one net: the batch comes from the problem
+    W1 = tuple(W[0, ...] for W in Ws)
+    got = _step.value_and_grads(loss, W1, False, xp)
+    assert tuple(got[0].shape) == (4,)
+    _check_same(got, ln.value_and_grad(loss, W1), "float64")
+
+
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("kind", ["whitened", "data"])
+def test_threaded_split_is_bitwise_equal(kind, residual, monkeypatch):
+    """Splitting the batch over threads changes nothing, bit for bit (each net's arithmetic is unchanged)."""
+    xp = get_namespace("numpy")
+    widths = (5, 5, 5, 5) if residual else (5, 6, 6, 4)
+    Ws = ln.init.gaussian(widths, scale=0.4, batch=(301,), seed=11)
+    loss = _loss(kind, 5, widths[-1], xp, "float64")
+    _fastpaths.set_num_threads(1)
+    try:
+        v1, g1 = _step.value_and_grads(loss, Ws, residual, xp)
+        monkeypatch.setattr(_fastpaths, "MIN_NETS_PER_CHUNK", 10)
+        monkeypatch.setattr(_fastpaths, "MIN_WORK_PER_CHUNK", 1.0)
+        _fastpaths.set_num_threads(3)
+        v3, g3 = _step.value_and_grads(loss, Ws, residual, xp)
+    finally:
+        _fastpaths.set_num_threads(None)
+    np.testing.assert_array_equal(v1, v3)
+    for a, b in zip(g1, g3):
+        np.testing.assert_array_equal(a, b)
+    _check_same((v3, g3), ln.value_and_grad(loss, Ws, residual=residual), "float64")
+
+
+def test_outputs_are_fresh_and_memory_stays_flat():
+    """Results are not overwritten by later calls, and repeated steps do not grow the heap (buffers are reused)."""
+    xp = get_namespace("numpy")
+    Ws = ln.init.gaussian((8, 8, 8, 8, 8), scale=0.3, batch=(512,), seed=0)
+    loss = ln.SquaredLoss.whitened(np.eye(8))
+    v0, g0 = _step.value_and_grads(loss, Ws, False, xp)
+    keep = [g.copy() for g in g0]
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            Ws = tuple(W - 0.01 * g for W, g in zip(Ws, _step.value_and_grads(loss, Ws, False, xp)[1]))
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(30):
+            Ws = tuple(W - 0.01 * g for W, g in zip(Ws, _step.value_and_grads(loss, Ws, False, xp)[1]))
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    for a, b in zip(g0, keep):
+        np.testing.assert_array_equal(a, b)
+    assert grown < 64 * 1024, grown  # a leak of one step's arrays would be > 1 MiB
+
+
+def test_residual_needs_square_layers(xp):
+    Ws = ln.init.gaussian((3, 4, 3), scale=0.5, batch=(2,), seed=0, xp=xp)
+    loss = _loss("whitened", 3, 3, xp, "float64")
+    with pytest.raises(ValueError, match="square"):
+        _step.value_and_grads(loss, Ws, True, xp)
+
+
+def test_set_num_threads_validates():
+    with pytest.raises(ValueError, match="`n` must be a positive int"):
+        _fastpaths.set_num_threads(0)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_lean_hvp_and_top_eigenvalue(xp, residual):
+    """LeanHVP equals ln.hvp, and eigsh on it finds the dense Hessian's top eigenvalue to 1e-8."""
+    widths = (4, 4, 4, 4)
+    Ws = ln.init.gaussian(widths, scale=0.5, seed=4, xp=xp)
+    loss = _loss("data", 4, 4, xp, "float64")
+    op = _fastpaths.LeanHVP(loss, Ws, residual)
+    Vs = ln.init.gaussian(widths, scale=1.0, seed=9, xp=xp)
+    for a, b in zip(op.hvp(Vs), ln.hvp(loss, Ws, Vs, residual=residual)):
+        assert_close(a, b)
+    H = to_numpy(ln.hessian(loss, Ws, residual=residual))
+    top = float(np.linalg.eigvalsh(H)[-1])
+    r = _fastpaths.top_eigenvalue(loss, Ws, residual=residual)
+    assert abs(r.value - top) <= 1e-8 * abs(top)
+    assert r.n_hvp < 60
+    v = r.vector
+    np.testing.assert_allclose(H @ v, top * v, atol=1e-6 * abs(top))
+
+
+def test_top_eigenvalue_rejects_batches():
+    Ws = ln.init.gaussian((3, 3, 3), scale=0.5, batch=(2,), seed=0)
+    with pytest.raises(ValueError, match="one net"):
+        _fastpaths.top_eigenvalue(ln.SquaredLoss.whitened(np.eye(3)), Ws)
