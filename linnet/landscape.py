@@ -43,6 +43,11 @@ Array = Any
 LABELS = ("global minimum", "local minimum", "strict saddle", "non-strict saddle", "not critical")
 
 
+def _is_array(a) -> bool:
+    """An array of some namespace (NumPy scalars such as ``np.float64(1.0)`` count as Python numbers)."""
+    return hasattr(a, "shape") and hasattr(a, "dtype") and not isinstance(a, np.generic)
+
+
 def _broadcast_batch(*shapes) -> tuple:
     nd = max((len(s) for s in shapes), default=0)
     out = []
@@ -198,7 +203,7 @@ def classify(
     elif no_bottleneck and callable(getattr(loss_fn, "min_value", None)):
         mv = loss_fn.min_value()
         if mv is not None:
-            gv = xp.asarray(mv, dtype=dt) if not hasattr(mv, "shape") else mv
+            gv = xp.asarray(mv, dtype=dt) if not _is_array(mv) else mv
     is_global = xp.zeros(value.shape, dtype=xp.bool)
     if gv is not None:
         l0 = loss_fn.value(xp.zeros(loss_fn.shape, dtype=dt))
@@ -508,7 +513,7 @@ def random_direction(Ws: Sequence[Array], *, seed: Any = 0, normalize: str = "la
 
 
 def _steps(ts, xp, dt, name):
-    if not hasattr(ts, "shape"):
+    if not _is_array(ts):
         ts = np.asarray(ts, dtype=np.float64)
         if ts.ndim != 1:
             raise ValueError(f"`{name}` must be a 1-D sequence of step lengths, got shape {ts.shape}")

@@ -78,6 +78,11 @@ Array = Any
 # ---------------------------------------------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------------------------------------------
+def _is_array(a) -> bool:
+    """An array of some namespace (NumPy scalars such as ``np.float64(1.0)`` count as Python numbers)."""
+    return hasattr(a, "shape") and hasattr(a, "dtype") and not isinstance(a, np.generic)
+
+
 def _fro(A, xp):
     return xp.sqrt(xp.sum(A * A, axis=(-2, -1)))
 
@@ -106,7 +111,7 @@ def _scalars(*args, names):
 
     Python numbers become 0-d arrays of the arrays' namespace (NumPy when none is an array) and dtype.
     """
-    arrays = [a for a in args if hasattr(a, "shape") and hasattr(a, "dtype")]
+    arrays = [a for a in args if _is_array(a)]
     xp = namespace(*arrays) if arrays else get_namespace(None)
     dt = xp.float64
     for a in arrays:
@@ -115,7 +120,7 @@ def _scalars(*args, names):
             break
     out = []
     for a, name in zip(args, names):
-        if hasattr(a, "shape") and hasattr(a, "dtype"):
+        if _is_array(a):
             a = xp.astype(a, dt) if a.dtype != dt else a
         else:
             try:
@@ -215,7 +220,7 @@ def gd_drift(Ws: Sequence[Array], Gs: Sequence[Array], lr: Any) -> tuple:
     for j, (G, W) in enumerate(zip(Gs, Ws)):
         if tuple(G.shape[-2:]) != tuple(W.shape[-2:]):
             raise ValueError(f"`Gs[{j}]` must have shape (..., {W.shape[-2]}, {W.shape[-1]}), got {tuple(G.shape)}")
-    if hasattr(lr, "shape"):
+    if _is_array(lr):
         _check_all(lr > 0, "lr", "> 0", lr)
         lr2 = (lr * lr)[..., None, None]
     else:
@@ -309,7 +314,7 @@ def acgh_constants(Phi: Array, c: Any, depth: int, *, eta: Any = None) -> ACGHCo
     """
     Phi, xp = _matrix(Phi, "Phi")
     N = _depth(depth)
-    if hasattr(c, "shape"):
+    if _is_array(c):
         _check_all(c > 0, "c", "> 0", c)
         c = xp.astype(c, Phi.dtype)
     else:
@@ -319,14 +324,14 @@ def acgh_constants(Phi: Array, c: Any, depth: int, *, eta: Any = None) -> ACGHCo
     eta_max = c ** ((4.0 * N - 2) / N) / (6144.0 * N**3 * nrm ** ((6.0 * N - 4) / N))
     if eta is None:
         eta = eta_max
-    elif hasattr(eta, "shape"):
+    elif _is_array(eta):
         _check_all(eta > 0, "eta", "> 0", eta)
     else:
         eta = check_positive(eta, "eta")
     rate = 1.0 - eta * c ** (2.0 * (N - 1) / N)
     if not hasattr(rate, "shape"):
         rate = xp.asarray(rate, dtype=Phi.dtype)
-    if not hasattr(eta, "shape"):
+    if not _is_array(eta):
         eta = xp.asarray(eta, dtype=Phi.dtype)
     return ACGHConstants(delta_max, eta_max, rate, eta)
 
@@ -376,7 +381,7 @@ def margin_probability(phi_norm: Any, s: Any, d0: int) -> Any:
 
     if isinstance(d0, bool) or not hasattr(d0, "__index__") or int(d0) < 1:
         raise ValueError(f"`d0` must be an int >= 1, got {d0!r}")
-    arrays = [a for a in (phi_norm, s) if hasattr(a, "shape") and hasattr(a, "dtype")]
+    arrays = [a for a in (phi_norm, s) if _is_array(a)]
     pn = np.asarray(to_numpy(phi_norm), dtype=np.float64)
     sn = np.asarray(to_numpy(s), dtype=np.float64)
     if not np.all(np.isfinite(pn)) or np.any(pn <= 0):
@@ -921,7 +926,7 @@ def bhl_sufficient_lr(eigs: Any, depth: int) -> Any:
     0.125
     """
     L = _depth(depth)
-    if not hasattr(eigs, "shape"):
+    if not _is_array(eigs):
         eigs = np.asarray(eigs, dtype=np.float64)
         if eigs.ndim == 0:
             eigs = eigs[None]
@@ -1212,7 +1217,7 @@ def sharpness_scalar_min(w: Any, phi: Any) -> Any:
     >>> float(ln.theory.sharpness_scalar_min([1.0, 2.0], 2.0))
     5.0
     """
-    if not hasattr(w, "shape"):
+    if not _is_array(w):
         w = np.asarray(w, dtype=np.float64)
     xp, w, phi = _scalars(w, phi, names=("w", "phi"))
     if w.ndim < 1:
