@@ -11,6 +11,7 @@ from proofs_check.checks import s05_no_bad_minima as s05
 from proofs_check.checks import s05b_saddles as s05b
 from proofs_check.checks import s06_baldi_hornik as s06
 from proofs_check.checks import s07_laurent_von_brecht as s07
+from proofs_check.checks import s08_hardt_ma as s08
 
 CTX = Context()
 
@@ -137,3 +138,48 @@ def test_convex_min_reference_is_stationary():
     mv, We = s07.convex_min(host, np.random.default_rng(2))
     assert np.max(np.abs(host.grad(We))) <= 1e-10
     assert mv == pytest.approx(float(host.value(We)))
+
+
+# ---- §8 Hardt-Ma ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hardt_ma():
+    check = REGISTRY["hardt-ma"]
+    return check.measure(CTX), check.control(CTX)
+
+
+def test_hardt_ma_holds_with_corrected_inequality(hardt_ma):
+    m, _ = hardt_ma
+    assert m.holds, m.details
+    parts = _parts(m)
+    # the printed eq. (2.3) fails at A_i = -tau I by exactly the factor (1 - tau)^(l - 1) = 0.7^5
+    assert parts["printed (2.3) FAILS at A_i = -tau I"]["figure"] == pytest.approx(0.7**5, rel=1e-12)
+    assert parts["corrected (2.3) tight at A_i = -tau I"]["figure"] <= 1e-12
+
+
+def test_hardt_ma_both_controls_fail(hardt_ma):
+    _, c = hardt_ma
+    parts = _parts(c)
+    assert not c.holds
+    assert not parts["det R < 0: GD from 0 reaches C"]["holds"]
+    assert not parts["tau = 1: critical point A_1 = A_2 = -I is global"]["holds"]
+
+
+def test_hardt_ma_det_negative_floor():
+    """For det R < 0, f - C >= sigma_min(Sigma) sigma_min(R)^2 on random points of the open unit ball."""
+    rng = np.random.default_rng(5)
+    R, Sigma = s08.random_target(rng, 3, 0.5, sign=-1), s08.random_spd(rng, 3)
+    assert np.linalg.det(R) < 0
+    As = tuple(s08.ball_samples(rng, 4, 3, 0.99, 200))
+    excess, _, conv = s08.risk_and_grad(s08.hm_loss(CTX, R, Sigma), As, R, Sigma)
+    floor = np.linalg.eigvalsh(Sigma)[0] * np.linalg.svd(R, compute_uv=False)[-1] ** 2
+    assert np.min(excess) >= floor
+    assert conv <= 1e-13
+
+
+def test_hardt_ma_tau_one_point_is_critical():
+    """A_1 = A_2 = -I zeroes every gradient term exactly."""
+    rng = np.random.default_rng(6)
+    R, Sigma = s08.random_target(rng, 3, 0.3), s08.random_spd(rng, 3)
+    As = (-np.eye(3), -np.eye(3), 0.5 * np.eye(3))
+    rel, g = s08.critical_is_global(CTX, R, Sigma, As)
+    assert g == 0.0 and rel > 0.1
