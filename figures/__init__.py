@@ -28,7 +28,7 @@ NAMES = (
     "scalar_landscape",
     "baldi_hornik",
     "hessian_spectra",
-    # "hardt_ma",
+    "hardt_ma",
     "bartlett",
     # "poggio_cooper",
     # "stability",

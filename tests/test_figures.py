@@ -236,3 +236,21 @@ def test_baldi_hornik_theory():
     # every random init ends at the global minimum
     assert np.all(d.final_labels == "global minimum")
     np.testing.assert_allclose(d.runs[-1], d.global_value, rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# figure 9: Hardt & Ma (THEOREMS §8)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_hardt_ma_theory():
+    from figures import hardt_ma as f
+
+    d = f.data(depths=(4, 8, 16, 32, 64))
+    assert d.det > 0
+    assert np.all(d.depths >= 3 * d.gamma)  # Theorem 2.1's hypothesis
+    # exact factorization, norms below the bound, decaying like 1/l
+    assert np.max(d.recon_error) < 1e-10
+    assert np.all(d.norm <= d.bound)
+    assert abs(d.slope + 1.0) < 0.1
+    np.testing.assert_allclose(d.bound * d.depths, d.bound[0] * d.depths[0], rtol=1e-12)
