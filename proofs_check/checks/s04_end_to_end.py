@@ -100,10 +100,10 @@ def _scipy_e2e(loss, We0_h: np.ndarray, depth: int, T: float, ctx: Context, swap
 
 @register
 class EndToEndDynamics(Check):
-    id = "end_to_end"
+    id = "s04-end-to-end"
     title = "End-to-end dynamics (ACH): balanced layer-wise flow = preconditioned flow"
     claim = "layer GF from balanced init == e2e preconditioned ODE (1e-8), width-free; P_W spectrum; GD dev ~ eta"
-    source = "Arora, Cohen & Hazan, arXiv 1802.06509 (e2e rule); P_W spectrum: FODL Lecture 4 Prop. 1 (secondary)"
+    source = "Arora, Cohen & Hazan, arXiv 1802.06509 (e2e rule); P_W spectrum: FODL Lecture 4 Prop. 1 (secondary); THEOREMS.md §4"
     status = "CONFIRMED"
     control_description = (
         "unbalanced init (||D|| ~ 1) and the rule with swapped Gram matrices (square non-symmetric W) both "

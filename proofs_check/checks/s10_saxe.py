@@ -84,12 +84,12 @@ def _split(M: np.ndarray):
 
 @register
 class SaxeExactDynamics(Check):
-    id = "saxe"
+    id = "s10-saxe"
     title = "Saxe-McClelland-Ganguli exact solutions (eqs. 11, 12, 15)"
     claim = (
         "decoupled balanced GF: modes follow eq.12 (1e-8), stay decoupled (1e-10); eq.11 time; eq.15 deep; GD O(eta)"
     )
-    source = "Saxe, McClelland & Ganguli, arXiv 1312.6120, eqs. (11), (12), (15)"
+    source = "Saxe, McClelland & Ganguli, arXiv 1312.6120, eqs. (11), (12), (15); THEOREMS.md §10"
     status = "CONFIRMED"
     control_description = (
         "non-whitened Sigma_xx (decoupled init from the SVD of Sigma_yx) and an unbalanced start a0 != b0 both "

@@ -86,12 +86,12 @@ def _flat_norms(Gs) -> np.ndarray:
 
 @register
 class PoggioCooperCriticalPoints(Check):
-    id = "poggio_cooper"
+    id = "s11-poggio-cooper"
     title = "Poggio-Cooper: type-1 vs type-2 critical points, n positive Hessian eigenvalues, SGD"
     claim = (
         "interpolating min: L<=1e-20, Hessian rank n (d-n zeros) = GN, per-sample grads 0, SGD stays; type-2: SGD moves"
     )
-    source = "Poggio & Cooper 2020 (CBMM memo; seeds/003) Thms 2-3, Sec. 7.1; Cooper arXiv 1804.10200"
+    source = "Poggio & Cooper 2020 (CBMM memo; seeds/003) Thms 2-3, Sec. 7.1; Cooper arXiv 1804.10200; THEOREMS.md §11"
     status = "MIXED"
     control_description = (
         "without interpolation the counts fail: at the type-2 point (n > d0) the Hessian has rank d0, not n; at a "
