@@ -1,11 +1,16 @@
 """Tests of linnet.landscape: classification labels on points whose nature theory fixes, symmetry identities
 (THEOREMS.md §12), HVP-based top eigenvalue against dense eigvalsh, and slices."""
 
+import functools
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import linnet as ln
 from linnet import landscape, theory
+from linnet import strategies as lst
 from linnet._backend import from_host, to_numpy
 
 TIGHT = 1e-12  # identities that hold to round-off in float64
@@ -24,6 +29,13 @@ def _gd(loss, Ws, lr, steps):
         Gs = ln.grad(loss, Ws)
         Ws = tuple(W - lr * G for W, G in zip(Ws, Gs))
     return Ws
+
+
+@functools.lru_cache(maxsize=None)
+def _gd_limit(widths):
+    """GD limit (NumPy, float64) on the problem of ``_data(seed=2)``, computed once per widths."""
+    X, Y = _data(seed=2)
+    return _gd(ln.SquaredLoss.from_data(X, Y), ln.init.gaussian(widths, scale=0.3, seed=3), 0.05, 3000)
 
 
 def _flat(Vs):
@@ -62,7 +74,7 @@ def test_gd_limit_is_global_and_random_point_not_critical(xp):
     X, Y = _data(seed=2)
     loss = ln.SquaredLoss.from_data(from_host(X, xp), from_host(Y, xp))
     for widths in ((4, 2, 3), (4, 5, 3)):
-        Wh = _gd(ln.SquaredLoss.from_data(X, Y), ln.init.gaussian(widths, scale=0.3, seed=3), 0.05, 3000)  # on NumPy
+        Wh = _gd_limit(widths)
         Ws = tuple(from_host(W, xp) for W in Wh)
         c = landscape.classify(loss, Ws)
         assert c.label == "global minimum", (widths, float(c.grad_norm))
@@ -249,7 +261,7 @@ def test_bad_inputs_raise_value_error(call, match):
 def test_classify_float32(dtype_name):
     """Default tolerances follow the dtype: the same labels in float32 and float64."""
     X, Y = _data(seed=2)
-    Wh = _gd(ln.SquaredLoss.from_data(X, Y), ln.init.gaussian((4, 2, 3), scale=0.3, seed=3), 0.05, 3000)
+    Wh = _gd_limit((4, 2, 3))
     loss = ln.SquaredLoss.from_data(X.astype(dtype_name), Y.astype(dtype_name))
     c = landscape.classify(loss, tuple(W.astype(dtype_name) for W in Wh))
     assert c.label == "global minimum" and c.eigenvalues.dtype == np.dtype(dtype_name)
@@ -257,3 +269,15 @@ def test_classify_float32(dtype_name):
     assert landscape.classify(loss, ln.init.zeros((4, 2, 2, 3), dtype=dtype_name)).label == "non-strict saddle"
     rnd = ln.init.gaussian((4, 2, 3), scale=0.5, seed=4, dtype=dtype_name)
     assert landscape.classify(loss, rnd).label == "not critical"
+
+
+@given(data=st.data())
+def test_symmetry_gradient_orthogonality_property(data):
+    """For any net of depth >= 2 and any hidden A, the gradient is orthogonal to V_A."""
+    w = data.draw(lst.widths(min_depth=2, max_depth=4, max_width=4))
+    loss = data.draw(lst.squared_losses(w[0], w[-1]))
+    Ws = data.draw(lst.weights(w))
+    j = data.draw(st.integers(1, len(w) - 2))
+    A = np.random.default_rng(data.draw(lst.seeds())).standard_normal((w[j], w[j]))
+    g, v = _flat(ln.grad(loss, Ws)), _flat(landscape.symmetry_direction(Ws, j, A))
+    assert abs(g @ v) <= TIGHT * max(np.linalg.norm(g) * np.linalg.norm(v), 1e-300) + 1e-300

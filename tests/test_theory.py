@@ -6,10 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 from scipy.optimize import minimize
 
 import linnet as ln
+from linnet import strategies as lst
 from linnet import theory
 from linnet._backend import from_host, to_numpy
 from linnet.testing import assert_close, tolerances
@@ -555,3 +558,20 @@ def test_index_sets_cover_all_subsets():
     loss = ln.SquaredLoss.whitened(np.diag([4.0, 3.0, 2.0, 1.0]))
     Is = [pt.I for pt in theory.baldi_hornik_points(loss, 2)]
     assert Is == [I for k in range(3) for I in itertools.combinations(range(4), k)]
+
+
+@given(data=st.data())
+def test_global_min_property_random_problems(data):
+    """For any widths and squared loss, global_min's value is attained by its We, whose rank is at most
+    min(widths), and no SVD truncation of a perturbed optimum does better."""
+    w = data.draw(lst.widths(min_depth=1, max_depth=3, max_width=4))
+    loss = data.draw(lst.squared_losses(w[0], w[-1]))
+    g = theory.global_min(loss, w)
+    assert float(loss.value(g.We)) == pytest.approx(float(g.value), rel=1e-10, abs=1e-12)
+    assert np.linalg.matrix_rank(g.We, tol=1e-9 * max(1.0, np.abs(g.We).max())) <= min(w)
+    rng = np.random.default_rng(data.draw(lst.seeds()))
+    r = min(w)
+    for _ in range(10):
+        U, s, Vt = np.linalg.svd(g.We + 0.1 * rng.standard_normal(g.We.shape))
+        cand = (U[:, :r] * s[:r]) @ Vt[:r]
+        assert float(loss.value(cand)) >= float(g.value) - 1e-12 * max(1.0, abs(float(g.value)))
