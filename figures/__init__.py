@@ -31,7 +31,7 @@ NAMES = (
     "hardt_ma",
     "bartlett",
     # "poggio_cooper",
-    # "stability",
+    "stability",
 )
 
 

@@ -33,10 +33,10 @@ def test_unknown_name_raises():
 
 def test_same_bytes_twice(tmp_path):
     """A figure built twice (png and pdf) gives identical bytes."""
-    mod = figures.get("hessian_spectra")
+    mod = figures.get("hardt_ma")
     a = mod.make(tmp_path / "a", formats=("png", "pdf"))
     b = mod.make(tmp_path / "b", formats=("png", "pdf"))
-    assert [p.name for p in a] == ["hessian_spectra.png", "hessian_spectra.pdf"]
+    assert [p.name for p in a] == ["hardt_ma.png", "hardt_ma.pdf"]
     for pa, pb in zip(a, b):
         assert pa.read_bytes() == pb.read_bytes()
     assert a[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -254,3 +254,27 @@ def test_hardt_ma_theory():
     assert np.all(d.norm <= d.bound)
     assert abs(d.slope + 1.0) < 0.1
     np.testing.assert_allclose(d.bound * d.depths, d.bound[0] * d.depths[0], rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# figure 12: linear stability and sharpness (THEOREMS §13)
+# ---------------------------------------------------------------------------------------------------------------
+
+#: End points have loss <= 1e-20, so they sit within ~1e-10 of a minimum: sharpness known to ~1e-9 relative.
+SHARPNESS_RTOL = 1e-6
+
+
+def test_stability_theory():
+    from figures import stability as f
+
+    d = f.data(ratios=(0.8, 0.99, 1.01, 1.2), n_starts=8, steps=2000, n_random=8, random_steps=2000)
+    np.testing.assert_allclose(d.s_min, d.depth * d.phi ** (2 - 2 / d.depth), rtol=1e-14)
+    # converged below 2/S_min, not above (THEOREMS §13: 0.99x vs 1.01x)
+    np.testing.assert_array_equal(d.converged_frac, (d.ratios < 1.0).astype(float))
+    # sharpness of every minimum reached lies in [S_min, 2/eta]; Hessian agrees with phi^2 sum w^-2
+    ok = np.isfinite(d.sharpness)
+    assert ok.mean() > 0.5
+    eta = np.broadcast_to(d.etas[:, None], d.sharpness.shape)
+    assert np.all(d.sharpness[ok] <= 2.0 / eta[ok] * (1 + SHARPNESS_RTOL))
+    assert np.all(d.sharpness[ok] >= d.s_min * (1 - SHARPNESS_RTOL))
+    np.testing.assert_allclose(d.sharpness[ok], d.sharpness_formula[ok], rtol=SHARPNESS_RTOL)
