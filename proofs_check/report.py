@@ -72,7 +72,10 @@ def format_figure(x: Any) -> str:
         return "inf" if f > 0 else "-inf"
     if f == int(f) and abs(f) < 1e6:
         return str(int(f))
-    return f"{f:.4g}"
+    short = f"{f:.4g}"
+    if float(short) == int(float(short)):  # e.g. a ratio 1.0000001: do not print it as the integer 1
+        return f"{f:.8g}"
+    return short
 
 
 def format_measurement(m: Measurement | dict) -> str:
