@@ -23,7 +23,7 @@ NAMES = (
     "saxe_curves",
     "saxe_depth",
     "balancedness",
-    # "deficiency_margin",
+    "deficiency_margin",
     # "acceleration",
     "scalar_landscape",
     "baldi_hornik",
