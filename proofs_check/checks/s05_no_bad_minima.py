@@ -229,7 +229,7 @@ FULL_CONFIGS = QUICK_CONFIGS + ((6, 8, 5), (8, 3, 6), (6, 2, 5, 4), (6, 8, 3, 8,
 class NoBadMinima(Check):
     id = "no-bad-minima"
     title = "Kawaguchi; Lu-Kawaguchi: every local minimum is global"
-    claim = "batched GD from random inits: every second-order stationary end point has the reduced-rank value L*"
+    claim = "2nd-order stationary GD end points are global (RRR)"
     source = "Kawaguchi arXiv:1605.07110 (abstract); Lu & Kawaguchi arXiv:1702.08580 Thm 1-2; THEOREMS.md §5"
     status = "MIXED"
     control_description = "non-convex end-to-end loss (z^2-1)^2 + 0.3 z lifted to l(w2 w1): a non-global local minimum"

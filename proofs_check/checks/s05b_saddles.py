@@ -136,7 +136,7 @@ DEEP_WIDTHS = ((4, 3, 3, 3), (4, 3, 5, 2, 3), (3, 4, 4, 4, 4, 2))
 class Saddles(Check):
     id = "saddles"
     title = "Saddles: strict at depth 2; Hessian 0 at the origin yet descent ~ t^N for N >= 3"
-    claim = "depth 2: lambda_min(H) < -1e-8||H|| at 0 and Baldi-Hornik saddles, spectrum ±sigma_i x d1; N>=3: H(0)=0, slope N"
+    claim = "depth 2 saddles strict; N>=3: H(0)=0, drop ~ t^N"
     source = "Kawaguchi arXiv:1605.07110 (abstract); FODL Lecture 3 Prop 3 & Thm 4; THEOREMS.md §5 (c),(d)"
     status = "MIXED"
     control_description = "Lambda_yx = 0 (Y uncorrelated with X): the origin is a global minimum, not a saddle"

@@ -117,7 +117,7 @@ def slip_points(ctx: Context, X, Y, p: int):
 class BaldiHornik(Check):
     id = "baldi-hornik"
     title = "Baldi-Hornik: all critical points of the two-layer net, values L_I, Morse index, one minimum"
-    claim = "every point of baldi_hornik_points is critical, has value L_I, the formula's Morse index; only top-p has index 0"
+    claim = "all critical points: grad 0, value L_I, index formula"
     source = "Baldi & Hornik, Neural Networks 2(1):53-58 (1989); THEOREMS.md §6 (index formula ours)"
     status = "MIXED"
     control_description = "eigenvectors of Lambda_yx Lambda_yx^T instead of Sigma (forgets Lambda_xx^-1): not critical"

@@ -162,10 +162,7 @@ def critical_is_global(ctx: Context, R, Sigma, As) -> tuple[float, float]:
 class HardtMa(Check):
     id = "hardt-ma"
     title = "Hardt-Ma: small-norm residual optimum; CORRECTED gradient domination (2.3) in the tau-ball"
-    claim = (
-        "construction = R, max||A_i|| <= 2(sqrt(pi)+sqrt(3 gamma))^2/l; corrected (2.3) holds, tight at -tau I; "
-        "printed (2.3) fails there; GD from 0 reaches C"
-    )
+    claim = "Thm 2.1 bound; corrected (2.3) holds, printed fails"
     source = "Hardt & Ma arXiv:1611.04231 Thm 2.1, Thm 2.2, Claim 2.3, eq. (2.3) corrected; THEOREMS.md §8"
     status = "MIXED"
     control_description = "det R < 0 (GD from 0 cannot reach C) and tau = 1 (A_1 = A_2 = -I: critical, not global)"
