@@ -24,7 +24,7 @@ NAMES = (
     "saxe_depth",
     "balancedness",
     "deficiency_margin",
-    # "acceleration",
+    "acceleration",
     "scalar_landscape",
     "baldi_hornik",
     "hessian_spectra",

@@ -306,3 +306,20 @@ def test_deficiency_margin_theory():
     assert np.min(d.nomargin_loss) >= d.nomargin_floor * (1 - 1e-10)
     # control (b): unbalanced init diverges at the theorem's own step size, within a few steps
     assert d.unbal_status == "diverged" and 0 < d.unbal_diverged_at <= 10
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# figure 5: acceleration by overparameterization (THEOREMS §4, a demo: loose assertions)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_acceleration_demo():
+    from figures import acceleration as f
+
+    d = f.data(steps=1000, lrs=np.geomspace(0.1, 10.0, 9))
+    for key, curve in d.curves.items():
+        assert np.all(np.isfinite(curve)) and curve[-1] < curve[0]
+        assert d.best_lr[key] < d.lrs[-1]  # the tuned step is inside the grid (larger steps diverged)
+    ratio = {p: d.curves[p, 1][-1] / min(d.curves[p, N][-1] for N in d.depths[1:]) for p in d.powers}
+    assert ratio[4] > 2.0  # l4: depth accelerates (ACH)
+    assert ratio[2] < 2.0  # l2: no comparable speed-up (ACH, Saxe)
