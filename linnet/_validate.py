@@ -28,7 +28,9 @@ def check_weights(Ws: Any, *, name: str = "Ws", finite: bool = True):
     dt = Ws[0].dtype
     for j, W in enumerate(Ws, start=1):
         if W.ndim < 2:
-            raise ValueError(f"`{name}[{j - 1}]` (layer {j}) must have shape (..., d_{j}, d_{j - 1}), got {tuple(W.shape)}")
+            raise ValueError(
+                f"`{name}[{j - 1}]` (layer {j}) must have shape (..., d_{j}, d_{j - 1}), got {tuple(W.shape)}"
+            )
         if W.dtype != dt:
             raise ValueError(f"`{name}` must share one dtype: layer 1 is {dt}, layer {j} is {W.dtype}")
         if j > 1 and W.shape[-1] != Ws[j - 2].shape[-2]:

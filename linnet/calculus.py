@@ -32,9 +32,29 @@ def _check_loss(loss_fn) -> Loss:
     return loss_fn
 
 
+def _broadcast_shapes(shapes, what: str) -> tuple:
+    nd = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(nd):
+        dims = {s[len(s) - nd + i] for s in shapes if len(s) - nd + i >= 0} - {1}
+        if len(dims) > 1:
+            raise ValueError(f"{what} must broadcast, got batch shapes {', '.join(str(tuple(s)) for s in shapes)}")
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def _problem_batch(loss_fn) -> tuple:
+    arr = getattr(loss_fn, "Phi", None)
+    if arr is None:
+        arr = getattr(loss_fn, "X", None)
+    return tuple(arr.shape[:-2]) if arr is not None else ()
+
+
 def _prepare(loss_fn, Ws, residual, *, suffixes=True):
     loss_fn = _check_loss(loss_fn)
     Ws, xp = check_weights(Ws)
+    nets = _broadcast_shapes([tuple(W.shape[:-2]) for W in Ws], "the layers' batch shapes in `Ws`")
+    _broadcast_shapes([nets, _problem_batch(loss_fn)], "the batch shapes of `Ws` and of the problem in `loss`")
     Fs = _p.factors(Ws, residual, xp)
     parts = _p.partials(Fs, xp, suffixes=suffixes)
     return loss_fn.check(parts.prefix[-1]), Ws, xp, parts
@@ -81,11 +101,15 @@ def grad(loss: Loss, Ws: Sequence[Array], *, residual: bool = False) -> tuple:
 
 def _check_direction(Vs, Ws, name="Vs"):
     if not isinstance(Vs, (tuple, list)) or len(Vs) != len(Ws):
-        raise ValueError(f"`{name}` must be a tuple of {len(Ws)} arrays shaped like the layers, got {type(Vs).__name__} of length {len(Vs) if hasattr(Vs, '__len__') else '?'}")
+        raise ValueError(
+            f"`{name}` must be a tuple of {len(Ws)} arrays shaped like the layers, got {type(Vs).__name__} of length {len(Vs) if hasattr(Vs, '__len__') else '?'}"
+        )
     Vs, _ = check_weights(Vs, name=name)
     for j, (V, W) in enumerate(zip(Vs, Ws), start=1):
         if tuple(V.shape[-2:]) != tuple(W.shape[-2:]):
-            raise ValueError(f"`{name}[{j - 1}]` must have shape (..., {W.shape[-2]}, {W.shape[-1]}), got {tuple(V.shape)}")
+            raise ValueError(
+                f"`{name}[{j - 1}]` must have shape (..., {W.shape[-2]}, {W.shape[-1]}), got {tuple(V.shape)}"
+            )
         if V.dtype != W.dtype:
             raise ValueError(f"`{name}[{j - 1}]` must have the dtype of the weights ({W.dtype}), got {V.dtype}")
     return Vs
@@ -133,7 +157,7 @@ def num_params(Ws: Sequence[Array]) -> int:
 def flatten(Ws: Sequence[Array]) -> Array:
     """Concatenate layers 1..N, each flattened row-major, into shape ``(..., P)``."""
     xp = check_weights(Ws, finite=False)[1]
-    batch = _batch_shape(Ws)
+    batch = _broadcast_shapes([tuple(W.shape[:-2]) for W in Ws], "the layers' batch shapes in `Ws`")
     return xp.concat([xp.reshape(xp.broadcast_to(W, batch + tuple(W.shape[-2:])), batch + (-1,)) for W in Ws], axis=-1)
 
 
@@ -154,17 +178,6 @@ def unflatten(theta: Array, widths: Sequence[int]) -> tuple:
     return tuple(out)
 
 
-def _batch_shape(Ws) -> tuple:
-    shapes = [tuple(W.shape[:-2]) for W in Ws]
-    nd = max(len(s) for s in shapes)
-    out = []
-    for i in range(nd):
-        dims = [s[len(s) - nd + i] for s in shapes if len(s) - nd + i >= 0]
-        big = max(dims)
-        out.append(big)
-    return tuple(out)
-
-
 def hessian(loss: Loss, Ws: Sequence[Array], *, residual: bool = False) -> Array:
     r"""Dense Hessian of :math:`L`, shape ``(..., P, P)`` with :math:`P = \sum_j d_j d_{j-1}`.
 
@@ -181,6 +194,7 @@ def hessian(loss: Loss, Ws: Sequence[Array], *, residual: bool = False) -> Array
     E = xp.reshape(eye, (P,) + (1,) * len(batch) + (P,))
     Vs = unflatten(E, widths)
     Hcols = hvp(loss_fn, Ws, Vs, residual=residual)  # each (P, *batch, d_j, d_{j-1})
+    Hcols = [xp.broadcast_to(h, (P,) + batch + tuple(h.shape[-2:])) for h in Hcols]  # depth 1: H may not depend on W
     H = xp.concat([xp.reshape(h, (P,) + batch + (-1,)) for h in Hcols], axis=-1)  # (P, *batch, P): row k = H e_k
     H = xp.permute_dims(H, tuple(range(1, len(batch) + 1)) + (0, len(batch) + 1))
     # H e_k is column k; the Hessian is symmetric, so symmetrize away round-off

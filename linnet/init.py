@@ -26,10 +26,12 @@ def _batch(batch: Any) -> tuple[int, ...]:
         return ()
     if isinstance(batch, (int, np.integer)):
         batch = (int(batch),)
-    try:
-        batch = tuple(int(b) for b in batch)
-    except TypeError:
-        raise ValueError(f"`batch` must be an int or a tuple of ints, got {batch!r}") from None
+    if isinstance(batch, str) or not all(
+        isinstance(b, (int, np.integer)) and not isinstance(b, bool)
+        for b in (batch if hasattr(batch, "__iter__") else [batch])
+    ):
+        raise ValueError(f"`batch` must be an int or a tuple of ints, got {batch!r}")
+    batch = tuple(int(b) for b in batch)
     if any(b < 1 for b in batch):
         raise ValueError(f"`batch` must hold positive ints, got {batch!r}")
     return batch
@@ -49,7 +51,9 @@ def _draw(widths, batch, seed) -> list[np.ndarray]:
     return out
 
 
-def gaussian(widths: Sequence[int], scale: float = 1.0, *, batch: Any = (), seed: Any = 0, xp: Any = None, dtype: Any = None):
+def gaussian(
+    widths: Sequence[int], scale: float = 1.0, *, batch: Any = (), seed: Any = 0, xp: Any = None, dtype: Any = None
+):
     r"""I.i.d. Gaussian layers, :math:`(W_j)_{ab} \sim \mathcal N(0, \mathrm{scale}^2)`.
 
     Parameters
@@ -79,7 +83,9 @@ def gaussian(widths: Sequence[int], scale: float = 1.0, *, batch: Any = (), seed
     return tuple(from_host(scale * a, xp, dt) for a in _draw(widths, batch, seed))
 
 
-def orthogonal(widths: Sequence[int], scale: float = 1.0, *, batch: Any = (), seed: Any = 0, xp: Any = None, dtype: Any = None):
+def orthogonal(
+    widths: Sequence[int], scale: float = 1.0, *, batch: Any = (), seed: Any = 0, xp: Any = None, dtype: Any = None
+):
     r"""Layers ``scale`` times a Haar-random (semi-)orthogonal matrix (orthonormal rows or columns).
 
     Each layer is the ``Q`` factor of a Gaussian draw with the signs of ``diag(R)`` absorbed, which makes it
@@ -174,7 +180,9 @@ def balanced(A: Any, widths: Sequence[int], *, rtol: Optional[float] = None):
         A = np.asarray(A, dtype=float)
     xp = namespace(A)
     if A.ndim < 2 or tuple(A.shape[-2:]) != (widths[-1], widths[0]):
-        raise ValueError(f"`A` must have shape (..., {widths[-1]}, {widths[0]}) = (..., d_N, d_0), got {tuple(A.shape)}")
+        raise ValueError(
+            f"`A` must have shape (..., {widths[-1]}, {widths[0]}) = (..., d_N, d_0), got {tuple(A.shape)}"
+        )
     if not xp.isdtype(A.dtype, "real floating"):
         raise ValueError(f"`A` must have a real floating dtype, got {A.dtype}")
     check_finite(A, "A", xp=xp)

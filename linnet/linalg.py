@@ -22,6 +22,12 @@ def _threshold(s, rtol, xp):
     return xp.where(s > tol, s, xp.zeros_like(s))
 
 
+def _check_depth(depth) -> int:
+    if isinstance(depth, bool) or not hasattr(depth, "__index__") or int(depth) < 1:
+        raise ValueError(f"`depth` must be >= 1 (an int), got {depth!r}")
+    return int(depth)
+
+
 def gram_powers(W: Array, alphas, *, rtol: Optional[float] = None):
     r"""Left and right Gram powers :math:`[WW^\top]^{\alpha}` and :math:`[W^\top W]^{\alpha}` for each ``alpha``.
 
@@ -59,9 +65,7 @@ def e2e_velocity(W: Array, G: Array, depth: int, *, rtol: Optional[float] = None
     <https://arxiv.org/abs/1802.06509>`_, 2018.
     """
     xp = namespace(W, G)
-    N = int(depth)
-    if N < 1:
-        raise ValueError(f"`depth` must be >= 1, got {depth!r}")
+    N = _check_depth(depth)
     alphas = [k / N for k in range(N)]
     left, right = gram_powers(W, alphas, rtol=rtol)
     out = None
@@ -77,7 +81,7 @@ def preconditioner(W: Array, depth: int, *, rtol: Optional[float] = None) -> Arr
     Shape ``(..., d_N d_0, d_N d_0)``; :math:`\operatorname{vec}(\dot W) = -P_W\operatorname{vec}(\nabla\ell)`.
     """
     xp = namespace(W)
-    N = int(depth)
+    N = _check_depth(depth)
     left, right = gram_powers(W, [k / N for k in range(N)], rtol=rtol)
     out = None
     for j in range(1, N + 1):
@@ -94,7 +98,7 @@ def preconditioner_eigenvalues(W: Array, depth: int, *, rtol: Optional[float] = 
     Returned sorted ascending, shape ``(..., d_N d_0)``.
     """
     xp = namespace(W)
-    N = int(depth)
+    N = _check_depth(depth)
     s = _threshold(xp.linalg.svdvals(W), rtol, xp)
     dN, d0 = W.shape[-2], W.shape[-1]
     k = s.shape[-1]
@@ -104,7 +108,7 @@ def preconditioner_eigenvalues(W: Array, depth: int, *, rtol: Optional[float] = 
     sc = xp.concat([s, z0], axis=-1)[..., None, :]  # input side
 
     def pw(x, e):
-        return xp.ones_like(x) if e == 0 else x ** e
+        return xp.ones_like(x) if e == 0 else x**e
 
     ev = None
     for j in range(1, N + 1):

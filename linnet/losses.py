@@ -72,7 +72,8 @@ class Loss:
         """Return this loss in the dtype of ``W`` after checking that shapes agree."""
         if tuple(W.shape[-2:]) != tuple(self.shape):
             raise ValueError(
-                f"the end-to-end matrix has shape {tuple(W.shape[-2:])} (d_N, d_0) but the loss expects {tuple(self.shape)}"
+                f"`Ws` and `loss` disagree: the nets' end-to-end matrix has shape (d_N, d_0) = {tuple(W.shape[-2:])}, "
+                f"the loss expects {tuple(self.shape)}"
             )
         return self.astype(W.dtype)
 
@@ -128,7 +129,9 @@ class SquaredLoss(Loss):
         X, xp = _as_matrix(X, "X")
         Y, _ = _as_matrix(Y, "Y", xp)
         if X.shape[-1] != Y.shape[-1]:
-            raise ValueError(f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}")
+            raise ValueError(
+                f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}"
+            )
         if X.dtype != Y.dtype:
             raise ValueError(f"`X` and `Y` must share a dtype, got {X.dtype} and {Y.dtype}")
         m = X.shape[-1]
@@ -165,7 +168,12 @@ class SquaredLoss(Loss):
         Syx, _ = _as_matrix(Syx, "Syx", xp)
         Syy, _ = _as_matrix(Syy, "Syy", xp)
         d0 = Sxx.shape[-1]
-        if Sxx.shape[-2] != d0 or Syx.shape[-1] != d0 or Syy.shape[-1] != Syy.shape[-2] or Syy.shape[-1] != Syx.shape[-2]:
+        if (
+            Sxx.shape[-2] != d0
+            or Syx.shape[-1] != d0
+            or Syy.shape[-1] != Syy.shape[-2]
+            or Syy.shape[-1] != Syx.shape[-2]
+        ):
             raise ValueError(
                 "population statistics must have shapes Sxx (d0, d0), Syx (dN, d0), Syy (dN, dN); "
                 f"got {tuple(Sxx.shape)}, {tuple(Syx.shape)}, {tuple(Syy.shape)}"
@@ -228,7 +236,9 @@ class LpLoss(Loss):
         X, xp = _as_matrix(X, "X")
         Y, _ = _as_matrix(Y, "Y", xp)
         if X.shape[-1] != Y.shape[-1]:
-            raise ValueError(f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}")
+            raise ValueError(
+                f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}"
+            )
         if X.dtype != Y.dtype:
             raise ValueError(f"`X` and `Y` must share a dtype, got {X.dtype} and {Y.dtype}")
         try:
@@ -282,7 +292,9 @@ class HuberLoss(Loss):
         X, xp = _as_matrix(X, "X")
         Y, _ = _as_matrix(Y, "Y", xp)
         if X.shape[-1] != Y.shape[-1]:
-            raise ValueError(f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}")
+            raise ValueError(
+                f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}"
+            )
         self.delta = check_positive(delta, "delta")
         self.X, self.Y, self.m = X, Y, X.shape[-1]
         self.shape = (Y.shape[-2], X.shape[-2])

@@ -30,8 +30,16 @@ def rel_error(actual: Any, desired: Any) -> float:
     return float(np.linalg.norm(a - d)) / den
 
 
-def assert_close(actual: Any, desired: Any, *, rtol: float | None = None, atol: float | None = None,
-                 check_dtype: bool = True, check_shape: bool = True, err_msg: str = "") -> None:
+def assert_close(
+    actual: Any,
+    desired: Any,
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
+    check_dtype: bool = True,
+    check_shape: bool = True,
+    err_msg: str = "",
+) -> None:
     """Assert ``actual`` equals ``desired`` within tolerances; dtype and shape checked too.
 
     ``desired`` may be a NumPy array (a float64 reference); then only ``actual``'s dtype is compared to the
