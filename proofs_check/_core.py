@@ -99,8 +99,18 @@ class Measurement(NamedTuple):
         """Several sub-assertions: holds iff all hold; the headline figure is the first part's."""
         items = list(parts.items())
         first = items[0][1]
-        details = {k: {"figure": m.figure, "bound": m.bound, "relation": m.relation, "holds": m.holds, "note": m.note} for k, m in items}
-        return cls(first.figure, first.bound, all(m.holds for _, m in items), first.relation, note or first.note, details)
+        details = {
+            k: {"figure": m.figure, "bound": m.bound, "relation": m.relation, "holds": m.holds, "note": m.note}
+            for k, m in items
+        }
+        return cls(
+            first.figure, first.bound, all(m.holds for _, m in items), first.relation, note or first.note, details
+        )
+
+    @classmethod
+    def any_of(cls, parts: dict[str, "Measurement"], note: str = "") -> "Measurement":
+        """Several negative controls: the combination holds if any one holds (so every one must fail)."""
+        return cls.all_of(parts, note=note)._replace(holds=any(m.holds for m in parts.values()))
 
 
 class Verdict(NamedTuple):
@@ -169,7 +179,14 @@ class Check:
         result = self.measure(ctx)
         ctrl = self.control(ctx)
         return Verdict(
-            self.id, self.title, self.claim, self.source, self.status, result, ctrl, self.control_description,
+            self.id,
+            self.title,
+            self.claim,
+            self.source,
+            self.status,
+            result,
+            ctrl,
+            self.control_description,
             time.perf_counter() - t0,
         )
 
@@ -180,6 +197,13 @@ REGISTRY: dict[str, Check] = {}
 def register(cls: type) -> type:
     """Class decorator: instantiate the check and add it to the registry (ids must be unique)."""
     inst = cls()
+    prev = REGISTRY.get(inst.id)
+    if (
+        prev is not None
+        and type(prev).__qualname__ == cls.__qualname__
+        and type(prev).__module__.split(".")[-1] == cls.__module__.split(".")[-1]
+    ):
+        return cls  # the same module imported twice (e.g. by a doctest collector): keep the first
     if not inst.id or inst.id in REGISTRY:
         raise ValueError(f"check id must be unique and non-empty, got {inst.id!r}")
     if inst.status not in STATUSES:
@@ -203,5 +227,14 @@ def run_check(check: Check, ctx: Context, *, on_error: Callable | None = None) -
         if on_error is not None:
             on_error(check, exc)
         bad = Measurement(float("nan"), float("nan"), False, "<=", f"error: {type(exc).__name__}: {exc}")
-        return Verdict(check.id, check.title, check.claim, check.source, check.status, bad,
-                       Measurement(float("nan"), float("nan"), True, "<=", "not run"), check.control_description, 0.0)
+        return Verdict(
+            check.id,
+            check.title,
+            check.claim,
+            check.source,
+            check.status,
+            bad,
+            Measurement(float("nan"), float("nan"), True, "<=", "not run"),
+            check.control_description,
+            0.0,
+        )
