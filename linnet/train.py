@@ -153,6 +153,13 @@ def _check_lr(lr: Any, xp, dt, name: str = "lr"):
     return from_host(host, xp, dtype_name(dt)), tuple(host.shape)
 
 
+def _with_lr(batch: tuple, lr_shape: tuple) -> tuple:
+    try:
+        return _broadcast_shapes(batch, lr_shape)
+    except ValueError:
+        raise ValueError(f"`lr` of shape {lr_shape} does not broadcast with the batch {batch} of nets") from None
+
+
 def _check_layer_lr(lr_per_layer: Any, n_layers: int) -> tuple:
     if lr_per_layer is None:
         return (1.0,) * n_layers
@@ -206,9 +213,25 @@ def _prepare(loss: Any, Ws: Any, residual: bool, name: str = "Ws"):
     We = Fs[0]
     for F in Fs[1:]:
         We = xp.matmul(F, We)
-    loss_fn = loss.check(We)
-    batch = tuple(loss_fn.value(We).shape)
+    loss_fn, batch = _check_against(loss, We, name)
     return loss_fn, Ws, xp, batch
+
+
+def _check_against(loss: Loss, We, name: str):
+    """The loss in the dtype of ``We`` and the batch shape of the nets broadcast with the problem."""
+    try:
+        loss_fn = loss.check(We)
+    except ValueError as exc:
+        raise ValueError(f"`loss` and `{name}` disagree: {exc}") from None
+    problem = tuple(getattr(getattr(loss_fn, "Phi", None), "shape", ())[:-2])
+    try:
+        _broadcast_shapes(tuple(We.shape[:-2]), problem)
+        batch = tuple(loss_fn.value(We).shape)
+    except ValueError as exc:
+        raise ValueError(
+            f"the batch shape of `{name}` {tuple(We.shape[:-2])} does not broadcast with that of `loss` {problem}: {exc}"
+        ) from None
+    return loss_fn, batch
 
 
 def _broadcast_weights(Ws, batch, xp) -> tuple:
@@ -405,7 +428,8 @@ def _descent_setup(loss, Ws, residual, lr, steps, record_every, record_steps, ch
     dt = Ws[0].dtype
     lr, lr_shape = _check_lr(lr, xp, dt)
     steps = _check_int(steps, "steps", minimum=0)
-    batch = _broadcast_shapes(batch, lr_shape, *(tuple(W.shape[:-2]) for W in Ws))
+    batch = _broadcast_shapes(batch, *(tuple(W.shape[:-2]) for W in Ws))
+    batch = _with_lr(batch, lr_shape)
     opts = dict(
         xp=xp,
         W0=_broadcast_weights(Ws, batch, xp),
@@ -713,8 +737,7 @@ def _check_e2e(loss, We0, depth):
         We0 = We0[0]
     Ws, xp = check_weights((We0,), name="We0")
     N = _check_int(depth, "depth", minimum=1)
-    loss_fn = loss.check(Ws[0])
-    batch = tuple(loss_fn.value(Ws[0]).shape)
+    loss_fn, batch = _check_against(loss, Ws[0], "We0")
     return loss_fn, Ws, xp, batch, N
 
 
@@ -773,7 +796,7 @@ def end_to_end_gd(
     dt = Ws[0].dtype
     lr, lr_shape = _check_lr(lr, xp, dt)
     steps = _check_int(steps, "steps", minimum=0)
-    batch = _broadcast_shapes(batch, lr_shape, tuple(Ws[0].shape[:-2]))
+    batch = _with_lr(batch, lr_shape)
     rhs = _e2e_rhs(loss_fn, N, xp)
     with _quiet():
         return _descend(

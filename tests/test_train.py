@@ -459,6 +459,7 @@ def _bad_cases():
     sq = ln.SquaredLoss.from_data(X, Y)
     Ws = ln.init.gaussian((3, 4, 2), scale=0.5, seed=0)
     wh = ln.SquaredLoss.whitened(np.ones((2, 3)))
+    wh3 = ln.SquaredLoss.whitened(np.ones((3, 2, 3)))
     return [
         ("lr", lambda: train.gd(sq, Ws, lr=-0.1, steps=1)),
         ("lr", lambda: train.gd(sq, Ws, lr=float("nan"), steps=1)),
@@ -483,6 +484,8 @@ def _bad_cases():
         ("mismatched widths", lambda: train.gd(sq, (Ws[0], np.ones((2, 3))), lr=0.1, steps=1)),
         ("loss expects", lambda: train.gd(sq, (np.ones((4, 2)), np.ones((2, 4))), lr=0.1, steps=1)),
         ("Ws", lambda: train.gd(sq, Ws[0], lr=0.1, steps=1)),
+        ("`lr` of shape", lambda: train.gd(sq, (np.ones((3, 4, 3)), np.ones((3, 2, 4))), lr=np.ones(2), steps=1)),
+        ("batch shape of `Ws`", lambda: train.gd(wh3, (np.ones((4, 4, 3)), np.ones((4, 2, 4))), lr=0.1, steps=1)),
         ("finite", lambda: train.gd(sq, (Ws[0] * np.nan, Ws[1]), lr=0.1, steps=1)),
         ("loss", lambda: train.gd("not a loss", Ws, lr=0.1, steps=1)),
         ("depth", lambda: train.end_to_end_gd(sq, np.ones((2, 3)), depth=0, lr=0.1, steps=1)),
