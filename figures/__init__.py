@@ -30,7 +30,7 @@ NAMES = (
     "hessian_spectra",
     "hardt_ma",
     "bartlett",
-    # "poggio_cooper",
+    "poggio_cooper",
     "stability",
 )
 

@@ -18,7 +18,7 @@ from figures import __main__ as cli
 
 def test_registry_modules_have_the_contract():
     """Every registered figure has NAME, TITLE, SOURCE, CAPTION, data and make."""
-    assert len(figures.NAMES) >= 3
+    assert len(figures.NAMES) == 12
     for name in figures.NAMES:
         mod = figures.get(name)
         assert mod.NAME == name
@@ -323,3 +323,31 @@ def test_acceleration_demo():
     ratio = {p: d.curves[p, 1][-1] / min(d.curves[p, N][-1] for N in d.depths[1:]) for p in d.powers}
     assert ratio[4] > 2.0  # l4: depth accelerates (ACH)
     assert ratio[2] < 2.0  # l2: no comparable speed-up (ACH, Saxe)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# figure 11: Poggio & Cooper (THEOREMS §11)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_poggio_cooper_theory():
+    from figures import poggio_cooper as f
+
+    d = f.data(steps=300)
+    # 1-D example: GD's loss has one minimum at 0, the per-sample losses at +-x1; SGD wanders between them
+    assert abs(d.w[np.argmin(d.full)]) < 1e-12
+    np.testing.assert_allclose(sorted(d.w[np.argmin(d.per_sample, axis=1)]), [-d.x1, d.x1], atol=1e-12)
+    np.testing.assert_allclose(d.full, 0.5 * (d.w**2 + d.x1**2), rtol=1e-12)
+    assert np.std(d.sgd_1d) > 0.1 * d.x1 and np.max(np.abs(d.sgd_1d)) < d.x1
+    # GD's limit is a type-2 point: global minimum (least squares), full gradient 0, per-sample gradients not
+    assert d.gd_grad_type2 < 1e-10
+    np.testing.assert_allclose(d.gd_loss_type2, d.min_value_type2, rtol=1e-10)
+    assert d.per_sample_grad_type2 > 1e-3
+    # single-sample SGD leaves it at once (first step moves by ~ lr * per-sample gradient) and the loss rises
+    assert d.disp_type2[1] > 1e-3 * d.lr
+    assert np.max(d.loss_type2) > d.min_value_type2 * (1 + 1e-6)
+    # type 1: at an interpolating minimum every per-sample gradient vanishes and SGD stays to round-off
+    assert d.per_sample_grad_type1 < 1e-12
+    assert np.max(d.disp_type1) < 1e-14
+    # the origin (spurious type 1) is never left
+    assert np.max(d.disp_origin) == 0.0
