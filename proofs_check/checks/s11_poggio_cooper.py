@@ -36,6 +36,8 @@ when :math:`\Lambda_{xx}` is singular (:math:`n < d_0`), too coarse for :math:`L
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 import linnet as ln
@@ -80,6 +82,11 @@ def _any_of(parts: dict, note: str = "") -> Measurement:
     )
 
 
+def _sharpness(loss, Ws) -> float:
+    """Largest Hessian eigenvalue (over a batch of problems too), from the dense ``ln.hessian``."""
+    return float(np.max(np.linalg.eigvalsh(_host(ln.hessian(loss, Ws)))))
+
+
 def _flat_norms(Gs) -> np.ndarray:
     return np.sqrt(sum(np.sum(_host(g) ** 2, axis=(-2, -1)) for g in Gs))
 
@@ -108,10 +115,13 @@ class PoggioCooperCriticalPoints(Check):
         # THEOREMS §11: eigenvalues below 1e-8 lambda_max count as zero; never below ~100 P eps (round-off)
         return max(1e-8, 100 * P * ctx.eps)
 
-    def _train(self, ctx: Context, loss, widths, key: str, *, gtol=None, ftol=None, steps=20_000, lr=0.1):
-        A = 0.3 * ctx.rng(key).standard_normal((widths[-1], widths[0]))
+    def _train(self, ctx: Context, loss, X, Y, widths, key: str, *, gtol=None, steps=20_000):
+        """GD from a small balanced init with step 1/S, S the sharpness of the balanced least-squares minimum."""
+        Phi = _host(Y) @ np.linalg.pinv(_host(X))
+        S = _sharpness(loss, ln.init.balanced(ctx.asarray(Phi), widths))
+        A = 0.1 * np.linalg.norm(Phi) * ctx.rng(key).standard_normal((widths[-1], widths[0]))
         Ws = ln.init.balanced(ctx.asarray(A), widths)
-        return ln.train.gd(loss, Ws, lr=lr, steps=steps, gtol=gtol, ftol=ftol, record_every=100).weights
+        return ln.train.gd(loss, Ws, lr=1.0 / S, steps=steps, gtol=gtol, record_every=100).weights
 
     def _interpolating(self, ctx: Context):
         d0, n = self.widths_interp[0], 3
@@ -120,7 +130,7 @@ class PoggioCooperCriticalPoints(Check):
         Y = ctx.asarray(rng.standard_normal((1, d0))) @ X
         loss = ln.LpLoss(X, Y, p=2)
         # run to the round-off floor (~1e-30): the per-sample gradients then vanish to ~1e-15
-        Ws = self._train(ctx, loss, self.widths_interp, "s11-init1", steps=ctx.pick(3000, 5000))
+        Ws = self._train(ctx, loss, X, Y, self.widths_interp, "s11-init1", steps=ctx.pick(5000, 10_000))
         return X, Y, loss, Ws, n
 
     def _type2(self, ctx: Context):
@@ -130,7 +140,7 @@ class PoggioCooperCriticalPoints(Check):
         Y = ctx.asarray(rng.standard_normal((1, d0)) @ _host(X) + 0.5 * rng.standard_normal((1, n)))
         loss = ln.LpLoss(X, Y, p=2)
         gtol = max(1e-13, 10 * ctx.eps)  # mean-normalised gradient; the PC sum is n times it
-        Ws = self._train(ctx, loss, self.widths_type2, "s11-init2", gtol=gtol)
+        Ws = self._train(ctx, loss, X, Y, self.widths_type2, "s11-init2", gtol=gtol)
         return X, Y, loss, Ws, n
 
     def _spectra(self, ctx: Context, loss, Ws):
@@ -154,7 +164,8 @@ class PoggioCooperCriticalPoints(Check):
         n_zero = int(np.sum(np.abs(ev) <= thr * scale))
         ps = _per_sample(X, Y)
         g_i = 2 * _flat_norms(ln.grad(ps, Ws))  # ||grad(l_i^2)|| = 2 ||grad(l_i^2 / 2)||
-        sgd = ln.train.sgd(loss, Ws, lr=0.1, steps=200, batch_size=1, seed=ctx.rng("s11-sgd1"), keep_history=True)
+        lr1 = 0.5 / _sharpness(ps, Ws)  # every single-sample step is a non-expansive map near the minimum
+        sgd = ln.train.sgd(loss, Ws, lr=lr1, steps=200, batch_size=1, seed=ctx.rng("s11-sgd1"), keep_history=True)
         th = _host(ln.flatten(sgd.history))
         disp = float(np.max(np.linalg.norm(th - th[0], axis=-1)))
         parts["interp_loss"] = Measurement.compare(
@@ -176,14 +187,14 @@ class PoggioCooperCriticalPoints(Check):
             float(g_i.max()), max(1e-12, 1e4 * ctx.eps), "<=", "max_i ||grad(l_i^2)|| (type 1)"
         )
         parts["sgd_stays"] = Measurement.compare(
-            disp, max(1e-14, 100 * ctx.eps), "<=", "max displacement of 200 single-sample SGD steps (lr 0.1)"
+            disp, max(1e-14, 100 * ctx.eps), "<=", f"max displacement of 200 single-sample SGD steps (lr {lr1:.3g})"
         )
 
         # 2. type-2 point
         X2, Y2, loss2, W2, n2 = self._type2(ctx)
         full = n2 * _flat_norms(ln.grad(loss2, W2))  # ||sum_i l_i grad l_i||
         terms = _flat_norms(ln.grad(_per_sample(X2, Y2), W2))  # ||l_i grad l_i||
-        lr = 0.01
+        lr = 0.5 / _sharpness(_per_sample(X2, Y2), W2)
         sgd2 = ln.train.sgd(loss2, W2, lr=lr, steps=200, batch_size=1, seed=ctx.rng("s11-sgd2"), keep_history=True)
         th2 = _host(ln.flatten(sgd2.history))
         step_disp = float(np.mean(np.linalg.norm(np.diff(th2, axis=0), axis=-1)))
@@ -249,18 +260,27 @@ class PoggioCooperCriticalPoints(Check):
         X = ctx.asarray(rng.standard_normal((3, 8)))
         Y = ctx.asarray(rng.standard_normal((1, 3)) @ _host(X))
         loss = ln.LpLoss(X, Y, p=2)
+        ps = _per_sample(X, Y)
         Z = ln.init.zeros(widths, xp=ctx.xp, dtype=ctx.dtype)
-        g = _flat_norms(ln.grad(_per_sample(X, Y), Z))
-        stay = ln.train.sgd(loss, Z, lr=0.1, steps=100, batch_size=1, seed=0)
+        g = _flat_norms(ln.grad(ps, Z))
+        Phi = _host(Y) @ np.linalg.pinv(_host(X))
+        lr = 0.5 / _sharpness(ps, ln.init.balanced(ctx.asarray(Phi), widths))
+        stay = ln.train.sgd(loss, Z, lr=lr, steps=100, batch_size=1, seed=0)
         moved = float(np.max(_flat_norms(stay.weights)))
         pert = ln.init.gaussian(widths, scale=1e-6, seed=rng, xp=ctx.xp, dtype=ctx.dtype)
-        esc = ln.train.sgd(loss, pert, lr=0.03, steps=ctx.pick(500, 1000), batch_size=1, seed=1)
+        # escape from 1e-6 grows like (1 + lr sigma_1(Lambda_yx))^t: budget three e-folds per decade, then settle
+        rate = lr * float(np.linalg.norm(_host(Y) @ _host(X).T / X.shape[-1]))
+        steps = int(min(20_000, 3 * math.log(1e8) / rate + 200))
+        esc = ln.train.sgd(loss, pert, lr=lr, steps=steps, batch_size=1, seed=1)
         Le = _host(esc.loss)
         return {
             "origin_per_sample_gradients_zero": Measurement.compare(float(g.max()), 0.0, "<=", "spurious type-1 point"),
             "origin_sgd_stays": Measurement.compare(moved, 0.0, "<=", "SGD from exactly 0"),
             "origin_perturbed_escapes": Measurement.compare(
-                float(Le[-1] / Le[0]), 0.01, "<=", "loss ratio after SGD from a 1e-6 perturbation"
+                float(Le[-1] / Le[0]),
+                0.01,
+                "<=",
+                f"loss ratio after {steps} SGD steps (lr {lr:.3g}) from a 1e-6 perturbation",
             ),
         }
 
