@@ -3,12 +3,15 @@ r"""Training dynamics of deep linear networks: GD, SGD, heavy-ball momentum, gra
 Every routine trains a whole batch of independent nets at once (leading dimensions of the weights, of the
 problem, or of a per-net step size) and returns a :class:`Trajectory`. Each net has its own status: a net whose
 loss or weights stop being finite (or whose loss grows past a huge threshold) is frozen at its last finite
-iterate and marked ``diverged`` with the step; the others go on. Nothing returns NaN silently.
+iterate and marked ``diverged`` with the step; the others go on. Nothing returns NaN silently. "Huge" means
+:math:`|L| >` :data:`DIVERGENCE_FACTOR` :math:`\cdot\max(|L_0|, 1)` (capped at ``1e-8`` times the dtype's largest
+value). Floating-point warnings of diverging nets are silenced inside these routines; the status reports them.
 
 The public functions validate their arguments once, then loop on :func:`linnet._step.value_and_grads`, the hot
 path shared by every training loop. Host synchronisation happens only every ``check_every`` steps, to stop
-early once every net is converged or diverged; per-net freezing itself is exact at every step (``xp.where``
-masks), so ``check_every`` changes the cost, never the result.
+early once every net is converged or diverged; per-net freezing itself is exact at every step (a window in
+which a net diverged is replayed with ``xp.where`` roll-back masks), so ``check_every`` changes the cost, never
+the result.
 
 * :func:`gd`, :func:`sgd`, :func:`momentum`: discrete descent on the layers, :math:`W_j \leftarrow W_j - \eta\,
   \partial L/\partial W_j` (THEOREMS.md §1–§2).
@@ -674,7 +677,8 @@ def sgd(
 
     ``loss`` must carry data: :meth:`SquaredLoss.from_data`, :class:`LpLoss` or :class:`HuberLoss`. The recorded
     loss is the full-data loss; ``gtol``/``ftol`` and divergence are judged on the minibatch loss and gradient of
-    the step. With ``batch_size = m`` this is :func:`gd` up to round-off. Other arguments as in :func:`gd`.
+    the step. With ``batch_size = m`` this is :func:`gd` up to round-off. Other arguments as in :func:`gd`;
+    ``seed`` is an int or a ``numpy.random.Generator`` (advanced by the draws, 64 or more steps at a time).
 
     Examples
     --------
