@@ -68,6 +68,14 @@ class Loss:
     def astype(self, dtype) -> "Loss":  # pragma: no cover - overridden
         return self
 
+    def subsample(self, idx) -> "Loss":
+        """The same loss on the samples (columns) ``idx`` only: an integer index array of the data's namespace.
+
+        Built without validation or factorizations (it runs every step of SGD). Losses without samples raise
+        ``ValueError``.
+        """
+        raise ValueError(f"`loss` must carry data to be subsampled, got a {type(self).__name__} without samples")
+
     def check(self, W) -> "Loss":
         """Return this loss in the dtype of ``W`` after checking that shapes agree."""
         if tuple(W.shape[-2:]) != tuple(self.shape):
@@ -105,7 +113,7 @@ class SquaredLoss(Loss):
     def __init__(self, Sxx, Syx, Phi, c0, tr_yy, *, data=None):
         self.Sxx, self.Syx, self.Phi, self.c0, self.tr_yy = Sxx, Syx, Phi, c0, tr_yy
         self.data = data
-        self.shape = tuple(Phi.shape[-2:])
+        self.shape = tuple(Syx.shape[-2:])
         self._cache = {}
 
     # ---- constructors -------------------------------------------------------------------------------------
@@ -187,11 +195,11 @@ class SquaredLoss(Loss):
 
     # ---- dtype --------------------------------------------------------------------------------------------
     def astype(self, dtype) -> "SquaredLoss":
-        if self.Phi.dtype == dtype:
+        if self.Syx.dtype == dtype:
             return self
         key = str(dtype)
         if key not in self._cache:
-            xp = namespace(self.Phi)
+            xp = namespace(self.Syx)
             cast = lambda a: None if a is None else xp.astype(a, dtype)  # noqa: E731
             self._cache[key] = SquaredLoss(*(cast(a) for a in (self.Sxx, self.Syx, self.Phi, self.c0, self.tr_yy)))
         return self._cache[key]
@@ -201,9 +209,24 @@ class SquaredLoss(Loss):
         """``True`` when :math:`\\Lambda_{xx} = I` (built with :meth:`whitened`)."""
         return self.Sxx is None
 
+    def subsample(self, idx) -> "SquaredLoss":
+        """The squared loss of the samples ``idx``, as raw statistics (no centring: ``Phi`` and ``c0`` are ``None``)."""
+        if self.data is None:
+            raise ValueError("`loss` must carry data to be subsampled: build it with SquaredLoss.from_data(X, Y)")
+        X, Y = self.data
+        xp = namespace(X)
+        Xb, Yb = xp.take(X, idx, axis=-1), xp.take(Y, idx, axis=-1)
+        b = Xb.shape[-1]
+        return SquaredLoss(
+            xp.matmul(Xb, Xb.mT) / b, xp.matmul(Yb, Xb.mT) / b, None, None, _fro2(Yb, xp) / b, data=(Xb, Yb)
+        )
+
     # ---- the loss -----------------------------------------------------------------------------------------
     def value(self, W):
         xp = namespace(W)
+        if self.Phi is None:  # raw statistics (a minibatch): the uncentred form
+            quad = xp.sum(xp.matmul(W, self.Sxx) * W, axis=(-2, -1))
+            return 0.5 * quad - xp.sum(W * self.Syx, axis=(-2, -1)) + 0.5 * self.tr_yy
         E = W - self.Phi
         if self.Sxx is None:
             return 0.5 * _fro2(E, xp) + self.c0
@@ -261,6 +284,13 @@ class LpLoss(Loss):
             self._cache[key] = LpLoss(xp.astype(self.X, dtype), xp.astype(self.Y, dtype), self.p)
         return self._cache[key]
 
+    def subsample(self, idx) -> "LpLoss":
+        xp = namespace(self.X)
+        out = object.__new__(LpLoss)
+        out.X, out.Y, out.p = xp.take(self.X, idx, axis=-1), xp.take(self.Y, idx, axis=-1), self.p
+        out.m, out.shape, out._cache = out.X.shape[-1], self.shape, {}
+        return out
+
     def _residual(self, W):
         xp = namespace(W)
         return xp.matmul(W, self.X) - self.Y, xp
@@ -304,6 +334,13 @@ class HuberLoss(Loss):
             return self
         xp = namespace(self.X)
         return HuberLoss(xp.astype(self.X, dtype), xp.astype(self.Y, dtype), self.delta)
+
+    def subsample(self, idx) -> "HuberLoss":
+        xp = namespace(self.X)
+        out = object.__new__(HuberLoss)
+        out.X, out.Y, out.delta = xp.take(self.X, idx, axis=-1), xp.take(self.Y, idx, axis=-1), self.delta
+        out.m, out.shape = out.X.shape[-1], self.shape
+        return out
 
     def value(self, W):
         xp = namespace(W)
