@@ -23,7 +23,7 @@ def _parts(m):
 # ---- §5 no bad minima -------------------------------------------------------------------------------------
 def test_no_bad_minima_small_ensemble_all_global():
     """A small batched ensemble (with a bottleneck) has no non-global second-order stationary end point."""
-    check = REGISTRY["no-bad-minima"]
+    check = REGISTRY["s05-no-bad-minima"]
     ens = check.ensembles(CTX, configs=((5, 2, 4), (4, 4, 4, 3)), per_config=24)
     assert sum(e.violations for e in ens) == 0
     assert sum(e.global_ for e in ens) == 48
@@ -32,14 +32,14 @@ def test_no_bad_minima_small_ensemble_all_global():
 
 def test_no_bad_minima_closed_form_and_brute_force():
     """global_min matches the host reduced-rank formula and no rank-r competitor beats it."""
-    closed, brute = REGISTRY["no-bad-minima"].closed_form(CTX)
+    closed, brute = REGISTRY["s05-no-bad-minima"].closed_form(CTX)
     assert closed.holds and closed.figure <= 1e-12
     assert brute.holds and brute.figure >= -1e-10
 
 
 def test_no_bad_minima_control_fails():
     """The double well lifted to l(w2 w1) has non-global second-order stationary end points."""
-    m = REGISTRY["no-bad-minima"].control(CTX)
+    m = REGISTRY["s05-no-bad-minima"].control(CTX)
     assert not m.holds
     assert m.figure >= 1
 
@@ -60,7 +60,7 @@ def test_rrr_value_matches_engine_rrr():
 # ---- §5 saddles -------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def saddles():
-    check = REGISTRY["saddles"]
+    check = REGISTRY["s05b-saddles"]
     return check.measure(CTX), check.control(CTX)
 
 
@@ -87,12 +87,12 @@ def test_walsh_data_is_exactly_uncorrelated():
 
 # ---- §6 Baldi-Hornik --------------------------------------------------------------------------------------
 def test_baldi_hornik_holds():
-    m = REGISTRY["baldi-hornik"].measure(CTX)
+    m = REGISTRY["s06-baldi-hornik"].measure(CTX)
     assert m.holds, m.details
 
 
 def test_baldi_hornik_control_fails():
-    c = REGISTRY["baldi-hornik"].control(CTX)
+    c = REGISTRY["s06-baldi-hornik"].control(CTX)
     assert not c.holds
     assert c.figure > 1e-6  # every slipped point has a clearly nonzero gradient
 
@@ -106,13 +106,13 @@ def test_index_formula_small_case():
 
 # ---- §7 Laurent-von Brecht --------------------------------------------------------------------------------
 def test_laurent_von_brecht_holds():
-    m = REGISTRY["laurent-von-brecht"].measure(CTX)
+    m = REGISTRY["s07-laurent-von-brecht"].measure(CTX)
     assert m.holds, m.details
     assert set(_parts(m)) == {"l4", "Huber", "quadratic (metric Sxx)", "logistic"}
 
 
 def test_laurent_von_brecht_control_fails():
-    c = REGISTRY["laurent-von-brecht"].control(CTX)
+    c = REGISTRY["s07-laurent-von-brecht"].control(CTX)
     assert not c.holds
     assert c.figure > 0.1  # a whole well above the global value, not round-off
 
@@ -143,7 +143,7 @@ def test_convex_min_reference_is_stationary():
 # ---- §8 Hardt-Ma ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def hardt_ma():
-    check = REGISTRY["hardt-ma"]
+    check = REGISTRY["s08-hardt-ma"]
     return check.measure(CTX), check.control(CTX)
 
 

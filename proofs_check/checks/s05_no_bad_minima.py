@@ -227,7 +227,7 @@ FULL_CONFIGS = QUICK_CONFIGS + ((6, 8, 5), (8, 3, 6), (6, 2, 5, 4), (6, 8, 3, 8,
 
 @register
 class NoBadMinima(Check):
-    id = "no-bad-minima"
+    id = "s05-no-bad-minima"
     title = "Kawaguchi; Lu-Kawaguchi: every local minimum is global"
     claim = "2nd-order stationary GD end points are global (RRR)"
     source = "Kawaguchi arXiv:1605.07110 (abstract); Lu & Kawaguchi arXiv:1702.08580 Thm 1-2; THEOREMS.md §5"

@@ -134,7 +134,7 @@ DEEP_WIDTHS = ((4, 3, 3, 3), (4, 3, 5, 2, 3), (3, 4, 4, 4, 4, 2))
 
 @register
 class Saddles(Check):
-    id = "saddles"
+    id = "s05b-saddles"
     title = "Saddles: strict at depth 2; Hessian 0 at the origin yet descent ~ t^N for N >= 3"
     claim = "depth 2 saddles strict; N>=3: H(0)=0, drop ~ t^N"
     source = "Kawaguchi arXiv:1605.07110 (abstract); FODL Lecture 3 Prop 3 & Thm 4; THEOREMS.md §5 (c),(d)"

@@ -115,7 +115,7 @@ def slip_points(ctx: Context, X, Y, p: int):
 
 @register
 class BaldiHornik(Check):
-    id = "baldi-hornik"
+    id = "s06-baldi-hornik"
     title = "Baldi-Hornik: all critical points of the two-layer net, values L_I, Morse index, one minimum"
     claim = "all critical points: grad 0, value L_I, index formula"
     source = "Baldi & Hornik, Neural Networks 2(1):53-58 (1989); THEOREMS.md §6 (index formula ours)"

@@ -165,7 +165,7 @@ CONFIGS = {"l4": (4, 5, 4, 3), "Huber": (4, 4, 3), "quadratic (metric Sxx)": (4,
 
 @register
 class LaurentVonBrecht(Check):
-    id = "laurent-von-brecht"
+    id = "s07-laurent-von-brecht"
     title = "Laurent-von Brecht: convex differentiable loss, no bottleneck => local minima are global"
     claim = "convex loss, no bottleneck: SOSP => global"
     source = "Laurent & von Brecht arXiv:1712.01473 (ICML 2018, abstract); FODL Lecture 3 Thm 3; THEOREMS.md §7"

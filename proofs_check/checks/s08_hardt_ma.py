@@ -160,7 +160,7 @@ def critical_is_global(ctx: Context, R, Sigma, As) -> tuple[float, float]:
 
 @register
 class HardtMa(Check):
-    id = "hardt-ma"
+    id = "s08-hardt-ma"
     title = "Hardt-Ma: small-norm residual optimum; CORRECTED gradient domination (2.3) in the tau-ball"
     claim = "Thm 2.1 bound; corrected (2.3) holds, printed fails"
     source = "Hardt & Ma arXiv:1611.04231 Thm 2.1, Thm 2.2, Claim 2.3, eq. (2.3) corrected; THEOREMS.md §8"
