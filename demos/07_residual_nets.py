@@ -55,6 +55,7 @@ ax.legend(fontsize=8)
 def run_identity(eigs, depth, lr, steps=3000):
     Qm, _ = np.linalg.qr(rng.standard_normal((d, d)))
     Phi = Qm @ np.diag(eigs) @ Qm.T
+    Phi = 0.5 * (Phi + Phi.T)  # exactly symmetric: round-off asymmetry is a (slow) escape route at depth 2
     Ws = ln.init.identity((d,) * (depth + 1))
     return ln.train.gd(ln.SquaredLoss.whitened(Phi), Ws, lr=lr, steps=steps)
 
