@@ -282,6 +282,7 @@ class LeanHVP:
         from .calculus import _prepare
 
         loss_fn, Ws, xp, parts = _prepare(loss_fn, Ws, residual)
+        self.numpy = is_numpy_namespace(xp)
         self.loss, self.Ws, self.xp, self.parts = loss_fn, Ws, xp, parts
         self.G = loss_fn.grad(parts.prefix[-1])
         self.shapes = [tuple(W.shape) for W in Ws]
@@ -289,42 +290,62 @@ class LeanHVP:
         self.P = sum(self.sizes)
         self.n_calls = 0
         self._p = _p
+        # on NumPy, call numpy.matmul directly (no wrapper: these are tiny products)
+        self.ops = _RawNumpy if self.numpy else xp
         N = len(Ws)
         p = parts
-        # direction-independent pieces: S_j^T (left), P_{j-1}^T (right) and S_j^T G
+        # direction-independent pieces: S_j^T (left), P_{j-1}^T (right), S_j^T G and G P_{j-1}^T
         self.St = [None if p.suffix[j] is None else p.suffix[j].mT for j in range(N + 1)]
         self.Pt = [None if p.prefix[j] is None else p.prefix[j].mT for j in range(N + 1)]
         self.StG = [_p._mm(self.St[j], self.G, xp) for j in range(N + 1)]
         self.GPt = [_p._mm(self.G, self.Pt[j], xp) for j in range(N + 1)]
+        self.Sxx = loss_fn.Sxx if type(loss_fn) is SquaredLoss else None
+        self.squared = type(loss_fn) is SquaredLoss
 
     def hvp(self, Vs) -> tuple:
         """Exact HVP on a tuple of layer directions (arrays of the weights' namespace)."""
-        xp, p, mm = self.xp, self.parts, self._p._mm
+        ops, p = self.ops, self.parts
+        mm = self._p._mm
         N = len(Vs)
         self.n_calls += 1
-        dP = self._p.pushforward_prefixes(p, Vs, xp)
-        dS = self._p.pushforward_suffixes(p, Vs, xp)
-        D = self.loss.hvp(p.prefix[-1], dP[-1])
+        dP = self._p.pushforward_prefixes(p, Vs, ops)
+        dS = self._p.pushforward_suffixes(p, Vs, ops)
+        if self.squared:
+            D = dP[-1] if self.Sxx is None else ops.matmul(dP[-1], self.Sxx)
+        else:
+            D = self.loss.hvp(p.prefix[-1], dP[-1])
         out = []
         for j in range(1, N + 1):
-            h = mm(mm(self.St[j], D, xp), self.Pt[j - 1], xp)
+            h = mm(mm(self.St[j], D, ops), self.Pt[j - 1], ops)
             if dS[j] is not None:
-                h = h + mm(xp.matmul(dS[j].mT, self.G), self.Pt[j - 1], xp)
+                h = h + mm(dS[j].mT, self.GPt[j - 1], ops)
             if dP[j - 1] is not None:
-                h = h + xp.matmul(self.StG[j], dP[j - 1].mT)
+                h = h + ops.matmul(self.StG[j], dP[j - 1].mT)
             out.append(h)
         return tuple(out)
 
     def matvec(self, v):
         """``H v`` for a flat host vector ``v`` (length P), as float64 NumPy."""
-        xp = self.xp
         v = _np.asarray(v, dtype=_np.float64).reshape(-1)
         Vs, k = [], 0
         for s, n in zip(self.shapes, self.sizes):
-            Vs.append(_backend.from_host(v[k : k + n].reshape(s), xp, self.Ws[0].dtype))
+            blk = v[k : k + n].reshape(s)
+            Vs.append(
+                blk.astype(self.Ws[0].dtype, copy=False)
+                if self.numpy
+                else _backend.from_host(blk, self.xp, self.Ws[0].dtype)
+            )
             k += n
         Hs = self.hvp(tuple(Vs))
+        if self.numpy:
+            return _np.concatenate([h.reshape(-1) for h in Hs]).astype(_np.float64, copy=False)
         return _np.concatenate([_np.asarray(_backend.to_numpy(h), dtype=_np.float64).reshape(-1) for h in Hs])
+
+
+class _RawNumpy:
+    """The one call the HVP recursions need, straight to NumPy."""
+
+    matmul = staticmethod(_np.matmul)
 
 
 def top_eigenvalue(loss_fn, Ws, *, residual: bool = False, tol: float = 1e-10, v0=None, seed: int = 0) -> TopEigen:
@@ -369,3 +390,85 @@ def top_eigenvalue(loss_fn, Ws, *, residual: bool = False, tol: float = 1e-10, v
     A = LinearOperator((n, n), matvec=op.matvec, dtype=_np.float64)
     w, V = eigsh(A, k=1, which="LA", tol=tol, v0=v0, ncv=min(n, 12))
     return TopEigen(float(w[0]), V[:, 0], op.n_calls)
+
+
+# ---- dense Hessian of a squared loss in closed form ------------------------------------------------------------
+
+
+def _outer4(A, B, xp, order: str):
+    r"""Block of a Hessian from two matrices, as ``(..., r, c)`` with rows ``(a, b)`` and columns ``(e, c)``.
+
+    ``order="ac,be"``: ``H[(a,b),(c,e)] = A[a,c] B[b,e]`` (a Kronecker product);
+    ``order="ac,be->abec"``: ``H[(a,b),(e,c)] = A[a,c] B[b,e]``.
+    """
+    da, dc = A.shape[-2:]
+    db, de = B.shape[-2:]
+    if order == "ac,be":
+        blk = xp.reshape(A, A.shape[:-2] + (da, 1, dc, 1)) * xp.reshape(B, B.shape[:-2] + (1, db, 1, de))
+        return xp.reshape(blk, blk.shape[:-4] + (da * db, dc * de))
+    blk = xp.reshape(A, A.shape[:-2] + (da, 1, 1, dc)) * xp.reshape(B, B.shape[:-2] + (1, db, de, 1))
+    return xp.reshape(blk, blk.shape[:-4] + (da * db, de * dc))
+
+
+def squared_hessian(loss_fn: SquaredLoss, Fs, xp, batch: tuple):
+    r"""Dense Hessian of :math:`L = \ell(F_N\cdots F_1)` for a squared loss, block by block in closed form.
+
+    With :math:`J_j = S_j\otimes P_{j-1}^\top` (row-major vectorisation, :math:`\mathrm{vec}(AXB) =
+    (A\otimes B^\top)\mathrm{vec}X`) and :math:`\nabla^2\ell = I\otimes\Lambda_{xx}`, the Gauss–Newton block is
+    :math:`(S_j^\top S_k)\otimes(P_{j-1}\Lambda_{xx}P_{k-1}^\top)`. The part with :math:`G = \nabla\ell(W_e)`
+    (THEOREMS.md §1, derivative of :math:`S_j^\top G P_{j-1}^\top` along layer :math:`k`) is, entrywise with
+    rows :math:`(a,b)` of layer :math:`j` and columns :math:`(e,c)` of layer :math:`k`,
+
+    .. math::
+
+        k<j:\ (S_j^\top G P_{k-1}^\top)_{ac}\,(F_{j-1}\cdots F_{k+1})_{be}, \qquad
+        k>j:\ (F_{k-1}\cdots F_{j+1})_{ca}\,(S_k^\top G P_{j-1}^\top)_{eb},
+
+    and zero for :math:`k=j`; only blocks :math:`k \ge j` are formed (:math:`H_{kj} = H_{jk}^\top`). Costs :math:`O(N^2)` small products plus one pass over the :math:`P\times P`
+    output (against :math:`P` HVPs). Array-API calls only.
+    """
+    N = len(Fs)
+    dt = Fs[0].dtype
+    dims = [Fs[0].shape[-1]] + [F.shape[-2] for F in Fs]
+    eye = [xp.eye(d, dtype=dt) for d in dims]
+    P = [eye[0]]
+    for j in range(N):
+        P.append(xp.matmul(Fs[j], P[-1]))
+    S = [None] * (N + 1)
+    S[N] = eye[N]
+    for j in range(N, 0, -1):
+        S[j - 1] = xp.matmul(S[j], Fs[j - 1])
+    We = P[N]
+    G = loss_fn.grad(We)
+    Sxx = loss_fn.Sxx
+    PS = [P[k] if Sxx is None else xp.matmul(P[k], Sxx) for k in range(N)]  # P_k Lxx
+    StG = [xp.matmul(S[j].mT, G) for j in range(N + 1)]  # S_j^T G
+
+    def between(hi, lo):  # F_hi ... F_lo (identity of width d_{lo-1} if hi < lo)
+        out = eye[lo - 1]
+        for i in range(lo, hi + 1):
+            out = xp.matmul(Fs[i - 1], out)
+        return out
+
+    def sym(A):
+        return 0.5 * (A + A.mT)
+
+    # upper blocks k >= j; H_kj = H_jk^T. Diagonal blocks are Kronecker products of exactly symmetric factors,
+    # so the whole matrix comes out exactly symmetric.
+    blocks = {}
+    for j in range(1, N + 1):
+        for k in range(j, N + 1):
+            A = xp.matmul(S[j].mT, S[k])
+            B = xp.matmul(PS[j - 1], P[k - 1].mT)
+            if k == j:
+                A, B = sym(A), sym(B)
+            blk = _outer4(A, B, xp, "ac,be")
+            if k > j:
+                Y = xp.matmul(StG[k], P[j - 1].mT)
+                blk = blk + _outer4(between(k - 1, j + 1).mT, Y.mT, xp, "ac,be->abec")
+            blocks[j, k] = xp.broadcast_to(blk, batch + tuple(blk.shape[-2:]))
+    rows = [
+        xp.concat([blocks[j, k] if k >= j else blocks[k, j].mT for k in range(1, N + 1)], axis=-1)
+        for j in range(1, N + 1)
+    ]
+    return xp.concat(rows, axis=-2)

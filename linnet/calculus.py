@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from . import product as _p
 from ._validate import check_weights
-from .losses import Loss
+from .losses import Loss, SquaredLoss
 
 __all__ = ["loss", "grad", "value_and_grad", "hvp", "hessian", "gauss_newton_hvp", "flatten", "unflatten", "num_params"]
 
@@ -181,14 +181,20 @@ def unflatten(theta: Array, widths: Sequence[int]) -> tuple:
 def hessian(loss: Loss, Ws: Sequence[Array], *, residual: bool = False) -> Array:
     r"""Dense Hessian of :math:`L`, shape ``(..., P, P)`` with :math:`P = \sum_j d_j d_{j-1}`.
 
-    Parameter order: layers 1..N, each flattened row-major (C order), as :func:`flatten`. Column :math:`k`
-    is the exact Hessian-vector product with the :math:`k`-th unit vector; all :math:`P` products run as one
-    batched evaluation.
+    Parameter order: layers 1..N, each flattened row-major (C order), as :func:`flatten`. For a
+    :class:`SquaredLoss` the blocks are assembled in closed form from Kronecker products
+    (:func:`linnet._fastpaths.squared_hessian`); for other losses column :math:`k` is the exact
+    Hessian-vector product with the :math:`k`-th unit vector, all :math:`P` products run as one batched
+    evaluation.
     """
     loss_fn, Ws, xp, parts = _prepare(loss, Ws, residual)
     widths = (Ws[0].shape[-1],) + tuple(W.shape[-2] for W in Ws)
     P = num_params(Ws)
     batch = tuple(loss_fn.value(parts.prefix[-1]).shape)  # nets' batch broadcast with the problem's
+    if type(loss_fn) is SquaredLoss:  # closed-form Kronecker blocks: O(N^2) small products, no P HVPs
+        from ._fastpaths import squared_hessian
+
+        return squared_hessian(loss_fn, parts.factors, xp, batch)
     eye = xp.eye(P, dtype=Ws[0].dtype)
     # basis directions on a new leading axis of length P, broadcast over the nets' batch axes
     E = xp.reshape(eye, (P,) + (1,) * len(batch) + (P,))

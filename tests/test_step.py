@@ -169,3 +169,23 @@ def test_top_eigenvalue_rejects_batches():
     Ws = ln.init.gaussian((3, 3, 3), scale=0.5, batch=(2,), seed=0)
     with pytest.raises(ValueError, match="one net"):
         _fastpaths.top_eigenvalue(ln.SquaredLoss.whitened(np.eye(3)), Ws)
+
+
+@pytest.mark.parametrize("kind", ["whitened", "data", "population"])
+@pytest.mark.parametrize(
+    "widths,residual", [((3, 4, 2), False), ((3, 4, 5, 2), False), ((3, 3, 3, 3, 3), True), ((2, 3), False)]
+)
+@pytest.mark.parametrize("batch", [(), (2,)])
+def test_closed_form_hessian_matches_hvp_columns(xp, kind, widths, residual, batch):
+    """ln.hessian (Kronecker blocks for squared losses) equals the exact HVPs of the unit vectors, exactly symmetric."""
+    Ws = ln.init.gaussian(widths, scale=0.6, batch=batch, seed=8, xp=xp)
+    loss = _loss(kind, widths[0], widths[-1], xp, "float64")
+    H = to_numpy(ln.hessian(loss, Ws, residual=residual))
+    P = ln.num_params(Ws)
+    assert H.shape == batch + (P, P)
+    np.testing.assert_array_equal(H, np.swapaxes(H, -1, -2))
+    E = np.eye(P)
+    for k in range(P):
+        Vs = ln.unflatten(from_host(np.broadcast_to(E[k], batch + (P,)), xp), widths)
+        col = to_numpy(ln.flatten(ln.hvp(loss, Ws, Vs, residual=residual)))
+        assert_close(H[..., :, k], col, atol=1e-12 * max(1.0, np.abs(H).max()))
