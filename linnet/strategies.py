@@ -28,7 +28,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from . import init as _init
-from ._backend import from_host, get_namespace, resolve_dtype
+from ._backend import from_host, get_namespace, namespace, resolve_dtype
 from .losses import LpLoss, SquaredLoss
 
 __all__ = [
@@ -104,8 +104,6 @@ def directions(Ws: Sequence[Any], scale: float = 1.0) -> st.SearchStrategy[tuple
     Ws = tuple(Ws)
     widths_ = (int(Ws[0].shape[-1]),) + tuple(int(W.shape[-2]) for W in Ws)
     batch = tuple(int(b) for b in Ws[0].shape[:-2])
-    from ._backend import namespace
-
     xp = namespace(*Ws)
     return seeds().map(lambda s: _init.gaussian(widths_, scale, batch=batch, seed=s, xp=xp, dtype=Ws[0].dtype))
 

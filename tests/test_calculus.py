@@ -340,13 +340,8 @@ def test_batched_nets_equal_member_by_member(xp, dtype_name, widths, seed):
         assert_close(H[k, ...], ln.hessian(loss, Wk))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="engine bug: for depth 1 the squared-loss HVP does not depend on W, so hessian() reshapes an "
-    "unbroadcast (P, 1, d1, d0) column block to (P, *batch, -1) (linnet/calculus.py, hessian)",
-)
 def test_batched_depth_one_hessian(xp):
-    """A batch of depth-1 nets gets one Hessian per net, equal to the unbatched one."""
+    """A batch of depth-1 nets gets one Hessian per net, equal to the unbatched one (a former engine bug)."""
     Ws = ln.init.gaussian((2, 2), 0.7, batch=(3,), seed=0, xp=xp)
     loss = ln.SquaredLoss.whitened(from_host(np.ones((2, 2)), xp))
     H = ln.hessian(loss, Ws)

@@ -148,12 +148,9 @@ def test_bad_input_on_array_api_strict():
         ln.loss(loss, (from_host(np.ones((3, 2)), xp), W))
 
 
-# ---- gaps found while writing these tests (reported to the engine owner; xfail until fixed) -------------------
+# ---- gaps found while writing these tests, since fixed in the engine ------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="linnet/init.py _batch catches TypeError only: int('x') raises a bare ValueError", strict=False
-)
 @pytest.mark.parametrize("batch", ["x", ("a",)])
 def test_batch_of_strings_names_batch(batch):
     """A batch of strings raises ValueError naming `batch`."""
@@ -161,36 +158,24 @@ def test_batch_of_strings_names_batch(batch):
         ln.init.gaussian((2, 2), batch=batch)
 
 
-@pytest.mark.xfail(reason="linnet/init.py _batch truncates floats with int(): batch=(2.5,) gives 2 nets", strict=False)
 def test_batch_of_floats_is_rejected():
     """A non-integer batch size raises ValueError naming `batch`."""
     with pytest.raises(ValueError, match="`batch`"):
         ln.init.gaussian((2, 2), batch=(2.5,))
 
 
-@pytest.mark.xfail(reason="linnet/linalg.py preconditioner(_eigenvalues) lack the depth >= 1 check", strict=False)
 def test_preconditioner_depth_zero():
     """preconditioner(W, 0) raises ValueError naming `depth`."""
     with pytest.raises(ValueError, match="`depth`"):
         preconditioner(np.eye(2), 0)
 
 
-@pytest.mark.xfail(reason="linnet/losses.py Loss.check: the message does not name `loss` or `Ws`", strict=False)
 def test_loss_shape_mismatch_names_the_arguments():
     """A loss whose (d_N, d_0) differs from the net's names `loss` and `Ws`."""
     with pytest.raises(ValueError, match="`loss`.*`Ws`|`Ws`.*`loss`"):
         ln.loss(WHITE, (np.ones((3, 2)),))
 
 
-def test_batch_shapes_that_do_not_broadcast_raise_value_error():
-    """Nets of batch (4,) against problems of batch (3,) raise ValueError (shapes that do not broadcast)."""
-    with pytest.raises(ValueError):
-        ln.loss(ln.SquaredLoss.whitened(np.ones((3, 2, 2))), (np.ones((4, 2, 2)),))
-
-
-@pytest.mark.xfail(
-    reason="linnet/calculus.py: the batch mismatch surfaces as NumPy's broadcast error, naming nothing", strict=False
-)
 def test_batch_shapes_that_do_not_broadcast_name_the_arguments():
     """The batch-mismatch error names `Ws` (or `loss`) and both batch shapes."""
     with pytest.raises(ValueError, match="`Ws`|`loss`"):
