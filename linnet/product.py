@@ -117,7 +117,7 @@ def end_to_end(Ws: Sequence[Array], *, residual: bool = False) -> Array:
     >>> import numpy as np, linnet as ln
     >>> Ws = (np.full((3, 2), 1.0), np.full((1, 3), 2.0))
     >>> ln.end_to_end(Ws)
-    array([[12., 12.]])
+    array([[6., 6.]])
     """
     Ws, xp = check_weights(Ws)
     Fs = factors(Ws, residual, xp)
