@@ -6,7 +6,7 @@ from scipy.integrate import solve_ivp
 
 import linnet as ln
 from linnet import train
-from linnet._backend import from_host, get_namespace, to_numpy
+from linnet._backend import from_host, to_numpy
 from linnet.testing import assert_close, rel_error
 
 # A whole trajectory of round-off: the same arithmetic in another order (batched vs single matmul, permuted
@@ -285,20 +285,21 @@ def test_sgd_full_batch_is_gd(xp):
 
 
 @pytest.mark.parametrize("kind", ["squared", "lp", "huber"])
-def test_minibatch_loss_equals_loss_on_the_minibatch(kind):
-    """The cheap per-step minibatch loss equals the loss built from scratch on those samples (value and grad)."""
+def test_sgd_step_is_gd_on_the_minibatch(kind):
+    """One SGD step is one GD step on the loss rebuilt from the samples it drew (its first draw from `seed`)."""
     X, Y = data(m=15)
     make = {
         "squared": ln.SquaredLoss.from_data,
         "lp": lambda x, y: ln.LpLoss(x, y, p=4),
         "huber": lambda x, y: ln.HuberLoss(x, y, delta=0.7),
     }[kind]
-    idx = np.array([3, 0, 11, 7, 8])
-    fast = train._minibatch_loss(make(X, Y), X, Y, idx, get_namespace("numpy"))
-    ref = make(X[:, idx], Y[:, idx])
-    W = np.random.default_rng(0).standard_normal((2, 2, 3))
-    np.testing.assert_allclose(fast.value(W), ref.value(W), rtol=1e-12)
-    np.testing.assert_allclose(fast.grad(W), ref.grad(W), rtol=1e-12, atol=1e-14)
+    idx = np.random.default_rng(5).choice(15, size=5, replace=False)  # sgd's first minibatch for seed=5
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(2,), seed=1)
+    a = train.sgd(make(X, Y), Ws, lr=0.1, steps=1, batch_size=5, seed=5)
+    b = train.gd(make(X[:, idx], Y[:, idx]), Ws, lr=0.1, steps=1)
+    for wa, wb in zip(a.weights, b.weights):
+        assert_close(wa, wb)
+    assert not all(np.array_equal(wa, w0) for wa, w0 in zip(a.weights, Ws))
 
 
 def test_sgd_on_lp_loss_trains():

@@ -1,0 +1,144 @@
+"""Argument checks of the training routines, run once per call on the host (shared by every submodule).
+
+Bad input raises ``ValueError`` naming the argument, the expected and the actual value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np  # host side only: argument checks
+
+from .. import product as _p
+from .._backend import dtype_name, from_host, to_numpy
+from .._validate import check_positive, check_weights
+from ..losses import Loss
+
+
+def _check_int(value: Any, name: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+    v = int(value.__index__())
+    if v < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+    return v
+
+
+def _check_loss(loss: Any) -> Loss:
+    if not isinstance(loss, Loss):
+        raise ValueError(f"`loss` must be a linnet loss (e.g. SquaredLoss), got {type(loss).__name__}")
+    return loss
+
+
+def _broadcast_shapes(*shapes) -> tuple:
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(ndim):
+        dims = {s[len(s) - ndim + i] for s in shapes if len(s) - ndim + i >= 0} - {1}
+        if len(dims) > 1:
+            raise ValueError(f"batch shapes {', '.join(str(tuple(s)) for s in shapes)} do not broadcast")
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def _check_lr(lr: Any, xp, dt, name: str = "lr"):
+    """A finite lr >= 0: a Python float, or an array (the weights' dtype) broadcastable to the batch."""
+    if isinstance(lr, (int, float, np.floating, np.integer)) and not isinstance(lr, bool):
+        return check_positive(lr, name, allow_zero=True), ()
+    if isinstance(lr, bool) or lr is None:
+        raise ValueError(f"`{name}` must be a finite real >= 0 or an array of them, got {lr!r}")
+    try:
+        host = np.asarray(to_numpy(lr), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a finite real >= 0 or an array of them, got {lr!r}") from None
+    if host.ndim == 0:
+        return check_positive(float(host), name, allow_zero=True), ()
+    if not (np.all(np.isfinite(host)) and np.all(host >= 0)):
+        raise ValueError(f"`{name}` must hold finite values >= 0, got {host!r}")
+    return from_host(host, xp, dtype_name(dt)), tuple(host.shape)
+
+
+def _with_lr(batch: tuple, lr_shape: tuple) -> tuple:
+    try:
+        return _broadcast_shapes(batch, lr_shape)
+    except ValueError:
+        raise ValueError(f"`lr` of shape {lr_shape} does not broadcast with the batch {batch} of nets") from None
+
+
+def _check_layer_lr(lr_per_layer: Any, n_layers: int) -> tuple:
+    if lr_per_layer is None:
+        return (1.0,) * n_layers
+    try:
+        factors = tuple(lr_per_layer)
+    except TypeError:
+        raise ValueError(f"`lr_per_layer` must be a sequence of {n_layers} floats, got {lr_per_layer!r}") from None
+    if len(factors) != n_layers:
+        raise ValueError(f"`lr_per_layer` must have one factor per layer ({n_layers}), got {len(factors)}")
+    return tuple(check_positive(c, "lr_per_layer", allow_zero=True) for c in factors)
+
+
+def _check_tol(value: Any, name: str) -> Optional[float]:
+    return None if value is None else check_positive(value, name, allow_zero=True)
+
+
+def _check_ftol(value: Any) -> Optional[float]:
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`ftol` must be a finite real, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"`ftol` must be a finite real, got {value!r}")
+    return v
+
+
+def _record_schedule(steps: int, record_every: Any, record_steps: Any) -> list:
+    """Sorted step indices to record: ``0, r, 2r, ..., steps`` or the explicit ``record_steps``."""
+    if record_steps is not None:
+        try:
+            idx = sorted({int(_check_int(s, "record_steps", minimum=0)) for s in record_steps})
+        except TypeError:
+            raise ValueError(f"`record_steps` must be a sequence of ints in [0, steps], got {record_steps!r}") from None
+        if idx and idx[-1] > steps:
+            raise ValueError(f"`record_steps` must lie in [0, steps={steps}], got {idx[-1]}")
+        return idx
+    r = _check_int(record_every, "record_every", minimum=1)
+    idx = list(range(0, steps + 1, r))
+    if idx[-1] != steps:
+        idx.append(steps)
+    return idx
+
+
+def _prepare(loss: Any, Ws: Any, residual: bool, name: str = "Ws"):
+    """Validate loss and weights; return the loss in the weights' dtype, the weights, xp and the batch shape."""
+    loss = _check_loss(loss)
+    Ws, xp = check_weights(Ws, name=name)
+    Fs = _p.factors(Ws, bool(residual), xp)
+    We = Fs[0]
+    for F in Fs[1:]:
+        We = xp.matmul(F, We)
+    loss_fn, batch = _check_against(loss, We, name)
+    return loss_fn, Ws, xp, batch
+
+
+def _check_against(loss: Loss, We, name: str):
+    """The loss in the dtype of ``We`` and the batch shape of the nets broadcast with the problem."""
+    try:
+        loss_fn = loss.check(We)
+    except ValueError as exc:
+        raise ValueError(f"`loss` and `{name}` disagree: {exc}") from None
+    problem = tuple(getattr(getattr(loss_fn, "Phi", None), "shape", ())[:-2])
+    try:
+        _broadcast_shapes(tuple(We.shape[:-2]), problem)
+        batch = tuple(loss_fn.value(We).shape)
+    except ValueError as exc:
+        raise ValueError(
+            f"the batch shape of `{name}` {tuple(We.shape[:-2])} does not broadcast with that of `loss` {problem}: {exc}"
+        ) from None
+    return loss_fn, batch
+
+
+def _broadcast_weights(Ws, batch, xp) -> tuple:
+    return tuple(xp.broadcast_to(W, batch + tuple(W.shape[-2:])) for W in Ws)

@@ -1,0 +1,338 @@
+r"""Gradient flow :math:`\dot W_j = -\partial L/\partial W_j` by the embedded Runge–Kutta pair of Dormand & Prince.
+
+:func:`gradient_flow` integrates the flow of a batch of nets, each with its own step size and accept/reject
+decision (5(4), first-same-as-last); the integrator :func:`_integrate` also drives
+:func:`linnet.train.end_to_end_flow`.
+
+References
+----------
+Dormand & Prince, A family of embedded Runge–Kutta formulae, J. Comput. Appl. Math. 6, 1980;
+Hairer, Nørsett & Wanner, Solving Ordinary Differential Equations I, §II.4–II.5.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np  # host side only: argument checks, float64 epsilon
+
+from .. import _step
+from .._backend import dtype_name, to_numpy
+from .._validate import check_positive
+from ..losses import Loss
+from ._args import _broadcast_shapes, _broadcast_weights, _check_int, _prepare
+from .trajectory import CONVERGED, DIVERGED, MAX_STEPS, Trajectory, _quiet, _stack_history, _threshold
+
+__all__ = ["gradient_flow"]
+
+Array = Any
+
+# Dormand & Prince, "A family of embedded Runge-Kutta formulae", J. Comput. Appl. Math. 6 (1980) 19-26;
+# Hairer, Norsett & Wanner, Solving ODEs I, 2nd ed., Table II.5.2 (DOPRI5). Nodes c are not needed: the
+# dynamics are autonomous.
+_DP_A = (
+    (),
+    (1 / 5,),
+    (3 / 40, 9 / 40),
+    (44 / 45, -56 / 15, 32 / 9),
+    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
+    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
+    (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),  # = b (5th order): FSAL
+)
+# error weights b - b_hat (b_hat: the embedded 4th-order solution)
+_DP_E = (
+    35 / 384 - 5179 / 57600,
+    0.0,
+    500 / 1113 - 7571 / 16695,
+    125 / 192 - 393 / 640,
+    -2187 / 6784 + 92097 / 339200,
+    11 / 84 - 187 / 2100,
+    -1 / 40,
+)
+_SAFETY, _FAC_MIN, _FAC_MAX = 0.9, 0.2, 10.0
+
+
+def _lincomb(coeffs, ks, j):
+    out = None
+    for c, k in zip(coeffs, ks):
+        if c == 0.0:
+            continue
+        t = c * k[j]
+        out = t if out is None else out + t
+    return out
+
+
+def _check_times(t_final, times):
+    T = check_positive(t_final, "t_final")
+    if times is None:
+        rec = [0.0, T]
+    else:
+        try:
+            rec = [float(t) for t in np.asarray(to_numpy(times), dtype=np.float64).reshape(-1)]
+        except (TypeError, ValueError):
+            raise ValueError(f"`times` must be a sequence of reals in [0, t_final], got {times!r}") from None
+        if not rec:
+            raise ValueError("`times` must hold at least one time, got an empty sequence")
+        if any(not math.isfinite(t) or t < 0 or t > T for t in rec):
+            raise ValueError(f"`times` must lie in [0, t_final={T}], got {rec!r}")
+        if any(b < a for a, b in zip(rec, rec[1:])):
+            raise ValueError(f"`times` must be non-decreasing, got {rec!r}")
+    return T, rec
+
+
+def _integrate(
+    *,
+    xp,
+    y0: tuple,
+    batch: tuple,
+    rhs: Callable,
+    t_final: float,
+    rec_times: list,
+    rtol: float,
+    atol: float,
+    max_steps: int,
+    keep_history: bool,
+    check_every: int,
+) -> Trajectory:
+    r"""Integrate :math:`\dot y = v(y)`, ``(L, v) = rhs(y)``, from 0 to ``t_final`` by Dormand-Prince 5(4).
+
+    Per net: error :math:`\|e\|_{\rm rms}` with scale ``atol + rtol * max(|y|, |y_new|)`` over all entries,
+    accept when ``<= 1``, new step ``h * clip(0.9 err^{-1/5}, 0.2, 10)``; steps are clipped to land exactly on
+    each record time, where the nets wait for one another (one synchronised record for the batch).
+    """
+    dt = y0[0].dtype
+    f64, int64 = xp.float64, xp.int64
+    P = sum(math.prod(y.shape[-2:]) for y in y0)
+    eps64 = float(np.finfo(np.float64).eps)
+    h_floor = 16 * eps64 * t_final
+    tiny = float(xp.finfo(dt).smallest_normal)
+
+    y = y0
+    L, F = rhs(y)
+    thr = _threshold(L, xp)
+    alive = xp.isfinite(L) & (xp.abs(L) <= thr)
+    status = xp.where(alive, xp.full(batch, CONVERGED, dtype=int64), xp.full(batch, DIVERGED, dtype=int64))
+    fail_at = xp.where(alive, xp.full(batch, -1, dtype=int64), xp.zeros(batch, dtype=int64))
+    count = xp.zeros(batch, dtype=int64)
+    t = xp.zeros(batch, dtype=f64)
+
+    def rms(parts):
+        s = None
+        for q in parts:
+            u = xp.sum(q * q, axis=(-2, -1))
+            s = u if s is None else s + u
+        return xp.sqrt(xp.astype(s, f64) / P)
+
+    # initial step (Hairer, Norsett & Wanner, Solving ODEs I, §II.4): h0 from |y|, |f|; refine by one Euler step
+    sc0 = tuple(xp.maximum(atol + rtol * xp.abs(v), tiny) for v in y)
+    d0 = rms(tuple(v / s for v, s in zip(y, sc0)))
+    d1 = rms(tuple(v / s for v, s in zip(F, sc0)))
+    small = (d0 < 1e-5) | (d1 < 1e-5)
+    h0 = xp.where(small, xp.full(batch, 1e-6, dtype=f64), 0.01 * d0 / xp.where(small, xp.ones_like(d1), d1))
+    h0 = xp.where(xp.isfinite(h0), h0, xp.full(batch, 1e-6, dtype=f64))
+    h0b = xp.astype(h0, dt)[..., None, None]
+    _, F1 = rhs(tuple(v + h0b * f for v, f in zip(y, F)))
+    d2 = rms(tuple((f1 - f) / s for f1, f, s in zip(F1, F, sc0))) / h0
+    dmax = xp.maximum(d1, d2)
+    h1 = xp.where(
+        dmax <= 1e-15,
+        xp.maximum(xp.full(batch, 1e-6, dtype=f64), h0 * 1e-3),
+        (0.01 / xp.where(dmax <= 1e-15, xp.ones_like(dmax), dmax)) ** (1 / 5),
+    )
+    h = xp.minimum(100 * h0, h1)
+    h = xp.where(xp.isfinite(h) & (h > 0), h, xp.full(batch, 1e-6, dtype=f64))
+
+    targets = sorted(set(rec_times) | {t_final})
+    rec_loss, rec_W, rec_steps, rec_t = [], [], [], []
+    it = 0
+
+    def record(tv):
+        rec_loss.append(L)
+        rec_steps.append(it)
+        rec_t.append(tv)
+        if keep_history:
+            rec_W.append(y)
+
+    for tn in targets:
+        while True:
+            active = alive & (t < tn)
+            if it % check_every == 0 and not bool(xp.any(active)):
+                break
+            out_of_steps = active & (count >= max_steps)
+            status = xp.where(out_of_steps, xp.full(batch, MAX_STEPS, dtype=int64), status)
+            fail_at = xp.where(out_of_steps, count, fail_at)
+            alive = alive & ~out_of_steps
+            active = active & ~out_of_steps
+
+            rest = tn - t
+            clipped = h >= rest
+            he = xp.where(clipped, rest, h)
+            he = xp.where(active, he, xp.zeros_like(he))
+            hb = xp.astype(he, dt)[..., None, None]
+            ks = [F]
+            bad = ~active  # inactive nets are masked out below; keep them out of the error too
+            for s in range(1, 7):
+                ys = tuple(v + hb * _lincomb(_DP_A[s], ks, j) for j, v in enumerate(y))
+                Ls, Ks = rhs(ys)
+                bad = bad | ~(xp.isfinite(Ls) & (xp.abs(Ls) <= thr))
+                ks.append(Ks)
+            y_new = ys  # stage 7 is taken at the 5th-order solution (FSAL)
+            L_new, F_new = Ls, ks[6]
+            errs = tuple(
+                hb * _lincomb(_DP_E, ks, j) / xp.maximum(atol + rtol * xp.maximum(xp.abs(v), xp.abs(vn)), tiny)
+                for j, (v, vn) in enumerate(zip(y, y_new))
+            )
+            err = rms(errs)
+            fin = xp.isfinite(err) & ~bad
+            accept = active & fin & (err <= 1.0)
+            safe = xp.where(fin & (err > 0), err, xp.ones_like(err))
+            fac = xp.where(fin & (err > 0), _SAFETY * safe ** (-1 / 5), xp.full(batch, _FAC_MAX, dtype=f64))
+            fac = xp.where(fin, xp.clip(fac, _FAC_MIN, _FAC_MAX), xp.full(batch, _FAC_MIN, dtype=f64))
+            fac = xp.where(accept, fac, xp.minimum(fac, xp.ones_like(fac)))
+            h_next = he * fac
+            h_next = xp.where(accept & clipped, xp.maximum(h_next, h), h_next)
+            h = xp.where(active, h_next, h)
+
+            acc_b = accept[..., None, None]
+            y = tuple(xp.where(acc_b, vn, v) for vn, v in zip(y_new, y))
+            F = tuple(xp.where(acc_b, fn, f) for fn, f in zip(F_new, F))
+            L = xp.where(accept, L_new, L)
+            t = xp.where(accept, xp.where(clipped, xp.full(batch, tn, dtype=f64), t + he), t)
+            count = count + xp.astype(active, int64)
+
+            stuck = active & ~accept & (h < h_floor * xp.maximum(t / t_final, xp.ones_like(t)))
+            status = xp.where(stuck, xp.full(batch, DIVERGED, dtype=int64), status)
+            fail_at = xp.where(stuck, count, fail_at)
+            alive = alive & ~stuck
+            it += 1
+        if tn in rec_times:
+            for _ in range(rec_times.count(tn)):
+                record(tn)
+
+    return Trajectory(
+        weights=tuple(y),
+        loss=xp.stack(rec_loss, axis=0),
+        steps=xp.asarray(rec_steps, dtype=int64),
+        times=xp.asarray(rec_t, dtype=f64),
+        status=status,
+        diverged_at=fail_at,
+        history=_stack_history(rec_W, keep_history, xp),
+        n_steps=it,
+    )
+
+
+def _flow_options(rtol, atol, max_steps, check_every, dt):
+    eps = float(np.finfo(dtype_name(dt)).eps)
+    r = check_positive(rtol, "rtol")
+    a = check_positive(atol, "atol", allow_zero=True)
+    return dict(
+        rtol=max(r, 100 * eps),  # below ~100 eps the error estimate is round-off (SciPy's floor too)
+        atol=a,
+        max_steps=_check_int(max_steps, "max_steps", minimum=1),
+        check_every=_check_int(check_every, "check_every", minimum=1),
+    )
+
+
+def _solve(
+    rhs: Callable, y0: tuple, batch: tuple, xp, *, t_final, times, rtol, atol, max_steps, keep_history, check_every
+) -> Trajectory:
+    r"""Check the flow arguments, then integrate :math:`\dot y = v(y)` from the validated ``y0`` over ``batch``."""
+    T, rec = _check_times(t_final, times)
+    opts = _flow_options(rtol, atol, max_steps, check_every, y0[0].dtype)
+    with _quiet():
+        return _integrate(
+            xp=xp,
+            y0=_broadcast_weights(y0, batch, xp),
+            batch=batch,
+            rhs=rhs,
+            t_final=T,
+            rec_times=rec,
+            keep_history=bool(keep_history),
+            **opts,
+        )
+
+
+def gradient_flow(
+    loss: Loss,
+    Ws: Sequence[Array],
+    *,
+    t_final: float,
+    times: Optional[Sequence[float]] = None,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    residual: bool = False,
+    max_steps: int = 100_000,
+    keep_history: bool = False,
+    check_every: int = 1,
+) -> Trajectory:
+    r"""Gradient flow :math:`\dot W_j = -\partial L/\partial W_j` on a batch of nets, to time ``t_final``.
+
+    Integrated by the embedded Runge–Kutta pair of Dormand & Prince (order 5 with a 4th-order error estimate,
+    first-same-as-last), in batched array code where **each net has its own step size** and accept/reject
+    decision: its error :math:`\big(\frac1P\sum_i (e_i/(\mathrm{atol} + \mathrm{rtol}\max(|y_i|,|\tilde y_i|)))^2
+    \big)^{1/2}` over its :math:`P` parameters must be :math:`\le 1`. Steps are clipped to land exactly on every
+    record time. Under this flow the balancedness gaps :math:`W_{j+1}^\top W_{j+1} - W_jW_j^\top` are conserved
+    (THEOREMS.md §2), which the tests check.
+
+    Parameters
+    ----------
+    loss, Ws, residual
+        As in :func:`gd`.
+    t_final : float
+        Final time (``> 0``); time is in units where :math:`\eta k` is GD's time.
+    times : sequence of float, optional
+        Non-decreasing record times in ``[0, t_final]`` (default ``(0, t_final)``).
+    rtol, atol : float
+        Error tolerances (``rtol`` is floored at ``100 eps`` of the weights' dtype).
+    max_steps : int
+        Attempted steps allowed per net; a net that needs more stops with status :data:`MAX_STEPS`.
+    keep_history : bool
+        Also record the weights at ``times``.
+    check_every : int
+        Iterations between host-side checks of whether every net reached the next record time.
+
+    Returns
+    -------
+    Trajectory
+        ``status`` is :data:`CONVERGED` for a net that reached ``t_final``, :data:`MAX_STEPS` for one that ran out
+        of steps, :data:`DIVERGED` when its state stopped being finite (its step size collapsed); a failed net
+        keeps its last accepted state, which later records repeat, and ``diverged_at`` holds its number of
+        attempted steps.
+
+    References
+    ----------
+    Dormand & Prince, A family of embedded Runge–Kutta formulae, J. Comput. Appl. Math. 6, 1980;
+    Hairer, Nørsett & Wanner, Solving Ordinary Differential Equations I, §II.4–II.5.
+
+    Examples
+    --------
+    >>> import numpy as np, linnet as ln
+    >>> loss = ln.SquaredLoss.whitened(np.array([[1.0]]))
+    >>> Ws = (np.array([[0.5]]), np.array([[0.5]]))     # balanced scalar net, u = ab = 0.25
+    >>> run = ln.train.gradient_flow(loss, Ws, t_final=2.0, times=[0.0, 1.0, 2.0], rtol=1e-10, atol=1e-12)
+    >>> u = ln.end_to_end(run.weights)[0, 0]            # Saxe eq. 12 with s = 1: u = e^{2t}/(e^{2t} - 1 + 1/u0)
+    >>> bool(abs(u - np.exp(4) / (np.exp(4) - 1 + 4)) < 1e-8), str(run.status_names)
+    (True, 'converged')
+    """
+    loss_fn, Ws, xp, batch = _prepare(loss, Ws, residual)
+    batch = _broadcast_shapes(batch, *(tuple(W.shape[:-2]) for W in Ws))
+    residual = bool(residual)
+
+    def rhs(W):
+        L, G = _step.value_and_grads(loss_fn, W, residual, xp)
+        return L, tuple(-g for g in G)
+
+    return _solve(
+        rhs,
+        Ws,
+        batch,
+        xp,
+        t_final=t_final,
+        times=times,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        keep_history=keep_history,
+        check_every=check_every,
+    )

@@ -1,0 +1,151 @@
+r"""Minibatch stochastic gradient descent, :func:`sgd`, on the driver of :mod:`linnet.train.descent`.
+
+The minibatch losses come from :meth:`linnet.losses.Loss.subsample` of a loss that carries data
+(:meth:`~linnet.losses.SquaredLoss.from_data`, :class:`~linnet.losses.LpLoss`, :class:`~linnet.losses.HuberLoss`);
+the indices are drawn on the host with NumPy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np  # host side only: minibatch indices
+
+from .. import _step
+from .._backend import host_rng
+from ..losses import HuberLoss, Loss, LpLoss, SquaredLoss
+from ._args import _check_int, _check_loss, _prepare
+from .descent import _descend, _descent_setup
+from .trajectory import Trajectory, _quiet
+
+__all__ = ["sgd"]
+
+Array = Any
+
+
+def _samples_of(loss: Loss, loss_fn: Loss, dt, xp) -> tuple:
+    """``(source, m)``: ``loss_fn`` (``loss`` in dtype ``dt``) holding the samples in ``dt``, for
+    :meth:`~linnet.losses.Loss.subsample`, and their number ``m``; ``ValueError`` if ``loss`` has no samples."""
+    if isinstance(loss, SquaredLoss):
+        if loss.data is None:
+            raise ValueError(
+                "`loss` must carry data for sgd: build it with SquaredLoss.from_data(X, Y) "
+                "(whitened/population losses have no samples to draw)"
+            )
+        X, Y = (xp.astype(a, dt) for a in loss.data)  # SquaredLoss.astype keeps the statistics only
+        source = SquaredLoss(loss_fn.Sxx, loss_fn.Syx, loss_fn.Phi, loss_fn.c0, loss_fn.tr_yy, data=(X, Y))
+        return source, X.shape[-1]
+    if isinstance(loss, (LpLoss, HuberLoss)):
+        return loss_fn, loss_fn.X.shape[-1]
+    raise ValueError(
+        f"`loss` must carry data for sgd (SquaredLoss.from_data, LpLoss or HuberLoss), got {type(loss).__name__}"
+    )
+
+
+class _Generic(Loss):
+    """A minibatch loss seen as a plain :class:`~linnet.losses.Loss`, so that :func:`linnet._step.value_and_grads`
+    takes its generic path.
+
+    Work-around: the NumPy fast path (:mod:`linnet._fastpaths`) takes every ``SquaredLoss`` for a centred one and
+    fails on the raw statistics of :meth:`~linnet.losses.SquaredLoss.subsample` (``Phi is None``). Remove once it
+    declines (or handles) those.
+    """
+
+    def __init__(self, inner: Loss):
+        self.inner, self.shape = inner, inner.shape
+
+    def value(self, W):
+        return self.inner.value(W)
+
+    def grad(self, W):
+        return self.inner.grad(W)
+
+    def hvp(self, W, D):
+        return self.inner.hvp(W, D)
+
+
+def sgd(
+    loss: Loss,
+    Ws: Sequence[Array],
+    *,
+    lr: Any,
+    steps: int,
+    batch_size: int,
+    seed: Any = 0,
+    residual: bool = False,
+    gtol: Optional[float] = None,
+    ftol: Optional[float] = None,
+    record_every: int = 1,
+    record_steps: Optional[Sequence[int]] = None,
+    keep_history: bool = False,
+    check_every: int = 10,
+    lr_per_layer: Optional[Sequence[float]] = None,
+) -> Trajectory:
+    r"""Minibatch stochastic gradient descent.
+
+    Step :math:`k` draws ``batch_size`` distinct samples :math:`B_k` (uniformly, without replacement within the
+    step, independently across steps) on the host from ``seed``, the same minibatch for every net of the batch,
+    and takes :math:`W_j \leftarrow W_j - \eta c_j\,\partial L_{B_k}/\partial W_j` with :math:`L_{B_k}` the
+    loss of the same kind on those samples (its mean over :math:`B_k`), built by
+    :meth:`~linnet.losses.Loss.subsample`. The minibatch squared loss is held as its sufficient statistics, so a
+    step costs :math:`O(d_0^2 b)` once for all nets.
+
+    ``loss`` must carry data: :meth:`SquaredLoss.from_data`, :class:`LpLoss` or :class:`HuberLoss`. The recorded
+    loss is the full-data loss; ``gtol``/``ftol`` and divergence are judged on the minibatch loss and gradient of
+    the step. With ``batch_size = m`` this is :func:`gd` up to round-off. Other arguments as in :func:`gd`;
+    ``seed`` is an int or a ``numpy.random.Generator`` (advanced by the draws, 64 or more steps at a time).
+
+    Examples
+    --------
+    >>> import numpy as np, linnet as ln
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((3, 40)); Y = np.array([[1.0, -1.0, 0.5]]) @ X
+    >>> Ws = ln.init.gaussian((3, 4, 1), scale=0.3, seed=0)
+    >>> run = ln.train.sgd(ln.SquaredLoss.from_data(X, Y), Ws, lr=0.05, steps=400, batch_size=8, seed=1)
+    >>> bool(run.loss[-1] < 1e-3 * run.loss[0])
+    True
+    """
+    loss = _check_loss(loss)
+    loss_fn, Ws, xp, batch = _prepare(loss, Ws, residual)
+    opts = _descent_setup(
+        Ws,
+        xp,
+        batch,
+        lr=lr,
+        steps=steps,
+        gtol=gtol,
+        ftol=ftol,
+        record_every=record_every,
+        record_steps=record_steps,
+        keep_history=keep_history,
+        check_every=check_every,
+        lr_per_layer=lr_per_layer,
+    )
+    source, m = _samples_of(loss, loss_fn, opts["W0"][0].dtype, xp)
+    b = _check_int(batch_size, "batch_size", minimum=1)
+    if b > m:
+        raise ValueError(f"`batch_size` must be <= the number of samples m = {m}, got {batch_size!r}")
+    rng = host_rng(seed)
+    residual = bool(residual)
+    # minibatch k is row k % chunk of chunk k // chunk; chunks are drawn in order, so the draws do not depend on
+    # chunking, and the previous chunk is kept for a window replayed after a divergence (chunk > check_every)
+    chunk = max(64, opts["check_every"] + 1)
+    chunks: dict = {}
+
+    def indices(k):
+        c = k // chunk
+        while c not in chunks:
+            nxt = max(chunks, default=-1) + 1
+            host = np.stack([rng.choice(m, size=b, replace=False) for _ in range(chunk)])
+            chunks[nxt] = xp.asarray(host.astype(np.int64))
+            chunks.pop(nxt - 2, None)
+        return chunks[c][k % chunk, :]
+
+    def evaluate(k, W):
+        return _step.value_and_grads(_Generic(source.subsample(indices(k))), W, residual, xp)
+
+    def record_loss(W, L):
+        return _step.values(loss_fn, W, residual, xp)
+
+    with _quiet():
+        return _descend(evaluate=evaluate, beta=0.0, record_loss=record_loss, check_weights_finite=False, **opts)

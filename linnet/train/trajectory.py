@@ -1,0 +1,106 @@
+r"""The result of a training run (:class:`Trajectory`), the per-net status codes and divergence detection.
+
+A net whose loss or weights stop being finite (or whose loss grows past a huge threshold) is frozen at its last
+finite iterate and marked :data:`DIVERGED`. "Huge" means :math:`|L| >` :data:`DIVERGENCE_FACTOR`
+:math:`\cdot\max(|L_0|, 1)` (capped at ``1e-8`` times the dtype's largest value). Floating-point warnings of
+diverging nets are silenced inside the training routines (:func:`_quiet`); the status reports them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Any, NamedTuple, Optional
+
+import numpy as np  # host side only: status names
+
+from .._backend import to_numpy
+
+__all__ = ["Trajectory", "CONVERGED", "MAX_STEPS", "DIVERGED", "STATUS_NAMES", "DIVERGENCE_FACTOR"]
+
+Array = Any
+
+CONVERGED = 0  #: met ``gtol``/``ftol`` (descent) or reached ``t_final`` (flows)
+MAX_STEPS = 1  #: ran out of steps (descent: the normal end without tolerances)
+DIVERGED = 2  #: loss or weights became non-finite or huge; frozen at the last finite iterate
+STATUS_NAMES = ("converged", "max_steps", "diverged")
+
+#: A net whose loss exceeds this factor times ``max(|L_0|, 1)`` counts as diverged (capped below the dtype's max).
+DIVERGENCE_FACTOR = 1e100
+
+
+class Trajectory(NamedTuple):
+    """The result of a training run on a batch of nets.
+
+    ``batch`` below is the broadcast batch shape of the weights, the problem and a per-net ``lr``.
+
+    Attributes
+    ----------
+    weights : tuple of arrays
+        Final layers, ``W_j`` of shape ``(*batch, d_j, d_{j-1})``, the weights' dtype. For the end-to-end
+        dynamics a 1-tuple ``(W_e,)`` of shape ``(*batch, d_N, d_0)``. A diverged net holds its last finite
+        iterate.
+    loss : array ``(n_rec, *batch)``, the weights' dtype
+        Loss recorded at each record (step 0 or the first record time included). SGD records the full-data loss.
+    steps : int64 array ``(n_rec,)``
+        Step index of each record (flows: the loop iteration at which the record was taken).
+    times : float64 array ``(n_rec,)``
+        Time of each record: the requested times for flows, ``lr * steps`` for descent (shape ``(n_rec, *batch)``
+        when ``lr`` is per-net).
+    status : int64 array ``(*batch)``
+        :data:`CONVERGED`, :data:`MAX_STEPS` or :data:`DIVERGED` per net (see :attr:`status_names`).
+    diverged_at : int64 array ``(*batch)``
+        Step at which a net diverged (flows: its number of attempted steps when it failed), ``-1`` otherwise.
+    history : tuple of arrays or None
+        With ``keep_history=True``, per layer an array ``(n_rec, *batch, d_j, d_{j-1})`` of the recorded weights.
+    n_steps : int
+        Steps actually executed (flows: loop iterations); smaller than requested when every net stopped early.
+    """
+
+    weights: tuple
+    loss: Array
+    steps: Array
+    times: Array
+    status: Array
+    diverged_at: Array
+    history: Optional[tuple]
+    n_steps: int
+
+    @property
+    def status_names(self) -> np.ndarray:
+        """Status of each net as a NumPy array of str: ``'converged'``, ``'max_steps'`` or ``'diverged'``."""
+        codes = np.asarray(to_numpy(self.status), dtype=np.int64)
+        return np.asarray(STATUS_NAMES)[codes]
+
+
+def _stack_history(records: list, keep_history: bool, xp) -> Optional[tuple]:
+    """Per layer, the recorded weights stacked along a new first axis (``None`` without ``keep_history``)."""
+    if not keep_history:
+        return None
+    return tuple(xp.stack([r[j] for r in records], axis=0) for j in range(len(records[0])))
+
+
+def _threshold(L0, xp):
+    """Per-net divergence threshold ``factor * max(|L_0|, 1)``, kept finite in the dtype."""
+    factor = min(DIVERGENCE_FACTOR, float(xp.finfo(L0.dtype).max) * 1e-8)
+    scale = xp.where(xp.isfinite(L0), xp.abs(L0), xp.zeros_like(L0))
+    return factor * xp.maximum(scale, xp.ones_like(L0))
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the floating-point warnings of nets that diverge (they are reported by status instead)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*(overflow|invalid value|divide by zero).*", category=RuntimeWarning
+        )
+        yield
+
+
+def _weights_finite(Ws, xp):
+    """Per-net finiteness of all layers (a sum is non-finite iff an entry is, up to overflow, which also counts)."""
+    s = None
+    for W in Ws:
+        t = xp.sum(W, axis=(-2, -1))
+        s = t if s is None else s + t
+    return xp.isfinite(s)
