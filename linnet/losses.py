@@ -201,7 +201,10 @@ class SquaredLoss(Loss):
         if key not in self._cache:
             xp = namespace(self.Syx)
             cast = lambda a: None if a is None else xp.astype(a, dtype)  # noqa: E731
-            self._cache[key] = SquaredLoss(*(cast(a) for a in (self.Sxx, self.Syx, self.Phi, self.c0, self.tr_yy)))
+            data = None if self.data is None else tuple(cast(a) for a in self.data)
+            self._cache[key] = SquaredLoss(
+                *(cast(a) for a in (self.Sxx, self.Syx, self.Phi, self.c0, self.tr_yy)), data=data
+            )
         return self._cache[key]
 
     @property
