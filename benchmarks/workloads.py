@@ -118,7 +118,7 @@ def w1(be: Backend, sz: Sizes) -> dict:
         fns = {"engine": engine, "engine_4m": engine_4m, "raw_data": raw}
         tgd = _train_gd(loss, lr)
         if tgd is not None:
-            fns["train_gd"] = lambda Ws=Ws, tgd=tgd: tgd(Ws, 1)
+            fns["train_gd_x4"] = lambda Ws=Ws, tgd=tgd: tgd(Ws, 4)  # 4 steps per call: setup amortised
         r = race(fns, repeats=sz.repeats * (4 if N <= 4 else 2), sync=be.sync)
         mem = {}
         with be.peak_memory(mem):
@@ -136,7 +136,7 @@ def w1(be: Backend, sz: Sizes) -> dict:
                 "raw_data_time_s": r["raw_data"]["best_s"],
                 "raw_data_gflops": raw_flops / r["raw_data"]["best_s"] / 1e9,
                 "speedup_vs_raw_data": r["raw_data"]["best_s"] / t,
-                "train_gd_time_per_step_s": r["train_gd"]["best_s"] if "train_gd" in r else None,
+                "train_gd_time_per_step_s": r["train_gd_x4"]["best_s"] / 4 if "train_gd_x4" in r else None,
                 "peak_bytes": mem["peak_bytes"],
                 "timings": r,
             }

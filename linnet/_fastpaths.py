@@ -43,6 +43,9 @@ _np = _backend.np  # NumPy, as imported by linnet._backend
 
 #: Fewest nets per thread chunk: below this the thread hand-off costs more than it saves.
 MIN_NETS_PER_CHUNK = 128
+#: Most nets processed at once by one thread: keeps a sub-chunk's working set in cache (measured: 512-1024
+#: nets of width 8 run ~12% faster per net than 4096 at once).
+SUBCHUNK_NETS = 512
 #: Fewest multiply-adds per chunk and step (sum over layers of d_j d_{j-1} d_0 per net) worth a thread.
 MIN_WORK_PER_CHUNK = 2.0e5
 
@@ -240,13 +243,20 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp):
     d0 = Ws[0].shape[-1]
     work = B * sum(W.shape[-1] * W.shape[-2] * d0 for W in Ws)
     n = min(_threads(), B // MIN_NETS_PER_CHUNK, int(work // MIN_WORK_PER_CHUNK))
+    # sub-chunks only for small matrices (large ones are BLAS-bound and gain nothing from it)
+    sub = max(1, SUBCHUNK_NETS * 64 // max(W.shape[-1] * W.shape[-2] for W in Ws))
+
+    def run(lo, hi):
+        for a in range(lo, hi, sub):
+            _chunk(Wf, lc, residual, a, min(hi, a + sub), vals, grads)
+
     if n <= 1:
-        _chunk(Wf, lc, residual, 0, B, vals, grads)
+        run(0, B)
     else:
         bounds = [B * i // n for i in range(n + 1)]
         pool = _get_pool(n - 1)
-        futs = [pool.submit(_chunk, Wf, lc, residual, bounds[i], bounds[i + 1], vals, grads) for i in range(1, n)]
-        _chunk(Wf, lc, residual, bounds[0], bounds[1], vals, grads)
+        futs = [pool.submit(run, bounds[i], bounds[i + 1]) for i in range(1, n)]
+        run(bounds[0], bounds[1])
         for f in futs:
             f.result()
     return vals.reshape(bs), tuple(g.reshape(bs + g.shape[-2:]) for g in grads)
