@@ -29,7 +29,9 @@ def table(res: dict) -> str:
     if "W1" in w and "rows" in w["W1"]:
         r = w["W1"]
         lines.append(
-            f"\nW1 one net, width {r['width']}, m = {r['m']}; matmul {r['matmul_same_size']['gflops']:.1f} GFLOP/s"
+            f"\nW1 one net, width {r['width']}, m = {r['m']}; one matmul (best of many) "
+            f"{r['matmul_same_size']['gflops']:.1f} GFLOP/s; 'of mm' = time of the same number of back-to-back "
+            "matmuls / step time"
         )
         lines.append(
             f"{'N':>3} {'ms/step':>9} {'GFLOP/s':>8} {'of mm':>6} {'t(4m)/t':>8} {'raw ms':>8} {'x raw':>6} {'gd ms':>8} {'MiB':>6}"
@@ -50,7 +52,8 @@ def table(res: dict) -> str:
         for k, v in r["extra_columns"].items():
             lines.append(f"  {k:<16} {_fmt(v.get('net_steps_per_s'))} {v.get('error', '')}")
         lines.append(
-            f"  engine / plain batched = {r['speedup_vs_plain_batched']:.2f}x, / python loop = "
+            f"  engine / plain batched = {r['speedup_vs_plain_batched']:.2f}x (medians "
+            f"{r['speedup_vs_plain_batched_medians']:.2f}x), / python loop = "
             f"{r['speedup_vs_python_loop']:.1f}x, train.gd / plain = {_fmt(r['train_gd_speedup_vs_plain_batched'])}"
         )
         lines.append(
