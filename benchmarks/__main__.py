@@ -34,13 +34,15 @@ def table(res: dict) -> str:
             "matmuls / step time"
         )
         lines.append(
-            f"{'N':>3} {'ms/step':>9} {'GFLOP/s':>8} {'of mm':>6} {'t(4m)/t':>8} {'raw ms':>8} {'x raw':>6} {'gd ms':>8} {'MiB':>6}"
+            f"{'N':>3} {'ms/step':>9} {'GFLOP/s':>8} {'of mm':>6} {'inplace':>8} {'of mm':>6} {'t(4m)/t':>8} "
+            f"{'raw ms':>8} {'x raw':>6} {'gd ms':>8} {'MiB':>6}"
         )
         for row in r["rows"]:
             tg = row["train_gd_time_per_step_s"]
             lines.append(
                 f"{row['depth']:>3} {row['time_per_step_s'] * 1e3:>9.3f} {row['gflops']:>8.1f} "
-                f"{row['fraction_of_matmul']:>6.2f} {row['m_independence_ratio']:>8.2f} "
+                f"{row['fraction_of_matmul']:>6.2f} {row['inplace_time_per_step_s'] * 1e3:>8.3f} "
+                f"{row['inplace_fraction_of_matmul']:>6.2f} {row['m_independence_ratio']:>8.2f} "
                 f"{row['raw_data_time_s'] * 1e3:>8.2f} {row['speedup_vs_raw_data']:>6.1f} "
                 f"{'-' if tg is None else f'{tg * 1e3:.3f}':>8} {row['peak_bytes'] / 2**20:>6.1f}"
             )

@@ -124,7 +124,22 @@ def w1(be: Backend, sz: Sizes) -> dict:
             for _ in range(n_mm):
                 xp.matmul(A_mm, B_mm)
 
-        fns = {"engine": engine, "matmul_chain": matmul_chain, "engine_4m": engine_4m, "raw_data": raw}
+        Wi = tuple(xp.asarray(W, copy=True) for W in Ws)
+        Gi = tuple(xp.zeros_like(W) for W in Ws)
+
+        def engine_inplace(Wi=Wi, Gi=Gi):  # caller-owned gradient buffers, in-place update: no fresh arrays
+            _, G = _step.value_and_grads(loss, Wi, False, xp, out=Gi)
+            for W, g in zip(Wi, G):
+                g *= lr
+                W -= g
+
+        fns = {
+            "engine": engine,
+            "engine_inplace": engine_inplace,
+            "matmul_chain": matmul_chain,
+            "engine_4m": engine_4m,
+            "raw_data": raw,
+        }
         tgd = _train_gd(loss, lr)
         if tgd is not None:
             fns["train_gd_x4"] = lambda Ws=Ws, tgd=tgd: tgd(Ws, 4)  # 4 steps per call: setup amortised
@@ -141,6 +156,8 @@ def w1(be: Backend, sz: Sizes) -> dict:
                 "matmul_gflops_same_size": flops / r["matmul_chain"]["best_s"] / 1e9,
                 "fraction_of_matmul": r["matmul_chain"]["best_s"] / t,
                 "fraction_of_single_matmul_best": flops / t / 1e9 / mm["gflops"],
+                "inplace_time_per_step_s": r["engine_inplace"]["best_s"],
+                "inplace_fraction_of_matmul": r["matmul_chain"]["best_s"] / r["engine_inplace"]["best_s"],
                 "time_per_step_4m_s": r["engine_4m"]["best_s"],
                 "m_independence_ratio": r["engine_4m"]["best_s"] / t,
                 "raw_data_time_s": r["raw_data"]["best_s"],

@@ -213,11 +213,13 @@ def _chunk(Ws, lc, residual, lo, hi, vals, grads):
         _np.copyto(grads[0][lo:hi], _np.swapaxes(Gt, -1, -2))
 
 
-def value_and_grads(loss_fn, Ws, residual: bool, xp):
+def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None):
     """``(L, grads)`` by the NumPy fast path, or ``None`` when it does not apply (the caller falls back).
 
     It applies on the NumPy namespace to a :class:`~linnet.losses.SquaredLoss` whose batch is absent or equals the
     nets' batch, with all layers sharing one batch shape. Results agree with the generic path to round-off.
+    ``out``: optional tuple of C-contiguous arrays shaped and typed like the gradients, written in place and
+    returned (saves the page faults of fresh large arrays; the caller owns them).
     """
     if not is_numpy_namespace(xp) or type(loss_fn) is not SquaredLoss:
         return None
@@ -238,7 +240,11 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp):
     dt = Ws[0].dtype
     Wf = [_np.ascontiguousarray(W).reshape((B,) + W.shape[-2:]) for W in Ws]
     vals = _np.empty(B, dtype=dt)
-    grads = [_np.empty((B,) + W.shape[-2:], dtype=dt) for W in Ws]
+    if out is not None and _out_ok(out, Ws, bs, dt):
+        grads = [g.reshape((B,) + g.shape[-2:]) for g in out]
+    else:
+        out = None
+        grads = [_np.empty((B,) + W.shape[-2:], dtype=dt) for W in Ws]
 
     d0 = Ws[0].shape[-1]
     work = B * sum(W.shape[-1] * W.shape[-2] * d0 for W in Ws)
@@ -259,7 +265,24 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp):
         run(bounds[0], bounds[1])
         for f in futs:
             f.result()
+    if out is not None:
+        return vals.reshape(bs), tuple(out)
     return vals.reshape(bs), tuple(g.reshape(bs + g.shape[-2:]) for g in grads)
+
+
+def _out_ok(out, Ws, bs, dt) -> bool:
+    return (
+        isinstance(out, (tuple, list))
+        and len(out) == len(Ws)
+        and all(
+            type(g) is _np.ndarray
+            and g.dtype == dt
+            and tuple(g.shape) == bs + tuple(W.shape[-2:])
+            and g.flags.c_contiguous
+            and g.flags.writeable
+            for g, W in zip(out, Ws)
+        )
+    )
 
 
 # ---- curvature: a lean exact HVP and the top eigenvalue ---------------------------------------------------------

@@ -18,14 +18,18 @@ from .product import factors as _factors
 __all__ = ["value_and_grads", "values"]
 
 
-def value_and_grads(loss_fn, Ws, residual: bool, xp):
+def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None):
     """``(L, grads)`` for validated weights ``Ws`` and a loss already in their dtype.
 
     ``L`` has the batch shape (nets broadcast with the problem), ``grads`` is a tuple of per-layer arrays
     ``(..., d_j, d_{j-1})``. On NumPy with a squared loss this runs :func:`linnet._fastpaths.value_and_grads`
     (threads over the batch, reused buffers); elsewhere the generic array-API recursion below.
+
+    ``out`` (optional): a tuple of arrays shaped like the gradients that the NumPy fast path fills in place and
+    returns (a training loop can reuse them step after step). It is a hint: other paths return fresh arrays, so
+    always use the returned tuple.
     """
-    fast = _fastpaths.value_and_grads(loss_fn, Ws, residual, xp)
+    fast = _fastpaths.value_and_grads(loss_fn, Ws, residual, xp, out)
     if fast is not None:
         return fast
     Fs = _factors(Ws, residual, xp)
