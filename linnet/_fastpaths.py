@@ -101,6 +101,8 @@ def _squared_consts(loss_fn: SquaredLoss) -> dict:
     """
     c = _loss_consts.get(loss_fn)
     if c is None:
+        if loss_fn.Phi is None:  # raw statistics (a minibatch of SGD): the generic path handles them
+            return None
         Phi = _np.asarray(loss_fn.Phi)
         lb = Phi.shape[:-2]
         c = {"batch": lb, "PhiT": _np.ascontiguousarray(_np.swapaxes(Phi, -1, -2)), "c0": _np.asarray(loss_fn.c0)}
@@ -110,6 +112,9 @@ def _squared_consts(loss_fn: SquaredLoss) -> dict:
             c["SxxT"] = _np.ascontiguousarray(_np.swapaxes(Sxx, -1, -2))
             K = _np.matmul(Phi, Sxx) - Syx
             c["KT"] = _np.ascontiguousarray(_np.swapaxes(K, -1, -2))
+            if loss_fn.factor is not None:  # the value as 0.5 ||F^T E^T||^2: accurate and >= c0 for singular Sxx
+                c["FT"] = _np.ascontiguousarray(_np.swapaxes(_np.asarray(loss_fn.factor), -1, -2))
+                c["fw"] = loss_fn.factor_weight
             c["batch"] = _np.broadcast_shapes(lb, Sxx.shape[:-2], Syx.shape[:-2], c["c0"].shape)
         else:
             c["batch"] = _np.broadcast_shapes(lb, c["c0"].shape)
@@ -127,6 +132,9 @@ def _flat_loss(c: dict, bs: tuple, B: int) -> Optional[dict]:
     out = {"batched": True}
     for k, v in c.items():
         if k == "batch":
+            continue
+        if k == "fw":  # a Python float, shared by the batch
+            out[k] = v
             continue
         if k == "c0":
             out[k] = _np.ascontiguousarray(_np.broadcast_to(v, lb)).reshape(B)
@@ -194,7 +202,12 @@ def _chunk(Ws, lc, residual, lo, hi, vals, grads):
     Et = _np.subtract(WeT, lc["PhiT"][sl], out=next(bufs))
     if "SxxT" in lc:
         ESt = _np.matmul(lc["SxxT"][sl], Et, out=next(bufs))
-        v = _np.einsum("bij,bij->b", Et, ESt)
+        if "FT" in lc:
+            EFt = _np.matmul(lc["FT"][sl], Et)
+            v = _np.einsum("bij,bij->b", EFt, EFt)
+            v *= lc["fw"]
+        else:
+            v = _np.einsum("bij,bij->b", Et, ESt)
         Gt = _np.add(ESt, lc["KT"][sl], out=ESt)
     else:
         v = _np.einsum("bij,bij->b", Et, Et)
@@ -231,6 +244,8 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None):
     if any(tuple(W.shape[:-2]) != bs for W in Ws):
         return None
     c = _squared_consts(loss_fn)
+    if c is None:
+        return None
     B = math.prod(bs)
     if B == 0:
         return None

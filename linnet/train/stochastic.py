@@ -23,45 +23,20 @@ __all__ = ["sgd"]
 Array = Any
 
 
-def _samples_of(loss: Loss, loss_fn: Loss, dt, xp) -> tuple:
-    """``(source, m)``: ``loss_fn`` (``loss`` in dtype ``dt``) holding the samples in ``dt``, for
-    :meth:`~linnet.losses.Loss.subsample`, and their number ``m``; ``ValueError`` if ``loss`` has no samples."""
-    if isinstance(loss, SquaredLoss):
-        if loss.data is None:
+def _samples_of(loss_fn: Loss) -> int:
+    """The number of samples ``m`` of a loss that carries data; ``ValueError`` otherwise."""
+    if isinstance(loss_fn, SquaredLoss):
+        if loss_fn.data is None:
             raise ValueError(
                 "`loss` must carry data for sgd: build it with SquaredLoss.from_data(X, Y) "
                 "(whitened/population losses have no samples to draw)"
             )
-        X, Y = (xp.astype(a, dt) for a in loss.data)  # SquaredLoss.astype keeps the statistics only
-        source = SquaredLoss(loss_fn.Sxx, loss_fn.Syx, loss_fn.Phi, loss_fn.c0, loss_fn.tr_yy, data=(X, Y))
-        return source, X.shape[-1]
-    if isinstance(loss, (LpLoss, HuberLoss)):
-        return loss_fn, loss_fn.X.shape[-1]
+        return loss_fn.data[0].shape[-1]
+    if isinstance(loss_fn, (LpLoss, HuberLoss)):
+        return loss_fn.X.shape[-1]
     raise ValueError(
-        f"`loss` must carry data for sgd (SquaredLoss.from_data, LpLoss or HuberLoss), got {type(loss).__name__}"
+        f"`loss` must carry data for sgd (SquaredLoss.from_data, LpLoss or HuberLoss), got {type(loss_fn).__name__}"
     )
-
-
-class _Generic(Loss):
-    """A minibatch loss seen as a plain :class:`~linnet.losses.Loss`, so that :func:`linnet._step.value_and_grads`
-    takes its generic path.
-
-    Work-around: the NumPy fast path (:mod:`linnet._fastpaths`) takes every ``SquaredLoss`` for a centred one and
-    fails on the raw statistics of :meth:`~linnet.losses.SquaredLoss.subsample` (``Phi is None``). Remove once it
-    declines (or handles) those.
-    """
-
-    def __init__(self, inner: Loss):
-        self.inner, self.shape = inner, inner.shape
-
-    def value(self, W):
-        return self.inner.value(W)
-
-    def grad(self, W):
-        return self.inner.grad(W)
-
-    def hvp(self, W, D):
-        return self.inner.hvp(W, D)
 
 
 def sgd(
@@ -121,7 +96,7 @@ def sgd(
         check_every=check_every,
         lr_per_layer=lr_per_layer,
     )
-    source, m = _samples_of(loss, loss_fn, opts["W0"][0].dtype, xp)
+    m = _samples_of(loss_fn)
     b = _check_int(batch_size, "batch_size", minimum=1)
     if b > m:
         raise ValueError(f"`batch_size` must be <= the number of samples m = {m}, got {batch_size!r}")
@@ -142,7 +117,7 @@ def sgd(
         return chunks[c][k % chunk, :]
 
     def evaluate(k, W):
-        return _step.value_and_grads(_Generic(source.subsample(indices(k))), W, residual, xp)
+        return _step.value_and_grads(loss_fn.subsample(indices(k)), W, residual, xp)
 
     def record_loss(W, L):
         return _step.values(loss_fn, W, residual, xp)
