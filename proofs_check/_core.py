@@ -16,10 +16,29 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["Context", "Measurement", "Verdict", "Check", "register", "REGISTRY", "all_checks", "run_check"]
+__all__ = [
+    "EPS64",
+    "host",
+    "Context",
+    "Measurement",
+    "Verdict",
+    "Check",
+    "register",
+    "REGISTRY",
+    "all_checks",
+    "run_check",
+]
 
 SCALES = ("quick", "full")
+EPS64 = float(np.finfo(np.float64).eps)
 STATUSES = ("CONFIRMED", "DERIVED+VERIFIED", "UNCONFIRMED", "MIXED")
+
+
+def host(a: Any) -> np.ndarray:
+    """A copy of an array of any backend as a float64 NumPy array (for host-side references)."""
+    from linnet._backend import to_numpy
+
+    return np.asarray(to_numpy(a), dtype=np.float64)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -72,8 +72,8 @@ def test_any_of_holds_if_any_case_holds():
     """A control with several cases is a defect as soon as one case satisfies the conclusion."""
     bad = Measurement.compare(1.0, 0.0, "<=")
     good = Measurement.compare(0.0, 1.0, "<=")
-    assert not s03._any_of({"a": bad, "b": bad}).holds
-    assert s03._any_of({"a": bad, "b": good}).holds
+    assert not Measurement.any_of({"a": bad, "b": bad}).holds
+    assert Measurement.any_of({"a": bad, "b": good}).holds
 
 
 def test_scalar_modes_match_engine_recursion():

@@ -33,11 +33,9 @@ import numpy as np
 
 import linnet as ln
 from linnet import product as _p
-from linnet._backend import to_numpy
 
-from .._core import Check, Context, Measurement, register
+from .._core import EPS64, Check, Context, Measurement, host, register
 
-EPS64 = float(np.finfo(np.float64).eps)
 FD_STEP = 1e-6  # THEOREMS.md §1: central differences with h = 1e-6, in float64 on the host
 
 
@@ -53,19 +51,6 @@ def fd_tol(ctx: Context, tol64: float) -> float:
 def roundoff_tol(ctx: Context, tol64: float) -> float:
     """A round-off tolerance: THEOREMS' float64 figure scaled by ``eps(dtype) / eps(float64)``."""
     return tol64 * ctx.eps / EPS64
-
-
-def any_of(parts: dict, note: str = "") -> Measurement:
-    """Several negative controls: the combination *holds* if any one holds (each control must fail).
-
-    The headline figure is the first part's.
-    """
-    m = Measurement.all_of(parts, note=note)
-    return m._replace(holds=any(p.holds for p in parts.values()))
-
-
-def host(a) -> np.ndarray:
-    return np.asarray(to_numpy(a), dtype=np.float64)
 
 
 def rounded(ctx: Context, a: np.ndarray) -> np.ndarray:
@@ -322,4 +307,4 @@ class CalculusCheck(Check):
                 min(gn), fd_tol(ctx, self.HVP_TOL), note="random data, G != 0; best case"
             ),
         }
-        return any_of(parts, note="each broken formula must fail the FD test (figure: best case)")
+        return Measurement.any_of(parts, note="each broken formula must fail the FD test (figure: best case)")

@@ -32,8 +32,8 @@ import numpy as np
 
 import linnet as ln
 
-from .._core import Check, Context, Measurement, register
-from .s01_calculus import any_of, fd_tol, host, random_problem, rounded, roundoff_tol
+from .._core import Check, Context, Measurement, host, register
+from .s01_calculus import fd_tol, random_problem, rounded, roundoff_tol
 
 __all__ = ["BalancednessCheck", "gaps", "gd_run", "flow"]
 
@@ -229,4 +229,4 @@ class BalancednessCheck(Check):
             "wrong orientation conserved by GF": orient._replace(holds=orient.holds or wrong < self.WRONG_MIN_CHANGE),
             "per-layer step sizes: drift ratio >= 1.6": ratio,
         }
-        return any_of(parts, note="each broken input must fail its test")
+        return Measurement.any_of(parts, note="each broken input must fail its test")

@@ -33,31 +33,12 @@ import numpy as np
 import linnet as ln
 from linnet._backend import to_numpy
 
-from .._core import Check, Context, Measurement, register
-
-EPS64 = float(np.finfo(np.float64).eps)
+from .._core import EPS64, Check, Context, Measurement, host, register
 
 
 def _scaled(tol64: float, ctx: Context) -> float:
     """A float64 tolerance of THEOREMS.md as the same multiple of machine epsilon in ``ctx.dtype``."""
     return tol64 * ctx.eps / EPS64
-
-
-def _any_of(parts: dict, note: str = "") -> Measurement:
-    """Several control cases: the control holds (a defect) if ANY case satisfies the conclusion."""
-    items = list(parts.items())
-    first = items[0][1]
-    details = {
-        k: {"figure": m.figure, "bound": m.bound, "relation": m.relation, "holds": m.holds, "note": m.note}
-        for k, m in items
-    }
-    return Measurement(
-        first.figure, first.bound, any(m.holds for _, m in items), first.relation, note or first.note, details
-    )
-
-
-def _host(a) -> np.ndarray:
-    return np.asarray(to_numpy(a), dtype=np.float64)
 
 
 def _max_rate_ratio(losses: np.ndarray, steps: np.ndarray, q: float, diverged: bool) -> float:
@@ -122,23 +103,23 @@ class DeficiencyMargin(Check):
         tol_init = _scaled(1e-12, ctx)  # THEOREMS §3 (i): 1e-12 in float64
         tol_rate = _scaled(1e-10, ctx)  # THEOREMS §3 (ii)/(iii): 1e-10 in float64
         We0 = ln.end_to_end(Ws)
-        smin0 = float(_host(xp.linalg.svdvals(We0))[-1])
-        margin0 = float(_host(ln.theory.deficiency_margin(We0, Phi)))
-        delta0 = float(_host(ln.theory.balancedness(Ws)))
+        smin0 = float(host(xp.linalg.svdvals(We0))[-1])
+        margin0 = float(host(ln.theory.deficiency_margin(We0, Phi)))
+        delta0 = float(host(ln.theory.balancedness(Ws)))
 
         # (ii), (iii): three step sizes as one batch of nets with per-net step sizes
         lrs = np.array([1.0, 1e2, 1e4]) * eta_thm
         # per-step contraction factors q = 1 - eta c^(2(N-1)/N) from the engine, checked against the formula
-        qs = _host(ln.theory.acgh_constants(Phi, c, N, eta=ctx.asarray(lrs)).rate).reshape(-1)
+        qs = host(ln.theory.acgh_constants(Phi, c, N, eta=ctx.asarray(lrs)).rate).reshape(-1)
         q_gap = float(np.max(np.abs(qs - (1 - lrs * c ** (2 * (N - 1) / N)))))
         Wb = tuple(xp.broadcast_to(W, (3,) + tuple(W.shape)) * 1 for W in Ws)
         steps = self._steps(ctx)
         run = ln.train.gd(loss, Wb, lr=ctx.asarray(lrs), steps=steps, keep_history=True)
-        L = _host(run.loss)  # (n_rec, 3)
+        L = host(run.loss)  # (n_rec, 3)
         st = np.asarray(to_numpy(run.steps), dtype=np.float64)
         status = np.asarray(to_numpy(run.status))
         ratios = [_max_rate_ratio(L[:, k], st, qs[k], status[k] == ln.train.DIVERGED) for k in range(3)]
-        hist = [_host(h) for h in run.history]  # (n_rec, 3, d_j, d_{j-1})
+        hist = [host(h) for h in run.history]  # (n_rec, 3, d_j, d_{j-1})
         We_t = hist[0]
         for H in hist[1:]:
             We_t = H @ We_t
@@ -148,7 +129,7 @@ class DeficiencyMargin(Check):
         # (iv) empirical: a step far outside the theorem still converges fully
         eps_t = self._eps_target(ctx)
         emp = ln.train.gd(loss, Ws, lr=self.lr_empirical, steps=ctx.pick(2000, 4000), ftol=eps_t)
-        emp_final = float(_host(emp.loss)[-1])
+        emp_final = float(host(emp.loss)[-1])
 
         parts = {
             "rate_bound_1e4_eta_thm": Measurement.compare(
@@ -199,7 +180,7 @@ class DeficiencyMargin(Check):
         worst, figs = 0.0, []
         for s in (0.05, 0.2, 0.5):
             A = s * rng.standard_normal((n, 1, d0))
-            m = _host(ln.theory.deficiency_margin(ctx.asarray(A), ctx.asarray(phi)))
+            m = host(ln.theory.deficiency_margin(ctx.asarray(A), ctx.asarray(phi)))
             p_mc = float(np.mean(m > 0))
             p_th = float(ln.theory.margin_probability(1.0, s, d0))
             z = abs(p_mc - p_th) / math.sqrt(max(p_th * (1 - p_th), 1e-12) / n)
@@ -221,7 +202,7 @@ class DeficiencyMargin(Check):
         loss1 = ln.SquaredLoss.whitened(ctx.asarray(np.ones((1, 1))))
         W1 = tuple(ctx.asarray(np.array([[v]])) for v in (-a, a, a))
         r1 = ln.train.gd(loss1, W1, lr=self.lr_empirical, steps=steps, ftol=eps_t)
-        L1 = _host(r1.loss)
+        L1 = host(r1.loss)
 
         # (b) diagonal Phi > 0, diagonal balanced layers, one negative end-to-end entry
         phi = np.array([1.0, 1.5, 2.0])
@@ -230,7 +211,7 @@ class DeficiencyMargin(Check):
         W2 = tuple(ctx.asarray(np.diag(root * (np.sign(Ad) if j == 0 else 1.0))) for j in range(N))
         loss2 = ln.SquaredLoss.whitened(ctx.asarray(np.diag(phi)))
         r2 = ln.train.gd(loss2, W2, lr=self.lr_empirical, steps=steps, ftol=eps_t)
-        L2 = _host(r2.loss)
+        L2 = host(r2.loss)
 
         # (c) margin c = 0.7 but far from balanced; the theorem's eta for that c
         c3 = 0.7
@@ -241,8 +222,8 @@ class DeficiencyMargin(Check):
         with np.errstate(over="ignore", invalid="ignore"):  # this run is meant to blow up
             r3 = ln.train.gd(loss3, W3, lr=eta3, steps=100)
         div3 = int(np.asarray(to_numpy(r3.status)).reshape(-1)[0]) == ln.train.DIVERGED
-        ratio3 = _max_rate_ratio(_host(r3.loss).reshape(-1), np.asarray(to_numpy(r3.steps), float), q3, div3)
-        delta3 = float(_host(ln.theory.balancedness(W3)))
+        ratio3 = _max_rate_ratio(host(r3.loss).reshape(-1), np.asarray(to_numpy(r3.steps), float), q3, div3)
+        delta3 = float(host(ln.theory.balancedness(W3)))
 
         parts = {
             "no_margin_scalar": Measurement.compare(
@@ -263,4 +244,4 @@ class DeficiencyMargin(Check):
                 f"diverged at step {int(np.asarray(to_numpy(r3.diverged_at)).reshape(-1)[0])}",
             ),
         }
-        return _any_of(parts)
+        return Measurement.any_of(parts)

@@ -30,29 +30,9 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 import linnet as ln
-from linnet._backend import to_numpy
 from linnet.linalg import e2e_velocity, gram_powers, preconditioner, preconditioner_eigenvalues
 
-from .._core import Check, Context, Measurement, register
-
-EPS64 = float(np.finfo(np.float64).eps)
-
-
-def _any_of(parts: dict, note: str = "") -> Measurement:
-    """Several control cases: the control holds (a defect) if ANY case satisfies the conclusion."""
-    items = list(parts.items())
-    first = items[0][1]
-    details = {
-        k: {"figure": m.figure, "bound": m.bound, "relation": m.relation, "holds": m.holds, "note": m.note}
-        for k, m in items
-    }
-    return Measurement(
-        first.figure, first.bound, any(m.holds for _, m in items), first.relation, note or first.note, details
-    )
-
-
-def _host(a) -> np.ndarray:
-    return np.asarray(to_numpy(a), dtype=np.float64)
+from .._core import EPS64, Check, Context, Measurement, host, register
 
 
 def _tol(ctx: Context, tol64: float) -> float:
@@ -79,7 +59,7 @@ def _vec(M, xp):
 
 def _scipy_e2e(loss, We0_h: np.ndarray, depth: int, T: float, ctx: Context, swapped: bool = False) -> np.ndarray:
     """Independent reference: scipy DOP853 on the end-to-end ODE (velocity from linnet.linalg, float64 host)."""
-    lh = ln.SquaredLoss(*(None if a is None else _host(a) for a in (loss.Sxx, loss.Syx, loss.Phi, loss.c0, loss.tr_yy)))
+    lh = ln.SquaredLoss(*(None if a is None else host(a) for a in (loss.Sxx, loss.Syx, loss.Phi, loss.c0, loss.tr_yy)))
     shp = We0_h.shape
     N = depth
 
@@ -87,7 +67,7 @@ def _scipy_e2e(loss, We0_h: np.ndarray, depth: int, T: float, ctx: Context, swap
         W = y.reshape(shp)
         G = lh.grad(W)
         if not swapped:
-            return -_host(e2e_velocity(W, G, N)).reshape(-1)
+            return -host(e2e_velocity(W, G, N)).reshape(-1)
         # deliberately broken: [W^T W] on the left, [W W^T] on the right (square W only)
         left, right = gram_powers(W, [k / N for k in range(N)])
         v = sum(right[j - 1] @ G @ left[N - j] for j in range(1, N + 1))
@@ -118,14 +98,14 @@ class EndToEndDynamics(Check):
         rtol, atol = _ode_tols(ctx)
         N = len(Ws)
         lay = ln.train.gradient_flow(loss, Ws, t_final=self.T, rtol=rtol, atol=atol)
-        We_lay = _host(ln.end_to_end(lay.weights))
+        We_lay = host(ln.end_to_end(lay.weights))
         We0 = ln.end_to_end(Ws)
-        ref = _scipy_e2e(loss, _host(We0), N, self.T, ctx, swapped=swapped)
+        ref = _scipy_e2e(loss, host(We0), N, self.T, ctx, swapped=swapped)
         gap_ref = float(np.max(np.abs(We_lay - ref)))
         if swapped:
             return gap_ref, None, We_lay
         e2e = ln.train.end_to_end_flow(loss, We0, depth=N, t_final=self.T, rtol=rtol, atol=atol)
-        We_e2e = _host(e2e.weights[0])
+        We_e2e = host(e2e.weights[0])
         return gap_ref, float(np.max(np.abs(We_lay - We_e2e))), We_lay
 
     def measure(self, ctx: Context) -> Measurement:
@@ -143,7 +123,7 @@ class EndToEndDynamics(Check):
         other = (d0, 2, 9, dN)
         Ws2 = ln.init.balanced(ctx.asarray(A), other)
         rtol, atol = _ode_tols(ctx)
-        We_b = _host(ln.end_to_end(ln.train.gradient_flow(loss, Ws2, t_final=self.T, rtol=rtol, atol=atol).weights))
+        We_b = host(ln.end_to_end(ln.train.gradient_flow(loss, Ws2, t_final=self.T, rtol=rtol, atol=atol).weights))
         gap_width = float(np.max(np.abs(We_a - We_b)))
 
         # 2. P_W spectrum (non-square and square W)
@@ -155,7 +135,7 @@ class EndToEndDynamics(Check):
             k = int(round(1.0 / lr))
             g = ln.train.gd(loss, Ws, lr=lr, steps=k)
             e = ln.train.end_to_end_gd(loss, ln.end_to_end(Ws), depth=N, lr=lr, steps=k)
-            devs.append(float(np.max(np.abs(_host(ln.end_to_end(g.weights)) - _host(e.weights[0])))))
+            devs.append(float(np.max(np.abs(host(ln.end_to_end(g.weights)) - host(e.weights[0])))))
         ratio = devs[0] / devs[1]
 
         parts = {
@@ -188,8 +168,8 @@ class EndToEndDynamics(Check):
             Wh = ctx.rng(f"s04-pw-{name}").standard_normal((r, c))
             W = ctx.asarray(Wh)
             P = preconditioner(W, N)
-            ev_dense = _host(xp.linalg.eigvalsh(P))
-            ev_eng = _host(preconditioner_eigenvalues(W, N))
+            ev_dense = host(xp.linalg.eigvalsh(P))
+            ev_eng = host(preconditioner_eigenvalues(W, N))
             s = np.linalg.svd(Wh, compute_uv=False)
             sr = np.concatenate([s, np.zeros(r - len(s))])
             sc = np.concatenate([s, np.zeros(c - len(s))])
@@ -203,13 +183,13 @@ class EndToEndDynamics(Check):
             # top eigenvector vec(u1 v1^T), column-major
             U, _, Vt = np.linalg.svd(Wh)
             v = np.outer(U[:, 0], Vt[0]).reshape(-1, order="F")
-            Pv = _host(P) @ v
+            Pv = host(P) @ v
             lam1 = N * s[0] ** (2 * (N - 1) / N)
             # the dense P_W and e2e_velocity are the same linear map: P vec(G) = vec(velocity)
             G = ctx.asarray(ctx.rng(f"s04-G-{name}").standard_normal((r, c)))
             map_gap = float(
                 np.max(
-                    np.abs(_host(xp.matmul(P, _vec(G, xp)[..., None])[..., 0]) - _host(_vec(e2e_velocity(W, G, N), xp)))
+                    np.abs(host(xp.matmul(P, _vec(G, xp)[..., None])[..., 0]) - host(_vec(e2e_velocity(W, G, N), xp)))
                 )
             )
             out[f"P_W_spectrum_{name}"] = Measurement.compare(
@@ -218,7 +198,7 @@ class EndToEndDynamics(Check):
                 "<=",
                 f"{r}x{c}: sorted eig(P_W) and preconditioner_eigenvalues vs the SVD formula, relative",
             )
-            lam_eng = float(_host(ln.theory.preconditioner_min_eig(W, N)))
+            lam_eng = float(host(ln.theory.preconditioner_min_eig(W, N)))
             out[f"lambda_min_{name}"] = Measurement.compare(
                 max(abs(ev_dense[0] - lam_min), abs(lam_eng - lam_min)) / scale,
                 rtol_spec,
@@ -243,14 +223,14 @@ class EndToEndDynamics(Check):
         d0, dN = 4, 2
         loss = _problem(ctx, d0, dN)
         Wu = ln.init.gaussian((d0, 6, 5, dN), scale=0.6, seed=ctx.rng("s04-unbal"), xp=ctx.xp, dtype=ctx.dtype)
-        D = float(_host(ln.theory.balancedness(Wu)))
+        D = float(host(ln.theory.balancedness(Wu)))
         gap_u, gap_u_eng, _ = self._layer_vs_e2e(ctx, loss, Wu)
         # (b) balanced square net, the rule with the Gram matrices swapped
         lsq = _problem(ctx, 3, 3)
         Asq = 0.7 * ctx.rng("s04-Asq").standard_normal((3, 3))
         Wsq = ln.init.balanced(ctx.asarray(Asq), (3, 4, 5, 3))
         gap_s, _, _ = self._layer_vs_e2e(ctx, lsq, Wsq, swapped=True)
-        return _any_of(
+        return Measurement.any_of(
             {
                 "unbalanced_init": Measurement.compare(
                     max(gap_u, gap_u_eng),

@@ -35,18 +35,13 @@ import numpy as np
 import scipy.linalg
 
 import linnet as ln
-from linnet._backend import to_numpy
 
-from .._core import Check, Context, Measurement, register
+from .._core import Check, Context, Measurement, host, register
 from .s05_no_bad_minima import floored, regression_data
 
 STRICT_RTOL_F64 = 1e-8  # THEOREMS.md §5 (c): lambda_min(H) < -1e-8 ||H||
 ZERO_HESSIAN_F64 = 1e-10  # THEOREMS.md §5 (d): max |H_ab| at the origin for N >= 3
 SLOPE_TOL = 0.05  # THEOREMS.md §5 (d): fitted log-log slope within 0.05 of N
-
-
-def _host(a) -> np.ndarray:
-    return np.asarray(to_numpy(a), dtype=np.float64)
 
 
 def _worst(values) -> float:
@@ -56,7 +51,7 @@ def _worst(values) -> float:
 
 
 def _eigs(H) -> np.ndarray:
-    return np.linalg.eigvalsh(_host(H))
+    return np.linalg.eigvalsh(host(H))
 
 
 def strictness(ctx: Context, loss, Ws) -> tuple[float, float]:
@@ -73,7 +68,7 @@ def origin_spectrum_error(ctx: Context, loss, widths) -> float:
     d0, d1, d2 = widths
     Ws = ln.init.zeros(widths, xp=ctx.xp, dtype=ctx.dtype)
     e = _eigs(ln.hessian(loss, Ws))
-    G0 = _host(loss.grad(ctx.asarray(np.zeros((d2, d0)))))
+    G0 = host(loss.grad(ctx.asarray(np.zeros((d2, d0)))))
     sv = np.linalg.svd(G0, compute_uv=False)
     expected = np.concatenate([np.repeat(sv, d1), -np.repeat(sv, d1)])
     expected = np.sort(np.concatenate([expected, np.zeros(e.size - expected.size)]))
@@ -85,7 +80,7 @@ def aligned_path(ctx: Context, loss, widths, t: np.ndarray):
     r"""Layers :math:`W_j = t\,e_1e_1^\top` (first :math:`t\,e_1v_1^\top`, last :math:`t\,u_1e_1^\top`), batched over ``t``,
     with :math:`u_1, v_1` the top singular pair of :math:`-\nabla\ell(0) = \Lambda_{yx}`."""
     d0, dN = widths[0], widths[-1]
-    G0 = _host(loss.grad(ctx.asarray(np.zeros((dN, d0)))))
+    G0 = host(loss.grad(ctx.asarray(np.zeros((dN, d0)))))
     U, _, Vt = np.linalg.svd(-G0)
     u1, v1 = U[:, 0], Vt[0]
     N = len(widths) - 1
@@ -113,10 +108,10 @@ def path_slope(ctx: Context, loss, widths) -> tuple[float, float, float]:
     u_hi = max(1e-3, 10 * u_lo)
     t = np.geomspace(u_lo, u_hi, 24) ** (1.0 / N)
     Ws = aligned_path(ctx, loss, widths, t)
-    L0 = float(_host(ln.loss(loss, ln.init.zeros(widths, xp=ctx.xp, dtype=ctx.dtype))))
-    drop = L0 - _host(ln.loss(loss, Ws))
+    L0 = float(host(ln.loss(loss, ln.init.zeros(widths, xp=ctx.xp, dtype=ctx.dtype))))
+    drop = L0 - host(ln.loss(loss, Ws))
     slope = np.polyfit(np.log(t), np.log(drop), 1)[0] if np.all(drop > 0) else float("inf")
-    H0 = _host(ln.hessian(loss, ln.init.zeros(widths, xp=ctx.xp, dtype=ctx.dtype)))
+    H0 = host(ln.hessian(loss, ln.init.zeros(widths, xp=ctx.xp, dtype=ctx.dtype)))
     return float(slope), float(np.min(drop / t**N)), float(np.max(np.abs(H0)))
 
 

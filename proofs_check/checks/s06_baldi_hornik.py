@@ -42,9 +42,8 @@ import math
 import numpy as np
 
 import linnet as ln
-from linnet._backend import to_numpy
 
-from .._core import Check, Context, Measurement, register
+from .._core import Check, Context, Measurement, host, register
 from .s05_no_bad_minima import floored, regression_data
 
 GRAD_RTOL_F64 = 1e-12  # THEOREMS.md §6: gradient max-norm, relative
@@ -52,10 +51,6 @@ VALUE_RTOL_F64 = 1e-12  # THEOREMS.md §6: |L - L_I| relative
 NEG_RTOL_F64 = 1e-9  # THEOREMS.md §6: an eigenvalue below -1e-9 ||H|| counts as negative (|.| below: zero)
 
 INSTANCES = ((6, 5, 3), (5, 4, 2), (7, 3, 2), (7, 6, 4))  # (n, q, p)
-
-
-def _host(a) -> np.ndarray:
-    return np.asarray(to_numpy(a), dtype=np.float64)
 
 
 def bh_data(rng: np.random.Generator, n: int, q: int, m: int):
@@ -91,9 +86,9 @@ def relative_grad(ctx: Context, loss, Ws) -> float:
     A^\top(AB\Lambda_{xx} - \Lambda_{yx})`: the scale is :math:`\max(\|A\|, \|B\|)(\|AB\Lambda_{xx}\| + \|\Lambda_{yx}\|)`
     (0 / 0 at the origin counts as 0).
     """
-    G = [_host(g) for g in ln.grad(loss, Ws)]
-    Bh, Ah = _host(Ws[0]), _host(Ws[1])
-    Sxx, Syx = _host(loss.Sxx), _host(loss.Syx)
+    G = [host(g) for g in ln.grad(loss, Ws)]
+    Bh, Ah = host(Ws[0]), host(Ws[1])
+    Sxx, Syx = host(loss.Sxx), host(loss.Syx)
     scale = max(np.linalg.norm(Ah, 2), np.linalg.norm(Bh, 2)) * (np.linalg.norm(Ah @ Bh @ Sxx) + np.linalg.norm(Syx))
     gmax = max(float(np.max(np.abs(g))) for g in G)
     return gmax / scale if scale > 0 else gmax
@@ -145,9 +140,9 @@ class BaldiHornik(Check):
                 n_points += 1
                 worst_g = max(worst_g, relative_grad(ctx, loss, pt.Ws))
                 L_I = 0.5 * (tr_yy - float(np.sum(lam[list(pt.I)])))
-                L = float(_host(ln.loss(loss, pt.Ws)))
-                worst_v = max(worst_v, abs(L - L_I) / abs(L_I), abs(float(_host(pt.value)) - L_I) / abs(L_I))
-                e = np.linalg.eigvalsh(_host(ln.hessian(loss, pt.Ws)))
+                L = float(host(ln.loss(loss, pt.Ws)))
+                worst_v = max(worst_v, abs(L - L_I) / abs(L_I), abs(float(host(pt.value)) - L_I) / abs(L_I))
+                e = np.linalg.eigvalsh(host(ln.hessian(loss, pt.Ws)))
                 hn = float(np.max(np.abs(e)))
                 idx = int(np.sum(e < -ntol * hn))
                 if idx != index_formula(pt.I, lam, p) or idx != pt.index:
@@ -166,7 +161,7 @@ class BaldiHornik(Check):
             lr = 0.5 / (2 * float(np.linalg.eigvalsh(Sxx)[-1]) * max(s1, 1.0))
             run = ln.train.gd(loss, Ws, lr=lr, steps=ctx.pick(20_000, 50_000), gtol=floored(1e-11, 100, eps))
             L_top = 0.5 * (tr_yy - float(np.sum(lam[:p])))
-            gd_gap = max(gd_gap, float(np.max(np.abs(_host(ln.loss(loss, run.weights)) - L_top))) / L_top)
+            gd_gap = max(gd_gap, float(np.max(np.abs(host(ln.loss(loss, run.weights)) - L_top))) / L_top)
         parts = {
             "gradient = 0 (relative max-norm)": Measurement.compare(worst_g, gtol, "<=", f"worst of {n_points} points"),
             "value = L_I (relative)": Measurement.compare(worst_v, vtol, "<=", "engine value and ln.loss vs host L_I"),

@@ -48,17 +48,12 @@ import numpy as np
 import scipy.linalg
 
 import linnet as ln
-from linnet._backend import to_numpy
 
-from .._core import Check, Context, Measurement, register
+from .._core import Check, Context, Measurement, host, register
 from .s05_no_bad_minima import floored
 
 RECON_RTOL_F64 = 1e-10  # THEOREMS.md §8 check 1: product of the construction equals R
 GD_RTOL_F64 = 1e-10  # THEOREMS.md §8 check 2: "rtol 1e-10" for the inequality and its tightness
-
-
-def _host(a) -> np.ndarray:
-    return np.asarray(to_numpy(a), dtype=np.float64)
 
 
 def hm_loss(ctx: Context, R: np.ndarray, Sigma: np.ndarray):
@@ -77,11 +72,11 @@ def risk_and_grad(loss, As, R: np.ndarray, Sigma: np.ndarray):
     conversion between the two normalisations).
     """
     L, G = ln.value_and_grad(loss, As, residual=True)
-    E = _host(ln.end_to_end(As, residual=True)) - R
+    E = host(ln.end_to_end(As, residual=True)) - R
     excess = np.einsum("...ij,jk,...ik->...", E, Sigma, E)
     f = excess + R.shape[-1]
-    g2 = 4.0 * sum(np.sum(_host(g) ** 2, axis=(-2, -1)) for g in G)
-    return excess, g2, np.max(np.abs(2.0 * _host(L) - f) / f)
+    g2 = 4.0 * sum(np.sum(host(g) ** 2, axis=(-2, -1)) for g in G)
+    return excess, g2, np.max(np.abs(2.0 * host(L) - f) / f)
 
 
 def coefficient(ell: int, tau: float, Sigma: np.ndarray, *, corrected: bool = True) -> float:
@@ -143,7 +138,7 @@ def gd_from_zero(ctx: Context, R: np.ndarray, Sigma: np.ndarray, ell: int, *, st
         record_every=25,
         keep_history=True,
     )
-    norms = max(float(np.max(np.linalg.norm(_host(h), 2, axis=(-2, -1)))) for h in run.history)
+    norms = max(float(np.max(np.linalg.norm(host(h), 2, axis=(-2, -1)))) for h in run.history)
     e0 = risk_and_grad(loss, As, R, Sigma)[0]
     eT, g2, _ = risk_and_grad(loss, run.weights, R, Sigma)
     return float(eT) / float(e0), math.sqrt(float(g2)), norms, float(eT)
@@ -183,11 +178,11 @@ class HardtMa(Check):
             for ell in sorted({max(2, math.ceil(3 * gamma)), 10, 50, ctx.pick(200, 1000)}):
                 Rx = ctx.asarray(R)
                 As = ln.theory.hardt_ma_factorization(Rx, ell)
-                P = _host(ln.end_to_end(As, residual=True))
+                P = host(ln.end_to_end(As, residual=True))
                 recon = max(recon, float(np.linalg.norm(P - R) / np.linalg.norm(R)))
-                top = max(float(np.linalg.norm(_host(A), 2)) for A in As)
+                top = max(float(np.linalg.norm(host(A), 2)) for A in As)
                 bound = bound_h / ell
-                engine_bound = float(_host(ln.theory.hardt_ma_norm_bound(Rx, ell)))
+                engine_bound = float(host(ln.theory.hardt_ma_norm_bound(Rx, ell)))
                 if abs(engine_bound - bound) > 1e3 * ctx.eps * bound:
                     bound = float("nan")  # the engine's bound disagrees with the formula: fail loudly
                 ratio = max(ratio, top / bound) if not math.isnan(bound) else float("nan")
@@ -220,7 +215,7 @@ class HardtMa(Check):
                 gd = ln.theory.hardt_ma_gradient_domination(
                     As, ctx.asarray(Sigma), tau, corrected=True, R=ctx.asarray(R)
                 )
-                engine_dev = max(engine_dev, float(np.max(np.abs(_host(gd.lhs) / _host(gd.rhs) - ratio) / ratio)))
+                engine_dev = max(engine_dev, float(np.max(np.abs(host(gd.lhs) / host(gd.rhs) - ratio) / ratio)))
         # tightness and the printed form at A_i = -tau I, Sigma = I (l = 6, tau = 0.3, THEOREMS.md's example)
         ell, tau = 6, 0.3
         R = random_target(rng, d, 1.0)

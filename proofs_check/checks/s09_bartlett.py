@@ -34,13 +34,7 @@ import numpy as np
 import linnet as ln
 from linnet._backend import to_numpy
 
-from .._core import Check, Context, Measurement, register
-
-EPS64 = float(np.finfo(np.float64).eps)
-
-
-def _host(a) -> np.ndarray:
-    return np.asarray(to_numpy(a), dtype=np.float64)
+from .._core import EPS64, Check, Context, Measurement, host, register
 
 
 def _sym_target(ctx: Context, eigs, key: str) -> np.ndarray:
@@ -76,7 +70,7 @@ class IdentityInitBHL(Check):
         Ws = ln.init.identity(widths, batch=(len(lrs),), xp=ctx.xp, dtype=ctx.dtype)
         with np.errstate(over="ignore", invalid="ignore"):  # large steps may legitimately blow up
             run = ln.train.gd(loss, Ws, lr=ctx.asarray(np.asarray(lrs, dtype=float)), steps=steps)
-        L = _host(run.loss)  # (n_rec, n_lr)
+        L = host(run.loss)  # (n_rec, n_lr)
         div = np.asarray(to_numpy(run.status)).reshape(-1) == ln.train.DIVERGED
         L = np.where(np.isfinite(L), L, np.inf)
         ratio = L.min(axis=0) / (0.5 * lam**2)
@@ -100,13 +94,13 @@ class IdentityInitBHL(Check):
             bound = math.log(l0 / eps_t) / (lr * L * min(1.0, eigs.min()) ** (2 - 2 / L)) + 1
             Ws = ln.init.identity((self.d,) * (L + 1), xp=xp, dtype=ctx.dtype)
             run = ln.train.gd(loss, Ws, lr=lr, steps=int(bound) + 10, ftol=eps_t, record_every=10)
-            final = float(_host(run.loss)[-1])
-            asym = max(float(np.max(np.abs(_host(W) - _host(W).T))) for W in run.weights)
+            final = float(host(run.loss)[-1])
+            asym = max(float(np.max(np.abs(host(W) - host(W).T))) for W in run.weights)
             # the spectrum of the end-to-end matrix follows the scalar recursion (mode decoupling)
             k = min(int(run.n_steps), 200)
             short = ln.train.gd(loss, Ws, lr=lr, steps=k)
             th = _scalar_modes(eigs, L, lr, k)[-1]
-            ev = np.linalg.eigvalsh(_host(ln.end_to_end(short.weights)))
+            ev = np.linalg.eigvalsh(host(ln.end_to_end(short.weights)))
             mode_gap = float(np.max(np.abs(np.sort(ev) - np.sort(th**L))))
             parts[f"spd_L{L}_converges"] = Measurement.compare(final, eps_t, "<=", f"final loss, eta={lr:.4g}")
             parts[f"spd_L{L}_iterations"] = Measurement.compare(

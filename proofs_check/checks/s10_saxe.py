@@ -26,28 +26,8 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 import linnet as ln
-from linnet._backend import to_numpy
 
-from .._core import Check, Context, Measurement, register
-
-EPS64 = float(np.finfo(np.float64).eps)
-
-
-def _any_of(parts: dict, note: str = "") -> Measurement:
-    """Several control cases: the control holds (a defect) if ANY case satisfies the conclusion."""
-    items = list(parts.items())
-    first = items[0][1]
-    details = {
-        k: {"figure": m.figure, "bound": m.bound, "relation": m.relation, "holds": m.holds, "note": m.note}
-        for k, m in items
-    }
-    return Measurement(
-        first.figure, first.bound, any(m.holds for _, m in items), first.relation, note or first.note, details
-    )
-
-
-def _host(a) -> np.ndarray:
-    return np.asarray(to_numpy(a), dtype=np.float64)
+from .._core import EPS64, Check, Context, Measurement, host, register
 
 
 def _tol(ctx: Context, tol64: float) -> float:
@@ -69,9 +49,9 @@ def _frame(ctx: Context, d0: int, dN: int, s):
 
 def _modes(hist, U: np.ndarray, V: np.ndarray) -> np.ndarray:
     """U^T W_e(t) V for recorded layer histories (n_rec, ..., d_j, d_{j-1}) -> (n_rec, ..., r, r)."""
-    We = _host(hist[0])
+    We = host(hist[0])
     for H in hist[1:]:
-        We = _host(H) @ We
+        We = host(H) @ We
     return U.T @ We @ V
 
 
@@ -121,14 +101,14 @@ class SaxeExactDynamics(Check):
             ctx.asarray(U), ctx.asarray(V), ctx.asarray(u0), (self.d0, 4, self.dN), seed=ctx.rng("s10-hidden")
         )
         uf = 0.9 * s
-        t_star = _host(ln.theory.saxe_time(ctx.asarray(s), ctx.asarray(u0), ctx.asarray(uf)))
+        t_star = host(ln.theory.saxe_time(ctx.asarray(s), ctx.asarray(u0), ctx.asarray(uf)))
         grid = np.linspace(0.0, self.T, 41)
         times = np.unique(np.concatenate([grid, t_star]))
         run = self._depth2_gf(ctx, loss, Ws, times)
         M = _modes(run.history, U, V)
         diag, off = _split(M)
-        eq12 = _host(ln.theory.saxe_mode(ctx.asarray(times[:, None]), ctx.asarray(s), ctx.asarray(u0)))
-        We_T = _host(ln.end_to_end(run.weights))
+        eq12 = host(ln.theory.saxe_mode(ctx.asarray(times[:, None]), ctx.asarray(s), ctx.asarray(u0)))
+        We_T = host(ln.end_to_end(run.weights))
         outside = We_T - U @ (U.T @ We_T @ V) @ V.T  # anything outside span(U) x span(V)
         parts["eq12_modes"] = Measurement.compare(
             float(np.max(np.abs(diag - eq12))),
@@ -164,9 +144,9 @@ class SaxeExactDynamics(Check):
         for lr in (0.02, 0.01):
             k_steps = int(round(self.T / lr))
             g = ln.train.gd(loss, Ws, lr=lr, steps=k_steps, record_every=int(round(0.5 / lr)), keep_history=True)
-            tt = _host(g.times).reshape(-1)
+            tt = host(g.times).reshape(-1)
             dg, _ = _split(_modes(g.history, U, V))
-            ref = _host(ln.theory.saxe_mode(ctx.asarray(tt[:, None]), ctx.asarray(s), ctx.asarray(u0)))
+            ref = host(ln.theory.saxe_mode(ctx.asarray(tt[:, None]), ctx.asarray(s), ctx.asarray(u0)))
             errs.append(float(np.max(np.abs(dg - ref))))
         ratio = errs[0] / errs[1]
         parts["gd_order_eta"] = Measurement.all_of(
@@ -203,7 +183,7 @@ class SaxeExactDynamics(Check):
         rtol, atol = _ode_tols(ctx)
         run = ln.train.gradient_flow(loss, Ws, t_final=T, times=list(times), rtol=rtol, atol=atol, keep_history=True)
         diag, off = _split(_modes(run.history, U, V))
-        eq15 = _host(ln.theory.saxe_deep_mode(ctx.asarray(times[:, None]), ctx.asarray(s), ctx.asarray(u0), D))
+        eq15 = host(ln.theory.saxe_deep_mode(ctx.asarray(times[:, None]), ctx.asarray(s), ctx.asarray(u0), D))
         # independent reference: scipy on the D scalar layers a_i' = prod_{j != i} a_j (s - prod a), a_i(0) = u0^(1/D)
         ref = np.empty_like(eq15)
         for al in range(len(s)):
@@ -230,7 +210,7 @@ class SaxeExactDynamics(Check):
         tol = _tol(ctx, 1e-8)
         times = np.linspace(0.0, self.T, 41)
         eq12 = ln.theory.saxe_mode(ctx.asarray(times[:, None]), ctx.asarray(s), ctx.asarray(u0))
-        eq12 = _host(eq12)
+        eq12 = host(eq12)
 
         # (b) non-whitened Sigma_xx; the decoupled init uses the SVD of Sigma_yx (the paper's Sigma^31)
         U, V, Syx = _frame(ctx, self.d0, self.dN, s)
@@ -249,12 +229,12 @@ class SaxeExactDynamics(Check):
         run_c = self._depth2_gf(ctx, lossc, (k * W1, W2 / k), times)
         dc, _ = _split(_modes(run_c.history, U, V))
         # the hyperbola a^2 - b^2 of each mode is still conserved (hidden frame = identity here)
-        H1, H2 = _host(run_c.history[0]), _host(run_c.history[1])
+        H1, H2 = host(run_c.history[0]), host(run_c.history[1])
         a = np.einsum("ia,tia->ta", U, H2[:, :, :3])  # a_alpha = u_alpha^T W2 e_alpha
         b = np.einsum("tai,ia->ta", H1[:, :3, :], V)  # b_alpha = e_alpha^T W1 v_alpha
         hyp = float(np.max(np.abs((a**2 - b**2) - (a[0] ** 2 - b[0] ** 2))))
 
-        return _any_of(
+        return Measurement.any_of(
             {
                 "non_whitened": Measurement.compare(
                     float(np.max(np.abs(db - eq12))), tol, "<=", "max|u_alpha(t) - eq.12| with Sigma_xx != I"

@@ -41,15 +41,8 @@ import math
 import numpy as np
 
 import linnet as ln
-from linnet._backend import to_numpy
 
-from .._core import Check, Context, Measurement, register
-
-EPS64 = float(np.finfo(np.float64).eps)
-
-
-def _host(a) -> np.ndarray:
-    return np.asarray(to_numpy(a), dtype=np.float64)
+from .._core import Check, Context, Measurement, host, register
 
 
 def _dense(fn, loss, Ws, xp):
@@ -57,7 +50,7 @@ def _dense(fn, loss, Ws, xp):
     widths = (Ws[0].shape[-1],) + tuple(W.shape[-2] for W in Ws)
     P = ln.num_params(Ws)
     E = ln.unflatten(xp.eye(P, dtype=Ws[0].dtype), widths)  # P directions on a leading batch axis
-    cols = _host(ln.flatten(fn(loss, Ws, E)))  # row k = M e_k
+    cols = host(ln.flatten(fn(loss, Ws, E)))  # row k = M e_k
     return 0.5 * (cols + cols.T)
 
 
@@ -69,26 +62,13 @@ def _per_sample(X, Y):
     return ln.LpLoss(Xb, Yb, p=2)
 
 
-def _any_of(parts: dict, note: str = "") -> Measurement:
-    """Several control cases: the control holds (a defect) if ANY case satisfies the conclusion."""
-    items = list(parts.items())
-    first = items[0][1]
-    details = {
-        k: {"figure": m.figure, "bound": m.bound, "relation": m.relation, "holds": m.holds, "note": m.note}
-        for k, m in items
-    }
-    return Measurement(
-        first.figure, first.bound, any(m.holds for _, m in items), first.relation, note or first.note, details
-    )
-
-
 def _sharpness(loss, Ws) -> float:
     """Largest Hessian eigenvalue (over a batch of problems too), from the dense ``ln.hessian``."""
-    return float(np.max(np.linalg.eigvalsh(_host(ln.hessian(loss, Ws)))))
+    return float(np.max(np.linalg.eigvalsh(host(ln.hessian(loss, Ws)))))
 
 
 def _flat_norms(Gs) -> np.ndarray:
-    return np.sqrt(sum(np.sum(_host(g) ** 2, axis=(-2, -1)) for g in Gs))
+    return np.sqrt(sum(np.sum(host(g) ** 2, axis=(-2, -1)) for g in Gs))
 
 
 @register
@@ -117,7 +97,7 @@ class PoggioCooperCriticalPoints(Check):
 
     def _train(self, ctx: Context, loss, X, Y, widths, key: str, *, gtol=None, steps=20_000):
         """GD from a small balanced init with step 1/S, S the sharpness of the balanced least-squares minimum."""
-        Phi = _host(Y) @ np.linalg.pinv(_host(X))
+        Phi = host(Y) @ np.linalg.pinv(host(X))
         S = _sharpness(loss, ln.init.balanced(ctx.asarray(Phi), widths))
         A = 0.1 * np.linalg.norm(Phi) * ctx.rng(key).standard_normal((widths[-1], widths[0]))
         Ws = ln.init.balanced(ctx.asarray(A), widths)
@@ -137,7 +117,7 @@ class PoggioCooperCriticalPoints(Check):
         d0, n = self.widths_type2[0], 12
         rng = ctx.rng("s11-type2")
         X = ctx.asarray(rng.standard_normal((d0, n)))
-        Y = ctx.asarray(rng.standard_normal((1, d0)) @ _host(X) + 0.5 * rng.standard_normal((1, n)))
+        Y = ctx.asarray(rng.standard_normal((1, d0)) @ host(X) + 0.5 * rng.standard_normal((1, n)))
         loss = ln.LpLoss(X, Y, p=2)
         gtol = max(1e-13, 10 * ctx.eps)  # mean-normalised gradient; the PC sum is n times it
         Ws = self._train(ctx, loss, X, Y, self.widths_type2, "s11-init2", gtol=gtol)
@@ -145,7 +125,7 @@ class PoggioCooperCriticalPoints(Check):
 
     def _spectra(self, ctx: Context, loss, Ws):
         xp = ctx.xp
-        H = _host(ln.hessian(loss, Ws))
+        H = host(ln.hessian(loss, Ws))
         GN = _dense(ln.gauss_newton_hvp, loss, Ws, xp)
         ev, ev_gn = np.linalg.eigvalsh(H), np.linalg.eigvalsh(GN)
         scale = float(np.max(np.abs(ev)))
@@ -156,7 +136,7 @@ class PoggioCooperCriticalPoints(Check):
         # 1. interpolation regime
         X, Y, loss, Ws, n = self._interpolating(ctx)
         P = ln.num_params(Ws)
-        R = _host(ln.end_to_end(Ws) @ X - Y)
+        R = host(ln.end_to_end(Ws) @ X - Y)
         L_pc = float(np.sum(R**2))  # Poggio-Cooper normalisation sum_i l_i^2
         ev, ev_gn, scale = self._spectra(ctx, loss, Ws)
         thr = self._spec_tol(ctx, P)
@@ -166,7 +146,7 @@ class PoggioCooperCriticalPoints(Check):
         g_i = 2 * _flat_norms(ln.grad(ps, Ws))  # ||grad(l_i^2)|| = 2 ||grad(l_i^2 / 2)||
         lr1 = 0.5 / _sharpness(ps, Ws)  # every single-sample step is a non-expansive map near the minimum
         sgd = ln.train.sgd(loss, Ws, lr=lr1, steps=200, batch_size=1, seed=ctx.rng("s11-sgd1"), keep_history=True)
-        th = _host(ln.flatten(sgd.history))
+        th = host(ln.flatten(sgd.history))
         disp = float(np.max(np.linalg.norm(th - th[0], axis=-1)))
         parts["interp_loss"] = Measurement.compare(
             L_pc, self._eps_loss(ctx), "<=", f"sum_i l_i^2, n={n} < d0={X.shape[0]}"
@@ -196,9 +176,9 @@ class PoggioCooperCriticalPoints(Check):
         terms = _flat_norms(ln.grad(_per_sample(X2, Y2), W2))  # ||l_i grad l_i||
         lr = 0.5 / _sharpness(_per_sample(X2, Y2), W2)
         sgd2 = ln.train.sgd(loss2, W2, lr=lr, steps=200, batch_size=1, seed=ctx.rng("s11-sgd2"), keep_history=True)
-        th2 = _host(ln.flatten(sgd2.history))
+        th2 = host(ln.flatten(sgd2.history))
         step_disp = float(np.mean(np.linalg.norm(np.diff(th2, axis=0), axis=-1)))
-        L2 = _host(sgd2.loss)
+        L2 = host(sgd2.loss)
         parts["type2_full_gradient"] = Measurement.compare(
             float(full),
             max(1e-10, 1e5 * ctx.eps),
@@ -229,13 +209,13 @@ class PoggioCooperCriticalPoints(Check):
         Y = ctx.asarray(np.array([[x1, -x1]]))
         loss = ln.LpLoss(X, Y, p=2)  # (1/4) sum_i (w - x_i)^2 = w^2/2 + x1^2/2: gradient w
         run = ln.train.gd(loss, (ctx.asarray(np.array([[w0]])),), lr=lr, steps=k)
-        w_gd = _host(run.loss)  # l(w_t) = w_t^2/2 + x1^2/2
+        w_gd = host(run.loss)  # l(w_t) = w_t^2/2 + x1^2/2
         closed = 0.5 * (w0 * (1 - lr) ** np.arange(k + 1)) ** 2 + 0.5 * x1**2
         # per-sample losses: each has its own minimum at +x1 and -x1; GD on each converges there
         ps = _per_sample(X, Y)
         per = ln.train.gd(ps, (ctx.asarray(np.full((2, 1, 1), w0)),), lr=0.5, steps=200).weights[0]
-        mins = _host(per).reshape(-1)
-        g0 = _host(ln.grad(ps, (ctx.asarray(np.zeros((1, 1))),))[0]).reshape(-1)  # at GD's minimum w = 0
+        mins = host(per).reshape(-1)
+        g0 = host(ln.grad(ps, (ctx.asarray(np.zeros((1, 1))),))[0]).reshape(-1)  # at GD's minimum w = 0
         return {
             "one_d_gd_closed_form": Measurement.compare(
                 float(np.max(np.abs(w_gd[: k + 1] - closed))),
@@ -258,21 +238,21 @@ class PoggioCooperCriticalPoints(Check):
         widths = (3, 4, 1)
         rng = ctx.rng("s11-spurious")
         X = ctx.asarray(rng.standard_normal((3, 8)))
-        Y = ctx.asarray(rng.standard_normal((1, 3)) @ _host(X))
+        Y = ctx.asarray(rng.standard_normal((1, 3)) @ host(X))
         loss = ln.LpLoss(X, Y, p=2)
         ps = _per_sample(X, Y)
         Z = ln.init.zeros(widths, xp=ctx.xp, dtype=ctx.dtype)
         g = _flat_norms(ln.grad(ps, Z))
-        Phi = _host(Y) @ np.linalg.pinv(_host(X))
+        Phi = host(Y) @ np.linalg.pinv(host(X))
         lr = 0.5 / _sharpness(ps, ln.init.balanced(ctx.asarray(Phi), widths))
         stay = ln.train.sgd(loss, Z, lr=lr, steps=100, batch_size=1, seed=0)
         moved = float(np.max(_flat_norms(stay.weights)))
         pert = ln.init.gaussian(widths, scale=1e-6, seed=rng, xp=ctx.xp, dtype=ctx.dtype)
         # escape from 1e-6 grows like (1 + lr sigma_1(Lambda_yx))^t: budget three e-folds per decade, then settle
-        rate = lr * float(np.linalg.norm(_host(Y) @ _host(X).T / X.shape[-1]))
+        rate = lr * float(np.linalg.norm(host(Y) @ host(X).T / X.shape[-1]))
         steps = int(min(20_000, 3 * math.log(1e8) / rate + 200))
         esc = ln.train.sgd(loss, pert, lr=lr, steps=steps, batch_size=1, seed=1)
-        Le = _host(esc.loss)
+        Le = host(esc.loss)
         return {
             "origin_per_sample_gradients_zero": Measurement.compare(float(g.max()), 0.0, "<=", "spurious type-1 point"),
             "origin_sgd_stays": Measurement.compare(moved, 0.0, "<=", "SGD from exactly 0"),
@@ -305,7 +285,7 @@ class PoggioCooperCriticalPoints(Check):
         gnorm = float(np.max(_flat_norms(ln.grad(sq, Wb))))
         evb, evb_gn, scb = self._spectra(ctx, sq, Wb)
         thr_b = self._spec_tol(ctx, ln.num_params(Wb))
-        return _any_of(
+        return Measurement.any_of(
             {
                 "type2_rank_n": Measurement.compare(
                     n_pos,
@@ -318,7 +298,7 @@ class PoggioCooperCriticalPoints(Check):
                     float(np.max(np.abs(evb - evb_gn))) / scb,
                     thr_b,
                     "<=",
-                    f"rank-1 bottleneck global minimum {widths} (deep gradient {gnorm:.2g}, l = {float(_host(gm.value)):.4g} > 0): "
+                    f"rank-1 bottleneck global minimum {widths} (deep gradient {gnorm:.2g}, l = {float(host(gm.value)):.4g} > 0): "
                     "max|eig(H) - eig(GN)|/lambda_max",
                 ),
             }

@@ -32,8 +32,8 @@ import numpy as np
 
 import linnet as ln
 
-from .._core import Check, Context, Measurement, register
-from .s01_calculus import fd_tol, host, rounded, roundoff_tol
+from .._core import Check, Context, Measurement, host, register
+from .s01_calculus import fd_tol, rounded, roundoff_tol
 
 __all__ = ["SymmetryCheck", "generator", "generator_adjoint", "generator_matrix"]
 

@@ -33,8 +33,8 @@ import numpy as np
 
 import linnet as ln
 
-from .._core import Check, Context, Measurement, register
-from .s01_calculus import any_of, fd_tol, host
+from .._core import Check, Context, Measurement, host, register
+from .s01_calculus import fd_tol
 from .s12_symmetry import COND_CAP, _gl
 
 __all__ = ["SharpnessCheck", "top_eigenvalue"]
@@ -216,4 +216,4 @@ class SharpnessCheck(Check):
                 err_fro, tol, note="matrix cases with sigma_2 >= 0.3 sigma_1"
             ),
         }
-        return any_of(parts, note="each wrong formula must fail the equality (figure: its best case)")
+        return Measurement.any_of(parts, note="each wrong formula must fail the equality (figure: its best case)")
