@@ -36,6 +36,19 @@ def _as_matrix(a: Any, name: str, xp=None):
     return a, xp
 
 
+def _as_data(X, Y):
+    """Validate samples-as-columns data ``X (..., d_0, m)``, ``Y (..., d_N, m)``: same ``m``, same dtype."""
+    X, xp = _as_matrix(X, "X")
+    Y, _ = _as_matrix(Y, "Y", xp)
+    if X.shape[-1] != Y.shape[-1]:
+        raise ValueError(
+            f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}"
+        )
+    if X.dtype != Y.dtype:
+        raise ValueError(f"`X` and `Y` must share a dtype, got {X.dtype} and {Y.dtype}")
+    return X, Y, xp
+
+
 def _trace(A, xp):
     return xp.sum(xp.linalg.diagonal(A), axis=-1)
 
@@ -137,14 +150,7 @@ class SquaredLoss(Loss):
         >>> float(loss.value(np.zeros((1, 2))))
         1.25
         """
-        X, xp = _as_matrix(X, "X")
-        Y, _ = _as_matrix(Y, "Y", xp)
-        if X.shape[-1] != Y.shape[-1]:
-            raise ValueError(
-                f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}"
-            )
-        if X.dtype != Y.dtype:
-            raise ValueError(f"`X` and `Y` must share a dtype, got {X.dtype} and {Y.dtype}")
+        X, Y, xp = _as_data(X, Y)
         m = X.shape[-1]
         Sxx = xp.matmul(X, X.mT) / m
         Syx = xp.matmul(Y, X.mT) / m
@@ -278,14 +284,7 @@ class LpLoss(Loss):
     """
 
     def __init__(self, X, Y, p: float = 4.0):
-        X, xp = _as_matrix(X, "X")
-        Y, _ = _as_matrix(Y, "Y", xp)
-        if X.shape[-1] != Y.shape[-1]:
-            raise ValueError(
-                f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}"
-            )
-        if X.dtype != Y.dtype:
-            raise ValueError(f"`X` and `Y` must share a dtype, got {X.dtype} and {Y.dtype}")
+        X, Y, xp = _as_data(X, Y)
         try:
             p = float(p)
         except (TypeError, ValueError):
@@ -341,12 +340,7 @@ class HuberLoss(Loss):
     """
 
     def __init__(self, X, Y, delta: float = 1.0):
-        X, xp = _as_matrix(X, "X")
-        Y, _ = _as_matrix(Y, "Y", xp)
-        if X.shape[-1] != Y.shape[-1]:
-            raise ValueError(
-                f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}"
-            )
+        X, Y, xp = _as_data(X, Y)
         self.delta = check_positive(delta, "delta")
         self.X, self.Y, self.m = X, Y, X.shape[-1]
         self.shape = (Y.shape[-2], X.shape[-2])
