@@ -253,6 +253,64 @@ def test_divergence_of_a_callable_loss_checks_weights():
     assert np.all(np.isfinite(run.weights[0])) and np.all(np.isfinite(run.loss))
 
 
+def test_callable_loss_with_finite_loss_of_infinite_weights():
+    """A bounded user loss stays finite while the weights overflow: the weight check still flags the net at the
+    step its weights stop being finite, whatever ``check_every`` (the NumPy fast windows check them per window)."""
+    cl = ln.CallableLoss(
+        lambda W: np.arctan(np.sum(W * W, axis=(-2, -1))), lambda W: -3.0 * W, lambda W, D: -3.0 * D, shape=(1, 1)
+    )
+    W0 = (np.full((4, 1, 1), 0.5),)
+    lrs = np.array([0.0, 1.0, 100.0, 1e5])  # growth factors 1, 4, 301, 3e5 per step
+
+    def first_overflow(lr):  # host replay of one net: first k with W_k or its gradient -3 W_k not finite
+        w, k = np.float64(0.5), 0
+        with np.errstate(over="ignore"):
+            while np.isfinite(w) and np.isfinite(-3.0 * w):
+                w, k = w - lr * (-3.0 * w), k + 1
+        return k
+
+    ref = None
+    for ce in (1, 7, 500):
+        run = train.gd(cl, W0, lr=lrs, steps=300, check_every=ce)
+        at = run.diverged_at.tolist()
+        assert at[:2] == [-1, -1]
+        assert at[2:] == [first_overflow(lr) for lr in lrs[2:]], (ce, at)
+        assert np.all(np.isfinite(run.weights[0]))
+        if ref is None:
+            ref = run
+        assert np.array_equal(run.weights[0], ref.weights[0]) and np.array_equal(run.loss, ref.loss)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.7])
+def test_numpy_in_place_descent_is_the_plain_update(beta):
+    """The NumPy fast path (reused buffers, in-place updates, threads over the batch) performs exactly the array
+    update W - (lr c_j) M, M = beta M + grad, bit for bit, with a per-net lr; the caller's arrays are untouched
+    and the result does not alias them."""
+    from linnet import _step
+
+    rng = np.random.default_rng(7)
+    loss = ln.SquaredLoss.whitened(rng.standard_normal((3, 4)))
+    Ws = ln.init.gaussian((4, 5, 6, 3), scale=0.4, batch=(3000,), seed=5)  # several blocks and threads
+    before = [w.copy() for w in Ws]
+    lr = np.linspace(0.01, 0.06, 3000)
+    run = train.momentum(loss, Ws, lr=lr, beta=beta, steps=25, check_every=4, record_every=5, keep_history=True)
+    W, M = Ws, None
+    hist = [W]
+    for _ in range(25):
+        _, G = _step.value_and_grads(loss, W, False, np)
+        M = G if M is None else tuple(beta * m + g for m, g in zip(M, G))
+        W = tuple(w - (lr[:, None, None] * 1.0) * m for w, m in zip(W, M))
+        hist.append(W)
+    for a, b in zip(run.weights, W):
+        assert np.array_equal(a, b)
+    for j, H in enumerate(run.history):
+        assert np.array_equal(H, np.stack([hist[k][j] for k in range(0, 26, 5)]))
+    for w, w0, r in zip(Ws, before, run.weights):
+        assert np.array_equal(w, w0) and not np.shares_memory(r, w)
+    none = train.gd(loss, Ws, lr=0.1, steps=0)
+    assert all(not np.shares_memory(r, w) and np.array_equal(r, w) for r, w in zip(none.weights, Ws))
+
+
 def test_ftol_and_records():
     """ftol stops a net; record_every / record_steps choose the records; early stop ends with one at n_steps."""
     loss = ln.SquaredLoss.whitened(np.eye(2))

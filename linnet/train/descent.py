@@ -10,9 +10,12 @@ replayed with ``xp.where`` roll-back masks), so ``check_every`` changes the cost
 
 from __future__ import annotations
 
+import math
+import threading
 from typing import Any, Callable, Optional, Sequence
 
-from .. import _step
+from .. import _backend, _fastpaths, _step
+from .._backend import is_numpy_namespace
 from ..losses import HuberLoss, Loss, LpLoss, SquaredLoss
 from ._args import (
     _broadcast_shapes,
@@ -39,6 +42,8 @@ from .trajectory import (
 
 __all__ = ["gd", "momentum"]
 
+_np = _backend.np  # NumPy, as imported by linnet._backend (in-place fast windows on the NumPy namespace only)
+
 Array = Any
 
 _BUILTIN = (SquaredLoss, LpLoss, HuberLoss)
@@ -62,6 +67,7 @@ def _descend(
     check_every: int,
     record_loss: Optional[Callable] = None,
     check_weights_finite: bool = True,
+    evaluate_into: Optional[Callable] = None,
 ) -> Trajectory:
     r"""Descent :math:`W_j \leftarrow W_j - \eta c_j V_j` with ``(L, V) = evaluate(k, W)`` (heavy ball if
     ``beta > 0``: :math:`M \leftarrow \beta M + V`, :math:`W \leftarrow W - \eta c_j M`).
@@ -73,6 +79,14 @@ def _descend(
     is replayed from its start in *exact* mode, where each diverging net is rolled back to its last finite
     iterate by an ``xp.where`` mask. Both modes perform the same arithmetic on running nets, so the result
     does not depend on ``check_every``.
+
+    On NumPy a fast window updates private weight buffers in place and, when ``evaluate_into(k, W, out)`` is
+    given, has the gradients written into reused buffers (no fresh arrays per step; two buffer sets alternate
+    between windows, so a window's start state stays intact for a replay). It checks the loss of every step
+    and, for losses that need it (``check_weights_finite``), the finiteness of weights and ``V`` once at the end
+    of the window: a non-finite entry of ``W`` stays non-finite under later fast steps, and a non-finite ``V``
+    makes the next ``W`` non-finite, so a window with an event is detected all the same. Exact windows run the
+    array-API code below on every backend. The results are bit-for-bit those of the array-API loop.
     """
     dt = W0[0].dtype
     int64 = xp.int64
@@ -82,8 +96,11 @@ def _descend(
     else:
         steps_lr = tuple(lr * c for c in layer_lr)
 
+    def loss_ok(Lc):
+        return xp.isfinite(Lc) & (xp.abs(Lc) <= thr)
+
     def ok_mask(Lc, Wc, Vc):
-        ok = xp.isfinite(Lc) & (xp.abs(Lc) <= thr)
+        ok = loss_ok(Lc)
         if check_weights_finite:
             ok = ok & _weights_finite(Wc, xp) & _weights_finite(Vc, xp)
         return ok
@@ -109,15 +126,17 @@ def _descend(
             active = active & ~conv
         return status, active
 
-    W = W0
+    fast_np = _np_buffers(W0, batch) if is_numpy_namespace(xp) else None
+    W = W0 if fast_np is None else fast_np.W[0]
     L, V = evaluate(0, W)
     thr = _threshold(L, xp)
     ok0 = ok_mask(L, W, V)
     zero_b = xp.zeros((1,) * (len(batch) + 2), dtype=dt)
-    V = tuple(xp.where(ok0[..., None, None], v, zero_b) for v in V)  # a frozen net needs a finite V
+    if not bool(xp.all(ok0)):  # a frozen net needs a finite V (where(True, v, 0) is v: skipped when all are ok)
+        V = tuple(xp.where(ok0[..., None, None], v, zero_b) for v in V)
     status = xp.where(ok0, xp.full(batch, MAX_STEPS, dtype=int64), xp.full(batch, DIVERGED, dtype=int64))
     div_at = xp.where(ok0, xp.full(batch, -1, dtype=int64), xp.zeros(batch, dtype=int64))
-    status, active = settle(L, V, status, ok0)
+    status, active = settle(L, V, status, active=ok0)
     Mom = None
 
     rec_loss, rec_W, rec_steps = [], [], []
@@ -127,7 +146,7 @@ def _descend(
         rec_steps.append(k)
         rec_loss.append(L if record_loss is None else record_loss(W, L))
         if keep_history:
-            rec_W.append(W)
+            rec_W.append(W if fast_np is None else tuple(w.copy() for w in W))  # NumPy buffers are reused
 
     if 0 in rec_set:
         record(0, W, L)
@@ -140,33 +159,63 @@ def _descend(
         while True:
             W, L, V, Mom, status, div_at, active, n_rec = start
             del rec_steps[n_rec:], rec_loss[n_rec:], rec_W[n_rec:]
-            event = no_event
-            for kk in range(k, kend):
-                Mc = V if not beta or Mom is None else tuple(beta * m + v for m, v in zip(Mom, V))
-                a = xp.astype(active, dt)[..., None, None]
-                Wc = tuple(w - (s * a) * m for w, s, m in zip(W, steps_lr, Mc))
-                Lc, Vc = evaluate(kk + 1, Wc)
-                ok = ok_mask(Lc, Wc, Vc)
-                if exact:
-                    new_div = active & ~ok
-                    status = xp.where(new_div, xp.full(batch, DIVERGED, dtype=int64), status)
-                    div_at = xp.where(new_div, xp.full(batch, kk + 1, dtype=int64), div_at)
-                    upd_b = (active & ok)[..., None, None]
-                    W = tuple(xp.where(upd_b, wc, w) for wc, w in zip(Wc, W))
-                    bad_b = (~ok)[..., None, None]
-                    Vc = tuple(xp.where(bad_b, zero_b, v) for v in Vc)
-                    if beta:
-                        Mc = tuple(xp.where(bad_b, zero_b, m) for m in Mc)
-                    active = active & ok
-                else:
-                    event = event | ~ok
-                    W = Wc
-                L = xp.where(active, Lc, L)
-                V, Mom = Vc, (Mc if beta else None)
-                status, active = settle(Lc, Vc, status, active)
-                if kk + 1 in rec_set:
-                    record(kk + 1, W, L)
-            if exact or not bool(xp.any(event)):
+            if fast_np is not None and not exact:
+                # NumPy fast window, in place on the other buffer set (the start state stays intact)
+                o = 1 - fast_np.cur
+                Wn, Gn, Mn = fast_np.W[o], fast_np.G[o], fast_np.M(o) if beta else None
+                event_any = False
+                for kk in range(k, kend):
+                    # M_c = beta M + V (or V); W_n = W - (s_j a) M_c: chunked over the nets, across threads
+                    fast_np.update(W, V, Mom, Wn, Mn, fast_np.scale(steps_lr, active, dt), beta)
+                    Mc = Mn if beta else V
+                    W = Wn
+                    if evaluate_into is not None:
+                        Lc, Vc = evaluate_into(kk + 1, W, Gn)
+                    else:
+                        Lc, Vc = evaluate(kk + 1, W)
+                    if not bool(xp.all(loss_ok(Lc))):
+                        event_any = True
+                    L = xp.where(active, Lc, L)
+                    V, Mom = Vc, (Mc if beta else None)
+                    status, active = settle(Lc, Vc, status, active)
+                    if kk + 1 in rec_set:
+                        record(kk + 1, W, L)
+                if check_weights_finite and not event_any:
+                    event_any = not bool(xp.all(_weights_finite(W, xp) & _weights_finite(V, xp)))
+                if not event_any:
+                    fast_np.cur = o
+                    break
+            else:
+                event = no_event
+                for kk in range(k, kend):
+                    Mc = V if not beta or Mom is None else tuple(beta * m + v for m, v in zip(Mom, V))
+                    a = xp.astype(active, dt)[..., None, None]
+                    Wc = tuple(w - (s * a) * m for w, s, m in zip(W, steps_lr, Mc))
+                    Lc, Vc = evaluate(kk + 1, Wc)
+                    ok = ok_mask(Lc, Wc, Vc)
+                    if exact:
+                        new_div = active & ~ok
+                        status = xp.where(new_div, xp.full(batch, DIVERGED, dtype=int64), status)
+                        div_at = xp.where(new_div, xp.full(batch, kk + 1, dtype=int64), div_at)
+                        upd_b = (active & ok)[..., None, None]
+                        W = tuple(xp.where(upd_b, wc, w) for wc, w in zip(Wc, W))
+                        bad_b = (~ok)[..., None, None]
+                        Vc = tuple(xp.where(bad_b, zero_b, v) for v in Vc)
+                        if beta:
+                            Mc = tuple(xp.where(bad_b, zero_b, m) for m in Mc)
+                        active = active & ok
+                    else:
+                        event = event | ~ok
+                        W = Wc
+                    L = xp.where(active, Lc, L)
+                    V, Mom = Vc, (Mc if beta else None)
+                    status, active = settle(Lc, Vc, status, active)
+                    if kk + 1 in rec_set:
+                        record(kk + 1, W, L)
+                event_any = bool(xp.any(event))
+                if exact and fast_np is not None:  # back into the NumPy buffers for the next fast window
+                    W, V, Mom = fast_np.adopt(W, V, Mom)
+            if exact or not event_any:
                 break
             exact, replays = True, replays + 1  # a net diverged in this window: replay it with roll-back masks
             always_exact = replays >= 3  # a pathological loss keeps producing events: stay exact
@@ -192,6 +241,125 @@ def _descend(
         history=_stack_history(rec_W, keep_history, xp),
         n_steps=n,
     )
+
+
+#: Nets per block of the in-place update (its scratch stays in cache), and fewest nets worth a thread.
+_UPDATE_BLOCK_NETS = 512
+_UPDATE_MIN_NETS_PER_THREAD = 1024
+
+
+class _NumpyBuffers:
+    r"""Private, reused NumPy buffers of a descent run: two sets of weights, gradients and momenta (the current
+    state and the one a fast window writes into), and the step factors :math:`\eta c_j a` per net.
+
+    The update :math:`M_c = \beta M + V`, :math:`W_n = W - (s_j a) M_c` runs in blocks of
+    :data:`_UPDATE_BLOCK_NETS` nets (the product :math:`(s_j a)M_c` lives in a small per-thread scratch that
+    stays in cache) split across the threads of :mod:`linnet._fastpaths` (NumPy's elementwise loops release the
+    GIL). Each entry goes through the same two roundings as ``w - (s * a) * m`` in array code.
+    """
+
+    def __init__(self, W0, batch):
+        self.batch = batch
+        self.nb = math.prod(batch)
+        self.shapes = [tuple(w.shape) for w in W0]
+        self.flat = [(self.nb,) + s[-2:] for s in self.shapes]
+        self.dt = W0[0].dtype
+        first = tuple(_np.array(w, dtype=self.dt, order="C", copy=True) for w in W0)  # never the caller's arrays
+        self.W = [first, self._empty()]
+        self.G = [self._empty(), self._empty()]
+        self._M = [None, None]
+        self._factor_cache = None
+        self.cur = 0
+        self._local = threading.local()
+        n = max(1, min(_fastpaths._threads(), self.nb // _UPDATE_MIN_NETS_PER_THREAD))
+        self.bounds = [self.nb * i // n for i in range(n + 1)]
+
+    def _empty(self):
+        return tuple(_np.empty(s, dtype=self.dt) for s in self.shapes)
+
+    def M(self, i):
+        if self._M[i] is None:
+            self._M[i] = self._empty()
+        return self._M[i]
+
+    def scale(self, steps_lr, active, dt):
+        r"""Per layer the factor :math:`s_j a` of the update :math:`W - (s_j a)M` (``a`` = 1 for running nets),
+        as the array code computes it: a Python float when every net runs and the step size is a scalar
+        (:math:`s \cdot 1 = s` exactly), else an array ``(nets, 1, 1)``."""
+        all_active = bool(active.all())
+        key = (all_active, None if all_active else active.tobytes())
+        if self._factor_cache is not None and self._factor_cache[0] == key:
+            return self._factor_cache[1]
+        if all_active and all(isinstance(s, float) for s in steps_lr):
+            out = tuple(steps_lr)
+        else:
+            a = _np.astype(active, dt)[..., None, None]
+            out = tuple(
+                _np.ascontiguousarray(_np.broadcast_to(s * a, self.batch + (1, 1))).reshape(self.nb, 1, 1)
+                for s in steps_lr
+            )
+        self._factor_cache = (key, out)
+        return out
+
+    def update(self, W, V, Mom, Wn, Mn, sa, beta):
+        """``Mn = beta * Mom + V`` (``V`` if ``Mom`` is None; skipped without momentum) and
+        ``Wn = W - sa * (Mn or V)``, in place; ``Wn``/``Mn`` may be ``W``/``Mom`` themselves."""
+        fl = self.flat
+        W = [w.reshape(f) for w, f in zip(W, fl)]
+        V = [_np.reshape(v, f) for v, f in zip(V, fl)]  # a copy only if an evaluate returned a strided array
+        Mom = None if Mom is None else [m.reshape(f) for m, f in zip(Mom, fl)]
+        Wn = [w.reshape(f) for w, f in zip(Wn, fl)]
+        Mn = None if Mn is None else [m.reshape(f) for m, f in zip(Mn, fl)]
+        args = (W, V, Mom, Wn, Mn, sa, beta)
+        bnd = self.bounds
+        if len(bnd) == 2:
+            self._update_range(0, bnd[1], *args)
+            return
+        pool = _fastpaths._get_pool(len(bnd) - 2)
+        futs = [pool.submit(self._update_range, bnd[i], bnd[i + 1], *args) for i in range(1, len(bnd) - 1)]
+        self._update_range(bnd[0], bnd[1], *args)
+        for f in futs:
+            f.result()
+
+    def _update_range(self, lo, hi, W, V, Mom, Wn, Mn, sa, beta):
+        scratch = getattr(self._local, "x", None)
+        if scratch is None:
+            scratch = self._local.x = [_np.empty((_UPDATE_BLOCK_NETS,) + f[1:], dtype=self.dt) for f in self.flat]
+        for a in range(lo, hi, _UPDATE_BLOCK_NETS):
+            b = min(hi, a + _UPDATE_BLOCK_NETS)
+            for j in range(len(W)):
+                if beta:
+                    mc = Mn[j][a:b]
+                    if Mom is None:
+                        _np.copyto(mc, V[j][a:b])
+                    else:
+                        _np.multiply(Mom[j][a:b], beta, out=mc)
+                        _np.add(mc, V[j][a:b], out=mc)
+                else:
+                    mc = V[j][a:b]
+                s = sa[j] if isinstance(sa[j], float) else sa[j][a:b]
+                x = scratch[j][: b - a]
+                _np.multiply(mc, s, out=x)
+                _np.subtract(W[j][a:b], x, out=Wn[j][a:b])
+
+    def adopt(self, W, V, Mom):
+        """After an exact (array-code) window: its state copied into the current buffer set."""
+        o = 1 - self.cur
+        for dst, src in zip(self.W[o], W):
+            _np.copyto(dst, src)
+        for dst, src in zip(self.G[o], V):
+            _np.copyto(dst, src)
+        if Mom is not None:
+            for dst, src in zip(self.M(o), Mom):
+                _np.copyto(dst, src)
+        self.cur = o
+        return self.W[o], self.G[o], (self.M(o) if Mom is not None else None)
+
+
+def _np_buffers(W0, batch) -> Optional[_NumpyBuffers]:
+    if not all(type(w) is _np.ndarray for w in W0):
+        return None
+    return _NumpyBuffers(W0, batch)
 
 
 def _descent_setup(
@@ -240,8 +408,17 @@ def _layer_descent(loss: Loss, Ws: Sequence[Array], *, beta: float, residual: bo
     def evaluate(k, W):
         return _step.value_and_grads(loss_fn, W, residual, xp)
 
+    def evaluate_into(k, W, out):  # NumPy: gradients written into the caller-owned buffers `out` when possible
+        return _step.value_and_grads(loss_fn, W, residual, xp, out=out)
+
     with _quiet():
-        return _descend(evaluate=evaluate, beta=beta, check_weights_finite=not isinstance(loss_fn, _BUILTIN), **opts)
+        return _descend(
+            evaluate=evaluate,
+            evaluate_into=evaluate_into,
+            beta=beta,
+            check_weights_finite=not isinstance(loss_fn, _BUILTIN),
+            **opts,
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
