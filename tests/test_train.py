@@ -15,6 +15,8 @@ TRAJ_RTOL = {"float64": 1e-10, "float32": 1e-4}
 # Integrator accuracy: our Dormand-Prince at rtol=1e-10 against DOP853 at 1e-13; global error ~ 10-100 rtol.
 FLOW_RTOL = 1e-10
 FLOW_MATCH = 1e-8
+# Stage sums by BLAS (NumPy) vs elementwise (array code): ulp-level differences, accumulated over ~50 steps.
+STAGE_ROUNDOFF = 1e-12
 # THEOREMS.md §2 check 2 and §4 check 1 bound: 1e-8 relative / max-abs.
 THEORY_TOL = 1e-8
 
@@ -399,6 +401,23 @@ def test_gradient_flow_matches_scipy_dop853():
     ours = np.stack([ln.flatten(tuple(h[i] for h in run.history)) for i in range(len(ts))])
     assert np.abs(ours - ref).max() <= FLOW_MATCH * np.abs(ref).max()
     assert_close(run.loss, ln.loss(loss, tuple(run.history)))
+
+
+def test_gradient_flow_numpy_stage_buffers_match_array_code():
+    """The NumPy integrator (stages combined by BLAS products in reused buffers) takes the same accepted steps as
+    the array-API code on array_api_strict and lands on the same weights to round-off."""
+    import array_api_strict as xps
+
+    X, Y = data(m=12)
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(5,), seed=4)
+    runs = []
+    for xp in (np, xps):
+        loss = ln.SquaredLoss.from_data(from_host(X, xp), from_host(Y, xp))
+        runs.append(train.gradient_flow(loss, tuple(from_host(w, xp) for w in Ws), t_final=1.0, times=[0.0, 0.4, 1.0]))
+    a, b = runs
+    assert a.n_steps == b.n_steps and np.array_equal(np_(a.status), np_(b.status))
+    for wa, wb in zip(a.weights, b.weights):
+        assert rel_error(np_(wa), np_(wb)) < STAGE_ROUNDOFF
 
 
 def test_gradient_flow_conserves_balancedness():

@@ -17,14 +17,16 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np  # host side only: argument checks, float64 epsilon
 
-from .. import _step
-from .._backend import dtype_name, to_numpy
+from .. import _backend, _step
+from .._backend import dtype_name, is_numpy_namespace, to_numpy
 from .._validate import check_positive
 from ..losses import Loss
 from ._args import _broadcast_shapes, _broadcast_weights, _check_int, _prepare
 from .trajectory import CONVERGED, DIVERGED, MAX_STEPS, Trajectory, _quiet, _stack_history, _threshold
 
 __all__ = ["gradient_flow"]
+
+_np = _backend.np  # NumPy, as imported by linnet._backend (stage buffers on the NumPy namespace only)
 
 Array = Any
 
@@ -63,6 +65,52 @@ def _lincomb(coeffs, ks, j):
     return out
 
 
+class _NumpyStages:
+    r"""NumPy stage storage of the integrator: per layer one array ``K_j`` of shape ``(7, nets, d_j, d_{j-1})``
+    holding the stage derivatives, so that a combination :math:`\sum_i a_{si}k_i` is one matrix-vector product
+    ``a @ K_j[:s]`` (BLAS) instead of ``2s`` elementwise passes; the stage states
+    :math:`y_s = y + h\sum_i a_{si}k_i` are formed in place in reused buffers. Same maths as :func:`_lincomb`,
+    round-off differs at the ulp level (summation order)."""
+
+    def __init__(self, y0, dt):
+        self.shapes = [tuple(y.shape) for y in y0]
+        self.nb = math.prod(self.shapes[0][:-2])
+        self.K = [_np.empty((7,) + s, dtype=dt) for s in self.shapes]
+        self.Y = [_np.empty(s, dtype=dt) for s in self.shapes]
+        self.A = [_np.asarray(a, dtype=dt) for a in _DP_A]
+        self.E = _np.asarray(_DP_E, dtype=dt)
+        self.dt = dt
+
+    def put(self, s, Ks):
+        """Store stage ``s``'s derivatives (skipped when the rhs already wrote them into ``K_j[s]``)."""
+        for K, k in zip(self.K, Ks):
+            if k is not K[s]:
+                _np.copyto(K[s], k)
+        return tuple(K[s] for K in self.K)
+
+    def combine(self, coeffs, s, j, hcol, out=None):
+        """``h * (coeffs @ K_j[:s])`` with ``h`` per net (``hcol`` of shape ``(nets, 1)``)."""
+        flat = self.K[j][:s].reshape(s, -1)
+        S = _np.matmul(coeffs[None, :s], flat, out=None if out is None else out.reshape(1, -1))  # BLAS (1, s) @ (s, n)
+        S2 = S.reshape(self.nb, -1)
+        _np.multiply(S2, hcol, out=S2)
+        return S.reshape(self.shapes[j])
+
+    def stage(self, s, y, hcol):
+        """The state of stage ``s``: ``y_j + h sum_i a_{si} k_i`` (into reused buffers; stage 6 gets fresh ones,
+        it is the proposed solution)."""
+        out = []
+        for j, v in enumerate(y):
+            buf = None if s == 6 else self.Y[j]
+            S = self.combine(self.A[s], s, j, hcol, out=buf)
+            out.append(_np.add(v, S, out=S))
+        return tuple(out)
+
+    def error(self, j, hcol):
+        """``h sum_i e_i k_i`` for layer ``j`` (all seven stages)."""
+        return self.combine(self.E, 7, j, hcol)
+
+
 def _check_times(t_final, times):
     T = check_positive(t_final, "t_final")
     if times is None:
@@ -94,12 +142,16 @@ def _integrate(
     max_steps: int,
     keep_history: bool,
     check_every: int,
+    rhs_into: Optional[Callable] = None,
 ) -> Trajectory:
     r"""Integrate :math:`\dot y = v(y)`, ``(L, v) = rhs(y)``, from 0 to ``t_final`` by Dormand-Prince 5(4).
 
     Per net: error :math:`\|e\|_{\rm rms}` with scale ``atol + rtol * max(|y|, |y_new|)`` over all entries,
     accept when ``<= 1``, new step ``h * clip(0.9 err^{-1/5}, 0.2, 10)``; steps are clipped to land exactly on
     each record time, where the nets wait for one another (one synchronised record for the batch).
+
+    On NumPy the stage derivatives live in :class:`_NumpyStages` (combined by BLAS matrix-vector products);
+    ``rhs_into(y, out)``, when given, writes the derivatives into the stage buffers ``out`` itself.
     """
     dt = y0[0].dtype
     f64, int64 = xp.float64, xp.int64
@@ -109,6 +161,7 @@ def _integrate(
     tiny = float(xp.finfo(dt).smallest_normal)
 
     y = y0
+    stages = _NumpyStages(y0, dt) if is_numpy_namespace(xp) and all(type(v) is _np.ndarray for v in y0) else None
     L, F = rhs(y)
     thr = _threshold(L, xp)
     alive = xp.isfinite(L) & (xp.abs(L) <= thr)
@@ -172,17 +225,31 @@ def _integrate(
             hb = xp.astype(he, dt)[..., None, None]
             ks = [F]
             bad = ~active  # inactive nets are masked out below; keep them out of the error too
+            if stages is not None:
+                hcol = xp.reshape(xp.astype(he, dt), (stages.nb, 1))
+                stages.put(0, F)
             for s in range(1, 7):
-                ys = tuple(v + hb * _lincomb(_DP_A[s], ks, j) for j, v in enumerate(y))
-                Ls, Ks = rhs(ys)
+                if stages is None:
+                    ys = tuple(v + hb * _lincomb(_DP_A[s], ks, j) for j, v in enumerate(y))
+                    Ls, Ks = rhs(ys)
+                else:
+                    ys = stages.stage(s, y, hcol)
+                    Ls, Ks = rhs_into(ys, tuple(K[s] for K in stages.K)) if rhs_into is not None else rhs(ys)
+                    Ks = stages.put(s, Ks)
                 bad = bad | ~(xp.isfinite(Ls) & (xp.abs(Ls) <= thr))
                 ks.append(Ks)
             y_new = ys  # stage 7 is taken at the 5th-order solution (FSAL)
             L_new, F_new = Ls, ks[6]
-            errs = tuple(
-                hb * _lincomb(_DP_E, ks, j) / xp.maximum(atol + rtol * xp.maximum(xp.abs(v), xp.abs(vn)), tiny)
-                for j, (v, vn) in enumerate(zip(y, y_new))
-            )
+            if stages is None:
+                errs = tuple(
+                    hb * _lincomb(_DP_E, ks, j) / xp.maximum(atol + rtol * xp.maximum(xp.abs(v), xp.abs(vn)), tiny)
+                    for j, (v, vn) in enumerate(zip(y, y_new))
+                )
+            else:
+                errs = tuple(
+                    stages.error(j, hcol) / xp.maximum(atol + rtol * xp.maximum(xp.abs(v), xp.abs(vn)), tiny)
+                    for j, (v, vn) in enumerate(zip(y, y_new))
+                )
             err = rms(errs)
             fin = xp.isfinite(err) & ~bad
             accept = active & fin & (err <= 1.0)
@@ -196,7 +263,7 @@ def _integrate(
 
             acc_b = accept[..., None, None]
             y = tuple(xp.where(acc_b, vn, v) for vn, v in zip(y_new, y))
-            F = tuple(xp.where(acc_b, fn, f) for fn, f in zip(F_new, F))
+            F = tuple(xp.where(acc_b, fn, f) for fn, f in zip(F_new, F))  # fresh arrays (F_new are stage buffers)
             L = xp.where(accept, L_new, L)
             t = xp.where(accept, xp.where(clipped, xp.full(batch, tn, dtype=f64), t + he), t)
             count = count + xp.astype(active, int64)
@@ -235,7 +302,19 @@ def _flow_options(rtol, atol, max_steps, check_every, dt):
 
 
 def _solve(
-    rhs: Callable, y0: tuple, batch: tuple, xp, *, t_final, times, rtol, atol, max_steps, keep_history, check_every
+    rhs: Callable,
+    y0: tuple,
+    batch: tuple,
+    xp,
+    *,
+    t_final,
+    times,
+    rtol,
+    atol,
+    max_steps,
+    keep_history,
+    check_every,
+    rhs_into: Optional[Callable] = None,
 ) -> Trajectory:
     r"""Check the flow arguments, then integrate :math:`\dot y = v(y)` from the validated ``y0`` over ``batch``."""
     T, rec = _check_times(t_final, times)
@@ -249,6 +328,7 @@ def _solve(
             t_final=T,
             rec_times=rec,
             keep_history=bool(keep_history),
+            rhs_into=rhs_into,
             **opts,
         )
 
@@ -323,6 +403,10 @@ def gradient_flow(
         L, G = _step.value_and_grads(loss_fn, W, residual, xp)
         return L, tuple(-g for g in G)
 
+    def rhs_into(W, out):  # NumPy: the gradients written into the stage buffers `out`, negated in place
+        L, G = _step.value_and_grads(loss_fn, W, residual, xp, out=out)
+        return L, tuple(_np.negative(g, out=o) for g, o in zip(G, out))
+
     return _solve(
         rhs,
         Ws,
@@ -335,4 +419,5 @@ def gradient_flow(
         max_steps=max_steps,
         keep_history=keep_history,
         check_every=check_every,
+        rhs_into=rhs_into,
     )
