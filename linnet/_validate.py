@@ -7,7 +7,15 @@ from typing import Any, Sequence
 
 from ._backend import dtype_name, namespace
 
-__all__ = ["check_weights", "check_finite", "check_positive", "check_widths", "check_same_dtype"]
+__all__ = [
+    "check_weights",
+    "check_finite",
+    "check_positive",
+    "check_widths",
+    "check_same_dtype",
+    "check_loss",
+    "broadcast_batch",
+]
 
 
 def check_weights(Ws: Any, *, name: str = "Ws", finite: bool = True):
@@ -87,3 +95,24 @@ def check_same_dtype(a: Any, ref_dtype: Any, name: str) -> None:
     """Raise if ``a.dtype`` differs from ``ref_dtype``."""
     if a.dtype != ref_dtype:
         raise ValueError(f"`{name}` must have dtype {ref_dtype} (that of the weights), got {a.dtype}")
+
+
+def check_loss(loss: Any):
+    """Return ``loss`` after checking it is a linnet loss (an instance of :class:`linnet.losses.Loss`)."""
+    from .losses import Loss
+
+    if not isinstance(loss, Loss):
+        raise ValueError(f"`loss` must be a linnet loss (e.g. SquaredLoss), got {type(loss).__name__}")
+    return loss
+
+
+def broadcast_batch(*shapes: tuple, what: str = "batch shapes") -> tuple:
+    """The broadcast of batch shapes (matmul rules), or ``ValueError`` saying ``what`` does not broadcast."""
+    nd = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(nd):
+        dims = {s[len(s) - nd + i] for s in shapes if len(s) - nd + i >= 0} - {1}
+        if len(dims) > 1:
+            raise ValueError(f"{what} must broadcast, got batch shapes {', '.join(str(tuple(s)) for s in shapes)}")
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)

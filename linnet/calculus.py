@@ -18,29 +18,12 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from . import product as _p
-from ._validate import check_weights
+from ._validate import broadcast_batch, check_loss, check_weights
 from .losses import Loss, SquaredLoss
 
 __all__ = ["loss", "grad", "value_and_grad", "hvp", "hessian", "gauss_newton_hvp", "flatten", "unflatten", "num_params"]
 
 Array = Any
-
-
-def _check_loss(loss_fn) -> Loss:
-    if not isinstance(loss_fn, Loss):
-        raise ValueError(f"`loss` must be a linnet loss (e.g. SquaredLoss), got {type(loss_fn).__name__}")
-    return loss_fn
-
-
-def _broadcast_shapes(shapes, what: str) -> tuple:
-    nd = max((len(s) for s in shapes), default=0)
-    out = []
-    for i in range(nd):
-        dims = {s[len(s) - nd + i] for s in shapes if len(s) - nd + i >= 0} - {1}
-        if len(dims) > 1:
-            raise ValueError(f"{what} must broadcast, got batch shapes {', '.join(str(tuple(s)) for s in shapes)}")
-        out.append(dims.pop() if dims else 1)
-    return tuple(out)
 
 
 def _problem_batch(loss_fn) -> tuple:
@@ -51,10 +34,10 @@ def _problem_batch(loss_fn) -> tuple:
 
 
 def _prepare(loss_fn, Ws, residual, *, suffixes=True):
-    loss_fn = _check_loss(loss_fn)
+    loss_fn = check_loss(loss_fn)
     Ws, xp = check_weights(Ws)
-    nets = _broadcast_shapes([tuple(W.shape[:-2]) for W in Ws], "the layers' batch shapes in `Ws`")
-    _broadcast_shapes([nets, _problem_batch(loss_fn)], "the batch shapes of `Ws` and of the problem in `loss`")
+    nets = broadcast_batch(*(tuple(W.shape[:-2]) for W in Ws), what="the layers' batch shapes in `Ws`")
+    broadcast_batch(nets, _problem_batch(loss_fn), what="the batch shapes of `Ws` and of the problem in `loss`")
     Fs = _p.factors(Ws, residual, xp)
     parts = _p.partials(Fs, xp, suffixes=suffixes)
     return loss_fn.check(parts.prefix[-1]), Ws, xp, parts
@@ -157,7 +140,7 @@ def num_params(Ws: Sequence[Array]) -> int:
 def flatten(Ws: Sequence[Array]) -> Array:
     """Concatenate layers 1..N, each flattened row-major, into shape ``(..., P)``."""
     xp = check_weights(Ws, finite=False)[1]
-    batch = _broadcast_shapes([tuple(W.shape[:-2]) for W in Ws], "the layers' batch shapes in `Ws`")
+    batch = broadcast_batch(*(tuple(W.shape[:-2]) for W in Ws), what="the layers' batch shapes in `Ws`")
     return xp.concat([xp.reshape(xp.broadcast_to(W, batch + tuple(W.shape[-2:])), batch + (-1,)) for W in Ws], axis=-1)
 
 

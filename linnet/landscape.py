@@ -21,6 +21,7 @@ import numpy as np
 from . import calculus as _c
 from . import product as _p
 from ._backend import from_host, host_rng, is_numpy_namespace, to_numpy
+from ._validate import broadcast_batch as _broadcast_batch
 from ._validate import check_positive, check_weights
 from .losses import Loss, SquaredLoss
 
@@ -46,17 +47,6 @@ LABELS = ("global minimum", "local minimum", "strict saddle", "non-strict saddle
 def _is_array(a) -> bool:
     """An array of some namespace (NumPy scalars such as ``np.float64(1.0)`` count as Python numbers)."""
     return hasattr(a, "shape") and hasattr(a, "dtype") and not isinstance(a, np.generic)
-
-
-def _broadcast_batch(*shapes) -> tuple:
-    nd = max((len(s) for s in shapes), default=0)
-    out = []
-    for i in range(nd):
-        dims = {s[len(s) - nd + i] for s in shapes if len(s) - nd + i >= 0} - {1}
-        if len(dims) > 1:
-            raise ValueError(f"batch shapes {shapes} do not broadcast")
-        out.append(dims.pop() if dims else 1)
-    return tuple(out)
 
 
 def _sqnorm(Vs, xp):

@@ -12,6 +12,8 @@ import numpy as np  # host side only: argument checks
 
 from .. import product as _p
 from .._backend import dtype_name, from_host, to_numpy
+from .._validate import broadcast_batch as _broadcast_shapes
+from .._validate import check_loss as _check_loss
 from .._validate import check_positive, check_weights
 from ..losses import Loss
 
@@ -23,23 +25,6 @@ def _check_int(value: Any, name: str, *, minimum: int) -> int:
     if v < minimum:
         raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
     return v
-
-
-def _check_loss(loss: Any) -> Loss:
-    if not isinstance(loss, Loss):
-        raise ValueError(f"`loss` must be a linnet loss (e.g. SquaredLoss), got {type(loss).__name__}")
-    return loss
-
-
-def _broadcast_shapes(*shapes) -> tuple:
-    ndim = max((len(s) for s in shapes), default=0)
-    out = []
-    for i in range(ndim):
-        dims = {s[len(s) - ndim + i] for s in shapes if len(s) - ndim + i >= 0} - {1}
-        if len(dims) > 1:
-            raise ValueError(f"batch shapes {', '.join(str(tuple(s)) for s in shapes)} do not broadcast")
-        out.append(dims.pop() if dims else 1)
-    return tuple(out)
 
 
 def _check_lr(lr: Any, xp, dt, name: str = "lr"):
