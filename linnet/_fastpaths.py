@@ -147,7 +147,12 @@ def _flat_loss(c: dict, bs: tuple, B: int) -> Optional[dict]:
 
 
 def _workspace(key: tuple, shapes: list, dtype) -> list:
-    """Per-thread scratch buffers for ``key``, reused across calls (bounded: at most 8 keys per thread)."""
+    """Per-thread scratch buffers for ``key`` and ``dtype``, reused across calls (at most 8 keys per thread).
+
+    The dtype is part of the key: a float32 run after a float64 one of the same shapes must not compute in the
+    float64 buffers left over (that would round differently and depend on what ran before).
+    """
+    key = key + (_np.dtype(dtype).str,)
     ws = getattr(_local, "ws", None)
     if ws is None:
         ws = _local.ws = {}
@@ -159,8 +164,14 @@ def _workspace(key: tuple, shapes: list, dtype) -> list:
     return bufs
 
 
-def _chunk(Ws, lc, residual, lo, hi, vals, grads):
-    """Loss values and gradients of nets ``lo:hi`` written into ``vals[lo:hi]`` and ``grads[j][lo:hi]``."""
+def _chunk(Ws, lc, residual, lo, hi, vals, grads, upd=None):
+    """Loss values and gradients of nets ``lo:hi`` written into ``vals[lo:hi]`` and ``grads[j][lo:hi]``.
+
+    ``upd = (steps, targets)`` (flat per layer: a float or a ``(B, 1, 1)`` array, and ``(B, d_j, d_{j-1})``
+    arrays): once the block's gradients are formed, ``targets[j][lo:hi] -= steps[j] * grads[j][lo:hi]`` in
+    place, the product first rounded on its own (the two roundings of ``w - s * g``), while the block is in
+    cache. The targets may be ``Ws`` themselves: the block's weights are not read again after its gradients.
+    """
     N = len(Ws)
     b = hi - lo
     dt = Ws[0].dtype
@@ -225,14 +236,55 @@ def _chunk(Ws, lc, residual, lo, hi, vals, grads):
     if N == 1:
         _np.copyto(grads[0][lo:hi], _np.swapaxes(Gt, -1, -2))
 
+    if upd is not None:  # fused update W_j <- W_j - s_j G_j of this block, in this thread
+        steps, targets = upd
+        xs = _workspace((b, tuple(dims), "update"), [(b,) + g.shape[1:] for g in grads], dt)
+        for j in range(N):
+            s = steps[j] if isinstance(steps[j], float) else steps[j][lo:hi]
+            x = _np.multiply(grads[j][lo:hi], s, out=xs[j])
+            t = targets[j][lo:hi]
+            _np.subtract(t, x, out=t)
 
-def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None):
+
+def _flat_update(update, Ws, bs: tuple, B: int, dt):
+    """``update = (steps, targets)`` flattened to the batch ``(B,)`` for :func:`_chunk`; ``None`` if unsupported.
+
+    ``steps``: one entry or a tuple of one per layer, each a Python float or a NumPy array broadcastable to
+    ``bs + (1, 1)`` (per-net step sizes); ``targets``: C-contiguous writeable arrays shaped and typed like ``Ws``.
+    """
+    steps, targets = update
+    N = len(Ws)
+    if not isinstance(steps, (tuple, list)):
+        steps = (steps,) * N
+    if not isinstance(targets, (tuple, list)) or len(steps) != N or len(targets) != N:
+        return None
+    if not _out_ok(targets, Ws, bs, dt):
+        return None
+    flat_s = []
+    for s in steps:
+        if isinstance(s, float):
+            flat_s.append(s)
+            continue
+        if type(s) is not _np.ndarray:
+            return None
+        try:
+            sb = _np.broadcast_to(s, bs + (1, 1))
+        except ValueError:
+            return None
+        flat_s.append(_np.ascontiguousarray(sb).reshape(B, 1, 1))  # no copy for a contiguous bs + (1, 1) array
+    return flat_s, [t.reshape((B,) + t.shape[-2:]) for t in targets]
+
+
+def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None):
     """``(L, grads)`` by the NumPy fast path, or ``None`` when it does not apply (the caller falls back).
 
     It applies on the NumPy namespace to a :class:`~linnet.losses.SquaredLoss` whose batch is absent or equals the
     nets' batch, with all layers sharing one batch shape. Results agree with the generic path to round-off.
     ``out``: optional tuple of C-contiguous arrays shaped and typed like the gradients, written in place and
     returned (saves the page faults of fresh large arrays; the caller owns them).
+    ``update = (steps, targets)``: also performs ``targets[j] -= steps[j] * grads[j]`` in place, block by block
+    in the thread that computed the block (see :func:`_flat_update` for the accepted forms). When it is given
+    and cannot be done here, this returns ``None`` and nothing is updated (the caller falls back).
     """
     if not is_numpy_namespace(xp) or type(loss_fn) is not SquaredLoss:
         return None
@@ -260,6 +312,11 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None):
     else:
         out = None
         grads = [_np.empty((B,) + W.shape[-2:], dtype=dt) for W in Ws]
+    upd = None
+    if update is not None:
+        upd = _flat_update(update, Ws, bs, B, dt)
+        if upd is None:
+            return None
 
     d0 = Ws[0].shape[-1]
     work = B * sum(W.shape[-1] * W.shape[-2] * d0 for W in Ws)
@@ -269,7 +326,7 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None):
 
     def run(lo, hi):
         for a in range(lo, hi, sub):
-            _chunk(Wf, lc, residual, a, min(hi, a + sub), vals, grads)
+            _chunk(Wf, lc, residual, a, min(hi, a + sub), vals, grads, upd)
 
     if n <= 1:
         run(0, B)

@@ -18,7 +18,7 @@ from .product import factors as _factors
 __all__ = ["value_and_grads", "values"]
 
 
-def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None):
+def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None):
     """``(L, grads)`` for validated weights ``Ws`` and a loss already in their dtype.
 
     ``L`` has the batch shape (nets broadcast with the problem), ``grads`` is a tuple of per-layer arrays
@@ -28,8 +28,16 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None):
     ``out`` (optional): a tuple of arrays shaped like the gradients that the NumPy fast path fills in place and
     returns (a training loop can reuse them step after step). It is a hint: other paths return fresh arrays, so
     always use the returned tuple.
+
+    ``update = (steps, targets)`` (optional): a fused gradient step. After the gradients are formed,
+    ``targets[j] -= steps[j] * grads[j]`` in place (``steps``: one entry or one per layer, each a Python float or
+    an array broadcastable to ``batch + (1, 1)``, i.e. per-net step sizes; ``targets``: mutable arrays shaped like
+    ``Ws``, which may be ``Ws`` themselves). The product is rounded first, then subtracted: bit for bit the
+    update ``w - s * g`` of array code. The returned ``L`` and gradients are those of the weights *before* the
+    update. The NumPy fast path does it block by block while each block of nets is still in cache; elsewhere it
+    runs after the gradients with in-place array operators.
     """
-    fast = _fastpaths.value_and_grads(loss_fn, Ws, residual, xp, out)
+    fast = _fastpaths.value_and_grads(loss_fn, Ws, residual, xp, out, update)
     if fast is not None:
         return fast
     Fs = _factors(Ws, residual, xp)
@@ -45,7 +53,17 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None):
         grads[j - 1] = L if j == 1 else xp.matmul(L, prefix[j - 1].mT)
         if j > 1:
             L = xp.matmul(Fs[j - 1].mT, L)
-    return loss_fn.value(We), tuple(grads)
+    value = loss_fn.value(We)  # before any update: We may be Ws[0] itself
+    if update is not None:
+        steps, targets = update
+        if not isinstance(steps, (tuple, list)):
+            steps = (steps,) * N
+        for t, s, g in zip(targets, steps, grads):
+            x = s * g
+            if x.dtype != t.dtype:  # a float64 scalar step on float32 weights: round the product once, as out= does
+                x = xp.astype(x, t.dtype)
+            t -= x
+    return value, tuple(grads)
 
 
 def values(loss_fn, Ws, residual: bool, xp):

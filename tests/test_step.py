@@ -203,3 +203,82 @@ def test_closed_form_hessian_matches_hvp_columns(xp, kind, widths, residual, bat
         Vs = ln.unflatten(from_host(np.broadcast_to(E[k], batch + (P,)), xp), widths)
         col = to_numpy(ln.flatten(ln.hvp(loss, Ws, Vs, residual=residual)))
         assert_close(H[..., :, k], col, atol=1e-12 * max(1.0, np.abs(H).max()))
+
+
+@pytest.mark.parametrize(
+    "residual, dtype_name, per_net, per_layer, threads",
+    [
+        (False, "float64", False, False, 1),
+        (False, "float64", True, True, 3),
+        (True, "float64", True, False, 3),
+        (False, "float32", True, True, 1),
+        (True, "float32", False, True, 3),
+    ],
+)
+def test_fused_update_is_bitwise_the_separate_update(residual, dtype_name, per_net, per_layer, threads, monkeypatch):
+    """``update=(steps, targets)`` leaves L and the gradients unchanged and writes ``W - s * G`` bit for bit
+    (the product rounded first), also when the targets are the weights themselves and the batch is threaded."""
+    xp = get_namespace("numpy")
+    dt = np.dtype(dtype_name)
+    widths = (5, 5, 5, 5) if residual else (5, 6, 7, 4)
+    batch = (7, 43)
+    Ws = tuple(w.astype(dt) for w in ln.init.gaussian(widths, scale=0.3, batch=batch, seed=3))
+    loss = _loss("data", 5, widths[-1], xp, dtype_name)
+    rng = np.random.default_rng(5)
+    lrs = rng.uniform(0.0, 0.1, batch + (1, 1)).astype(dt) if per_net else 0.05
+    if per_net:
+        lrs[0, :3] = 0.0  # frozen nets: a zero step
+    steps = tuple(lrs * c for c in (1.0, 0.5, 2.0)) if per_layer else lrs
+    monkeypatch.setattr(_fastpaths, "MIN_NETS_PER_CHUNK", 10)
+    monkeypatch.setattr(_fastpaths, "MIN_WORK_PER_CHUNK", 1.0)
+    _fastpaths.set_num_threads(threads)
+    try:
+        L0, G0 = _step.value_and_grads(loss, Ws, residual, xp)
+        Wt = tuple(w.copy() for w in Ws)
+        L1, G1 = _step.value_and_grads(
+            loss, Wt, residual, xp, out=tuple(np.empty_like(w) for w in Ws), update=(steps, Wt)
+        )
+    finally:
+        _fastpaths.set_num_threads(None)
+    np.testing.assert_array_equal(L0, L1)
+    sl = steps if per_layer else (steps,) * 3
+    for w, wt, g0, g1, s in zip(Ws, Wt, G0, G1, sl):
+        np.testing.assert_array_equal(g0, g1)
+        x = np.multiply(g0, s, out=np.empty_like(g0))
+        np.testing.assert_array_equal(wt, w - x)
+    assert not np.array_equal(Wt[0], Ws[0])  # the update did happen
+
+
+def test_fused_update_generic_path(xp):
+    """Off the NumPy fast path (array-api-strict, or a loss it does not handle) the update runs after the
+    gradients, with the same two roundings."""
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(4,), seed=2, xp=xp)
+    loss = _loss("lp", 3, 2, xp, "float64")
+    L0, G0 = _step.value_and_grads(loss, Ws, False, xp)
+    Wt = tuple(xp.asarray(w, copy=True) for w in Ws)
+    s = from_host(np.array([0.1, 0.0, 0.2, 0.05]).reshape(4, 1, 1), xp, "float64")
+    L1, G1 = _step.value_and_grads(loss, Wt, False, xp, update=((s, 0.3), Wt))
+    np.testing.assert_array_equal(to_numpy(L0), to_numpy(L1))
+    for w, wt, g, si in zip(Ws, Wt, G0, (s, 0.3)):
+        np.testing.assert_array_equal(to_numpy(wt), to_numpy(w - si * g))
+
+
+def test_scratch_buffers_are_per_dtype():
+    """A float32 step after a float64 one of the same shapes computes in float32 buffers: its result does not
+    depend on what ran before (it once reused the float64 scratch, rounding differently)."""
+    xp = get_namespace("numpy")
+    Ws64 = ln.init.gaussian((6, 6, 6, 6), scale=0.4, batch=(64,), seed=4)
+    Ws32 = tuple(w.astype(np.float32) for w in Ws64)
+    loss = _loss("data", 6, 6, xp, "float64")
+    loss32 = loss.astype(np.float32)
+    _fastpaths.set_num_threads(1)
+    try:
+        _step.value_and_grads(loss, Ws64, False, xp)
+        La, Ga = _step.value_and_grads(loss32, Ws32, False, xp)
+        _fastpaths._local.ws = {}  # fresh scratch
+        Lb, Gb = _step.value_and_grads(loss32, Ws32, False, xp)
+    finally:
+        _fastpaths.set_num_threads(None)
+    np.testing.assert_array_equal(La, Lb)
+    for a, b in zip(Ga, Gb):
+        np.testing.assert_array_equal(a, b)

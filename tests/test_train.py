@@ -577,3 +577,78 @@ def test_bad_input_raises_value_error_naming_the_argument(i):
     name, call = _bad_cases()[i]
     with pytest.raises(ValueError, match=name):
         call()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the fused in-place update of plain gd on NumPy: bit for bit the separate update
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _fused_cases():
+    rng = np.random.default_rng(0)
+    wl = ln.SquaredLoss.whitened(rng.standard_normal((6, 6)))
+    dl = ln.SquaredLoss.from_data(rng.standard_normal((5, 30)), rng.standard_normal((4, 30)))
+    W = ln.init.gaussian((6, 6, 6, 6), scale=0.4, batch=(300,), seed=1)
+    lrs = np.linspace(0.001, 0.08, 300)
+    blow = tuple(w * np.linspace(0.5, 1.8, 300)[:, None, None] for w in W)  # some nets diverge: roll-back
+    W32 = tuple(w.astype(np.float32) for w in W)
+    return {
+        "scalar": lambda: train.gd(wl, W, lr=0.05, steps=23, record_every=4),
+        "per_net_lr": lambda: train.gd(wl, W, lr=lrs, steps=17, check_every=6),
+        "lr_per_layer": lambda: train.gd(wl, W, lr=lrs, steps=15, lr_per_layer=(1.0, 0.5, 2.0)),
+        "divergence": lambda: train.gd(wl, blow, lr=0.05, steps=25, record_every=2),
+        "residual": lambda: train.gd(wl, tuple(0.1 * w for w in W), lr=0.05, steps=14, residual=True),
+        "data_float32": lambda: train.gd(
+            dl, ln.init.gaussian((5, 5, 4), scale=0.3, batch=(200,), seed=2, dtype="float32"), lr=0.05, steps=19
+        ),
+        "float32": lambda: train.gd(wl, W32, lr=lrs.astype(np.float32), steps=13),
+        "history": lambda: train.gd(wl, W, lr=0.05, steps=12, keep_history=True, record_every=5),
+    }
+
+
+@pytest.mark.parametrize("case", list(_fused_cases()))
+def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
+    """The NumPy gd loop with the update fused into the gradient pass gives exactly (every bit of every field)
+    the trajectory of the separate update, on 1 and 2 threads, with divergence roll-back included."""
+    from linnet import _fastpaths
+    from linnet.train import descent
+
+    monkeypatch.setattr(_fastpaths, "MIN_NETS_PER_CHUNK", 16)
+    monkeypatch.setattr(_fastpaths, "MIN_WORK_PER_CHUNK", 1.0)
+    calls = {"fused": 0}
+    real_step = descent._step.value_and_grads
+
+    def counting(*a, update=None, **k):
+        calls["fused"] += update is not None
+        return real_step(*a, update=update, **k)
+
+    real = descent._descend
+
+    def unfused(**kw):
+        return real(**(kw | {"evaluate_fused": None}))
+
+    for threads in (1, 2):
+        _fastpaths.set_num_threads(threads)
+        try:
+            with monkeypatch.context() as m:
+                m.setattr(descent._step, "value_and_grads", counting)
+                fused = _fused_cases()[case]()
+            with monkeypatch.context() as m:
+                m.setattr(descent, "_descend", unfused)
+                ref = _fused_cases()[case]()
+        finally:
+            _fastpaths.set_num_threads(None)
+        assert calls["fused"] > 0  # the fused path did run
+        for name in ref._fields:
+            a, b = getattr(fused, name), getattr(ref, name)
+            if isinstance(a, tuple):
+                assert len(a) == len(b)
+                for x, y in zip(a, b):
+                    np.testing.assert_array_equal(x, y, err_msg=f"{case}: {name}")
+            elif a is None or b is None:
+                assert a is b
+            else:
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{case}: {name}")
+                assert np.asarray(a).dtype == np.asarray(b).dtype
+    if case == "divergence":
+        assert (np.asarray(ref.status) == train.DIVERGED).any() and (np.asarray(ref.status) != train.DIVERGED).any()

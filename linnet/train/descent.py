@@ -68,6 +68,7 @@ def _descend(
     record_loss: Optional[Callable] = None,
     check_weights_finite: bool = True,
     evaluate_into: Optional[Callable] = None,
+    evaluate_fused: Optional[Callable] = None,
 ) -> Trajectory:
     r"""Descent :math:`W_j \leftarrow W_j - \eta c_j V_j` with ``(L, V) = evaluate(k, W)`` (heavy ball if
     ``beta > 0``: :math:`M \leftarrow \beta M + V`, :math:`W \leftarrow W - \eta c_j M`).
@@ -87,6 +88,14 @@ def _descend(
     of the window: a non-finite entry of ``W`` stays non-finite under later fast steps, and a non-finite ``V``
     makes the next ``W`` non-finite, so a window with an event is detected all the same. Exact windows run the
     array-API code below on every backend. The results are bit-for-bit those of the array-API loop.
+
+    Plain descent (``beta = 0``, no ``gtol``/``ftol``, so the factors :math:`s_j a` stay fixed through a fast
+    window) with ``evaluate_fused(k, W, out, update)`` given fuses the update into the evaluation: the
+    evaluation of step ``k`` also writes the proposal of step ``k + 1`` into ``W`` in place, block by block while
+    the block is in cache (:func:`linnet._step.value_and_grads` with ``update=``), with the same two roundings
+    as the separate update. It is not fused at the last step of a window (whose weights are the window's end
+    state) nor at a step whose weights are recorded in the history. A replayed window starts from the other,
+    untouched buffer set, so the roll-back never needs the overwritten iterates.
     """
     dt = W0[0].dtype
     int64 = xp.int64
@@ -127,6 +136,9 @@ def _descend(
         return status, active
 
     fast_np = _np_buffers(W0, batch) if is_numpy_namespace(xp) else None
+    # fused update: the step factors must not change within a fast window (no convergence tests) and nothing
+    # but the loss may be recorded from the weights
+    fuse = evaluate_fused is not None and not beta and gtol is None and ftol is None and record_loss is None
     W = W0 if fast_np is None else fast_np.W[0]
     L, V = evaluate(0, W)
     thr = _threshold(L, xp)
@@ -164,12 +176,18 @@ def _descend(
                 o = 1 - fast_np.cur
                 Wn, Gn, Mn = fast_np.W[o], fast_np.G[o], fast_np.M(o) if beta else None
                 event_any = False
+                proposed = False  # W already holds this step's proposal (fused into the previous evaluation)
                 for kk in range(k, kend):
-                    # M_c = beta M + V (or V); W_n = W - (s_j a) M_c: chunked over the nets, across threads
-                    fast_np.update(W, V, Mom, Wn, Mn, fast_np.scale(steps_lr, active, dt), beta)
+                    if not proposed:
+                        # M_c = beta M + V (or V); W_n = W - (s_j a) M_c: chunked over the nets, across threads
+                        fast_np.update(W, V, Mom, Wn, Mn, fast_np.scale(steps_lr, active, dt), beta)
                     Mc = Mn if beta else V
                     W = Wn
-                    if evaluate_into is not None:
+                    proposed = fuse and kk + 1 < kend and not (keep_history and kk + 1 in rec_set)
+                    if proposed:  # also W <- W - (s_j a) V in place once V is formed: the next proposal
+                        upd = (fast_np.batch_scale(steps_lr, active, dt), W)
+                        Lc, Vc = evaluate_fused(kk + 1, W, Gn, upd)
+                    elif evaluate_into is not None:
                         Lc, Vc = evaluate_into(kk + 1, W, Gn)
                     else:
                         Lc, Vc = evaluate(kk + 1, W)
@@ -301,6 +319,13 @@ class _NumpyBuffers:
         self._factor_cache = (key, out)
         return out
 
+    def batch_scale(self, steps_lr, active, dt):
+        """:meth:`scale` shaped for :func:`linnet._step.value_and_grads`'s ``update=``: floats, or arrays of
+        shape ``batch + (1, 1)`` (views of the cached ones)."""
+        return tuple(
+            s if isinstance(s, float) else s.reshape(self.batch + (1, 1)) for s in self.scale(steps_lr, active, dt)
+        )
+
     def update(self, W, V, Mom, Wn, Mn, sa, beta):
         """``Mn = beta * Mom + V`` (``V`` if ``Mom`` is None; skipped without momentum) and
         ``Wn = W - sa * (Mn or V)``, in place; ``Wn``/``Mn`` may be ``W``/``Mom`` themselves."""
@@ -411,10 +436,14 @@ def _layer_descent(loss: Loss, Ws: Sequence[Array], *, beta: float, residual: bo
     def evaluate_into(k, W, out):  # NumPy: gradients written into the caller-owned buffers `out` when possible
         return _step.value_and_grads(loss_fn, W, residual, xp, out=out)
 
+    def evaluate_fused(k, W, out, update):  # NumPy: and the next gradient step fused in (`update`, in place)
+        return _step.value_and_grads(loss_fn, W, residual, xp, out=out, update=update)
+
     with _quiet():
         return _descend(
             evaluate=evaluate,
             evaluate_into=evaluate_into,
+            evaluate_fused=evaluate_fused,
             beta=beta,
             check_weights_finite=not isinstance(loss_fn, _BUILTIN),
             **opts,
