@@ -14,6 +14,7 @@ __all__ = [
     "check_widths",
     "check_same_dtype",
     "check_loss",
+    "check_matrix",
     "broadcast_batch",
 ]
 
@@ -116,3 +117,23 @@ def broadcast_batch(*shapes: tuple, what: str = "batch shapes") -> tuple:
             raise ValueError(f"{what} must broadcast, got batch shapes {', '.join(str(tuple(s)) for s in shapes)}")
         out.append(dims.pop() if dims else 1)
     return tuple(out)
+
+
+def check_matrix(a: Any, name: str, *, xp=None):
+    """Validate a real floating, finite array of shape ``(..., rows, cols)`` and return ``(a, xp)``.
+
+    Host inputs such as lists become float64 NumPy arrays; arrays keep their namespace.
+    """
+    if a is None:
+        raise ValueError(f"`{name}` must be an array, got None")
+    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+        import numpy as np
+
+        a = np.asarray(a, dtype=np.float64)
+    xp = xp or namespace(a)
+    if a.ndim < 2:
+        raise ValueError(f"`{name}` must have at least 2 dimensions (..., rows, cols), got shape {tuple(a.shape)}")
+    if not xp.isdtype(a.dtype, "real floating"):
+        raise ValueError(f"`{name}` must have a real floating dtype (float32 or float64), got {a.dtype}")
+    check_finite(a, name, xp=xp)
+    return a, xp

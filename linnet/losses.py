@@ -13,33 +13,17 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from ._backend import namespace
-from ._validate import check_finite, check_positive
+from ._validate import check_matrix, check_positive
 
 __all__ = ["Loss", "SquaredLoss", "LpLoss", "HuberLoss", "CallableLoss"]
 
 Array = Any
 
 
-def _as_matrix(a: Any, name: str, xp=None):
-    if a is None:
-        raise ValueError(f"`{name}` must be an array, got None")
-    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
-        import numpy as np  # host input such as a list; engine arrays stay in their namespace
-
-        a = np.asarray(a, dtype=float)
-    xp = xp or namespace(a)
-    if a.ndim < 2:
-        raise ValueError(f"`{name}` must have at least 2 dimensions (..., rows, cols), got shape {tuple(a.shape)}")
-    if not xp.isdtype(a.dtype, "real floating"):
-        raise ValueError(f"`{name}` must have a real floating dtype (float32 or float64), got {a.dtype}")
-    check_finite(a, name, xp=xp)
-    return a, xp
-
-
 def _as_data(X, Y):
     """Validate samples-as-columns data ``X (..., d_0, m)``, ``Y (..., d_N, m)``: same ``m``, same dtype."""
-    X, xp = _as_matrix(X, "X")
-    Y, _ = _as_matrix(Y, "Y", xp)
+    X, xp = check_matrix(X, "X")
+    Y, _ = check_matrix(Y, "Y", xp=xp)
     if X.shape[-1] != Y.shape[-1]:
         raise ValueError(
             f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}"
@@ -175,7 +159,7 @@ class SquaredLoss(Loss):
         >>> float(ln.SquaredLoss.whitened(np.eye(2)).value(np.zeros((2, 2))))
         1.0
         """
-        Phi, xp = _as_matrix(Phi, "Phi")
+        Phi, xp = check_matrix(Phi, "Phi")
         c0 = xp.zeros(Phi.shape[:-2], dtype=Phi.dtype)
         return cls(None, Phi, Phi, c0, _fro2(Phi, xp))
 
@@ -186,9 +170,9 @@ class SquaredLoss(Loss):
         ``Sxx`` must be symmetric positive semi-definite with ``Syx`` in its row space (true of any joint
         covariance).
         """
-        Sxx, xp = _as_matrix(Sxx, "Sxx")
-        Syx, _ = _as_matrix(Syx, "Syx", xp)
-        Syy, _ = _as_matrix(Syy, "Syy", xp)
+        Sxx, xp = check_matrix(Sxx, "Sxx")
+        Syx, _ = check_matrix(Syx, "Syx", xp=xp)
+        Syy, _ = check_matrix(Syy, "Syy", xp=xp)
         d0 = Sxx.shape[-1]
         if (
             Sxx.shape[-2] != d0

@@ -37,19 +37,6 @@ def _depth(depth: Any) -> int:
     return _int(depth, "depth")
 
 
-def _matrix(a: Any, name: str, xp=None):
-    """Validate a real floating matrix (batch allowed); host lists become NumPy arrays."""
-    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
-        a = np.asarray(a, dtype=np.float64)
-    xp = xp or namespace(a)
-    if a.ndim < 2:
-        raise ValueError(f"`{name}` must have shape (..., rows, cols), got {tuple(a.shape)}")
-    if not xp.isdtype(a.dtype, "real floating"):
-        raise ValueError(f"`{name}` must have a real floating dtype (float32 or float64), got {a.dtype}")
-    check_finite(a, name, xp=xp)
-    return a, xp
-
-
 def _scalars(*args, names):
     """Common namespace and dtype for scalar-or-array arguments; returns ``(xp, arrays...)``.
 

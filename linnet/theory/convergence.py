@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._backend import from_host, namespace, to_numpy
-from ._common import Array, _all_positive, _depth, _fro, _int, _is_array, _matrix, _positive, _scalars
+from .._validate import check_matrix
+from ._common import Array, _all_positive, _depth, _fro, _int, _is_array, _positive, _scalars
 
 __all__ = [
     "deficiency_margin",
@@ -47,8 +48,8 @@ def deficiency_margin(We: Array, Phi: Array) -> Array:
     >>> float(ln.theory.deficiency_margin(np.array([[0.5, 0.0]]), np.array([[1.0, 0.0]])))
     0.5
     """
-    We, xp = _matrix(We, "We")
-    Phi, _ = _matrix(Phi, "Phi", xp)
+    We, xp = check_matrix(We, "We")
+    Phi, _ = check_matrix(Phi, "Phi", xp=xp)
     if tuple(We.shape[-2:]) != tuple(Phi.shape[-2:]):
         raise ValueError(
             f"`We` must have the shape of `Phi` (..., {Phi.shape[-2]}, {Phi.shape[-1]}), got {tuple(We.shape)}"
@@ -112,7 +113,7 @@ def acgh_constants(Phi: Array, c: Any, depth: int, *, eta: Any = None) -> ACGHCo
     >>> float(k.delta_max) == 0.5**2 / 256, float(k.eta_max) == 0.5**2 / (6144 * 2.0**2)
     (True, True)
     """
-    Phi, xp = _matrix(Phi, "Phi")
+    Phi, xp = check_matrix(Phi, "Phi")
     N = _depth(depth)
     c = _positive(c, "c")
     if _is_array(c):
@@ -207,7 +208,7 @@ def preconditioner_min_eig(W: Array, depth: int) -> Array:
     >>> float(ln.theory.preconditioner_min_eig(np.diag([4.0, 9.0]), 2))
     8.0
     """
-    W, xp = _matrix(W, "W")
+    W, xp = check_matrix(W, "W")
     N = _depth(depth)
     smin = xp.min(xp.linalg.svdvals(W), axis=-1)
     lam = xp.ones_like(smin) if N == 1 else smin ** (2.0 * (N - 1) / N)

@@ -20,9 +20,9 @@ from typing import Any, NamedTuple, Optional, Sequence
 import numpy as np
 
 from .._backend import from_host, namespace, to_numpy
-from .._validate import check_finite, check_positive, check_weights
+from .._validate import check_finite, check_matrix, check_positive, check_weights
 from ..losses import SquaredLoss
-from ._common import Array, _check_all, _depth, _is_array, _matrix, _scalars
+from ._common import Array, _check_all, _depth, _is_array, _scalars
 
 __all__ = [
     "hardt_ma_factorization",
@@ -41,8 +41,8 @@ __all__ = [
 # §8 Hardt–Ma residual networks
 # ---------------------------------------------------------------------------------------------------------------
 def _square(R, name="R"):
-    """A real floating square matrix ``(..., d, d)`` (see ``_matrix``)."""
-    R, xp = _matrix(R, name)
+    """A real floating square matrix ``(..., d, d)`` (see ``linnet._validate.check_matrix``)."""
+    R, xp = check_matrix(R, name)
     if R.shape[-1] != R.shape[-2]:
         raise ValueError(f"`{name}` must be square (..., d, d), got {tuple(R.shape)}")
     return R, xp

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ._common import Array, _check_all, _depth, _is_array, _matrix, _scalars
+from .._validate import check_matrix
+from ._common import Array, _check_all, _depth, _is_array, _scalars
 
 __all__ = ["sharpness_balanced", "sharpness_scalar_min"]
 
@@ -32,7 +33,7 @@ def sharpness_balanced(Phi: Array, depth: int) -> Array:
     >>> round(float(ln.theory.sharpness_balanced(np.array([[2.5]]), 3)), 6)
     10.179066
     """
-    Phi, xp = _matrix(Phi, "Phi")
+    Phi, xp = check_matrix(Phi, "Phi")
     N = _depth(depth)
     s1 = xp.max(xp.linalg.svdvals(Phi), axis=-1)
     return N * s1 ** (2.0 - 2.0 / N)
