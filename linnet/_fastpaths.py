@@ -164,13 +164,15 @@ def _workspace(key: tuple, shapes: list, dtype) -> list:
     return bufs
 
 
-def _chunk(Ws, lc, residual, lo, hi, vals, grads, upd=None):
+def _chunk(Ws, lc, residual, lo, hi, vals, grads, upd=None, fast_value=False):
     """Loss values and gradients of nets ``lo:hi`` written into ``vals[lo:hi]`` and ``grads[j][lo:hi]``.
 
     ``upd = (steps, targets)`` (flat per layer: a float or a ``(B, 1, 1)`` array, and ``(B, d_j, d_{j-1})``
     arrays): once the block's gradients are formed, ``targets[j][lo:hi] -= steps[j] * grads[j][lo:hi]`` in
     place, the product first rounded on its own (the two roundings of ``w - s * g``), while the block is in
     cache. The targets may be ``Ws`` themselves: the block's weights are not read again after its gradients.
+    ``fast_value``: the value from the product the gradient needs (see :func:`linnet._step.value_and_grads`),
+    not from the loss's factor.
     """
     N = len(Ws)
     b = hi - lo
@@ -213,7 +215,7 @@ def _chunk(Ws, lc, residual, lo, hi, vals, grads, upd=None):
     Et = _np.subtract(WeT, lc["PhiT"][sl], out=next(bufs))
     if "SxxT" in lc:
         ESt = _np.matmul(lc["SxxT"][sl], Et, out=next(bufs))
-        if "FT" in lc:
+        if "FT" in lc and not fast_value:
             EFt = _np.matmul(lc["FT"][sl], Et)
             v = _np.einsum("bij,bij->b", EFt, EFt)
             v *= lc["fw"]
@@ -275,7 +277,7 @@ def _flat_update(update, Ws, bs: tuple, B: int, dt):
     return flat_s, [t.reshape((B,) + t.shape[-2:]) for t in targets]
 
 
-def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None):
+def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast_value=False):
     """``(L, grads)`` by the NumPy fast path, or ``None`` when it does not apply (the caller falls back).
 
     It applies on the NumPy namespace to a :class:`~linnet.losses.SquaredLoss` whose batch is absent or equals the
@@ -285,6 +287,7 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None):
     ``update = (steps, targets)``: also performs ``targets[j] -= steps[j] * grads[j]`` in place, block by block
     in the thread that computed the block (see :func:`_flat_update` for the accepted forms). When it is given
     and cannot be done here, this returns ``None`` and nothing is updated (the caller falls back).
+    ``fast_value``: see :func:`linnet._step.value_and_grads`.
     """
     if not is_numpy_namespace(xp) or type(loss_fn) is not SquaredLoss:
         return None
@@ -326,7 +329,7 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None):
 
     def run(lo, hi):
         for a in range(lo, hi, sub):
-            _chunk(Wf, lc, residual, a, min(hi, a + sub), vals, grads, upd)
+            _chunk(Wf, lc, residual, a, min(hi, a + sub), vals, grads, upd, fast_value)
 
     if n <= 1:
         run(0, B)

@@ -18,8 +18,8 @@ from .product import factors as _factors
 __all__ = ["value_and_grads", "values"]
 
 
-def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None):
-    """``(L, grads)`` for validated weights ``Ws`` and a loss already in their dtype.
+def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast_value: bool = False):
+    r"""``(L, grads)`` for validated weights ``Ws`` and a loss already in their dtype.
 
     ``L`` has the batch shape (nets broadcast with the problem), ``grads`` is a tuple of per-layer arrays
     ``(..., d_j, d_{j-1})``. On NumPy with a squared loss this runs :func:`linnet._fastpaths.value_and_grads`
@@ -36,8 +36,15 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None):
     update ``w - s * g`` of array code. The returned ``L`` and gradients are those of the weights *before* the
     update. The NumPy fast path does it block by block while each block of nets is still in cache; elsewhere it
     runs after the gradients with in-place array operators.
+
+    ``fast_value`` (a hint, for divergence tests only): the NumPy fast path may then return, for a squared loss
+    that carries a factor (:meth:`~linnet.losses.SquaredLoss.from_data`, ``population``), the unfactored centred
+    value :math:`\tfrac12\langle E, E\Lambda_{xx}\rangle + c_0` (:math:`E = W_e - \Phi`), whose product
+    :math:`E\Lambda_{xx}` the gradient needs anyway, instead of the factored one: one matrix product less per
+    step. It equals the loss up to round-off relative to :math:`\|E\|^2\|\Lambda_{xx}\|`, so it may sit below
+    the minimum where :math:`\Lambda_{xx}` is singular; recorded and reported values never use it.
     """
-    fast = _fastpaths.value_and_grads(loss_fn, Ws, residual, xp, out, update)
+    fast = _fastpaths.value_and_grads(loss_fn, Ws, residual, xp, out, update, fast_value)
     if fast is not None:
         return fast
     Fs = _factors(Ws, residual, xp)

@@ -282,3 +282,38 @@ def test_scratch_buffers_are_per_dtype():
     np.testing.assert_array_equal(La, Lb)
     for a, b in zip(Ga, Gb):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["whitened", "data", "population"])
+@pytest.mark.parametrize("batch", [(), (5,)])
+def test_fast_value_keeps_gradients_and_value_to_round_off(xp, dtype_name, kind, batch):
+    """``fast_value=True`` leaves the gradients bit for bit and changes the value by round-off of
+    ||E||^2 ||Lambda_xx|| only (it is the centred value from the gradient's own product)."""
+    Ws = ln.init.gaussian((4, 5, 3), scale=0.5, batch=batch, seed=5, xp=xp, dtype=dtype_name)
+    loss = _loss(kind, 4, 3, xp, dtype_name).astype(Ws[0].dtype)
+    La, Ga = _step.value_and_grads(loss, Ws, False, xp)
+    Lb, Gb = _step.value_and_grads(loss, Ws, False, xp, fast_value=True)
+    for a, b in zip(Ga, Gb):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+    We = to_numpy(Ws[1]) @ to_numpy(Ws[0])
+    E = We - to_numpy(loss.Phi)
+    S = np.eye(4) if loss.Sxx is None else to_numpy(loss.Sxx)
+    eps = float(np.finfo(to_numpy(La).dtype).eps)
+    bound = 16 * 4 * eps * (np.sum(E * E, axis=(-2, -1)) * np.linalg.norm(S, 2) + np.abs(to_numpy(loss.c0)))
+    assert np.all(np.abs(to_numpy(La) - to_numpy(Lb)) <= bound)
+
+
+def test_fast_value_is_not_the_accurate_value_where_lambda_xx_is_singular():
+    """Why recorded values never use the fast form: far along null(Lambda_xx) it loses the minimum (it can
+    dip below it), where the factored value stays at the minimum to round-off."""
+    xp = get_namespace("numpy")
+    rng = np.random.default_rng(7)
+    X, Y = rng.standard_normal((6, 3)), rng.standard_normal((2, 3))  # m = 3 < d0 = 6: singular Lambda_xx
+    loss = ln.SquaredLoss.from_data(X, Y)
+    null = np.linalg.svd(X)[0][:, -1]
+    W = (loss.Phi + 1e4 * np.outer(np.ones(2), null))[None]  # one layer: W_e = W
+    acc, _ = _step.value_and_grads(loss, (W,), False, xp)
+    fast, _ = _step.value_and_grads(loss, (W,), False, xp, fast_value=True)
+    c0 = float(loss.c0)
+    assert 0 <= float(acc[0]) - c0 <= 1e-20 + 100 * (np.finfo(float).eps * 1e4 * np.linalg.norm(X)) ** 2
+    assert abs(float(fast[0]) - c0) > 1e3 * abs(float(acc[0]) - c0)  # round-off of eps * 1e8 * |Lambda_xx|

@@ -652,3 +652,46 @@ def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
                 assert np.asarray(a).dtype == np.asarray(b).dtype
     if case == "divergence":
         assert (np.asarray(ref.status) == train.DIVERGED).any() and (np.asarray(ref.status) != train.DIVERGED).any()
+
+
+@pytest.mark.parametrize("method", ["gd", "momentum"])
+def test_fast_values_never_change_the_result(method, monkeypatch):
+    """Fast loss values (one product less per step for a loss from data) serve only the divergence test inside
+    a window: every field of the run, divergence steps included, is that of exact values, for any check_every."""
+    from linnet.train import descent
+
+    X, Y = data(m=16)
+    loss = ln.SquaredLoss.from_data(X, Y)
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(4,), seed=3)
+    lrs = np.array([0.05, 3.0, 0.1, 40.0])  # two of them diverge, at different steps
+    kw = dict(lr=lrs, steps=60, keep_history=True, record_every=7)
+    run = {
+        "gd": lambda ce: train.gd(loss, Ws, check_every=ce, **kw),
+        "momentum": lambda ce: train.momentum(loss, Ws, beta=0.5, check_every=ce, **kw),
+    }[method]
+    real_step = descent._step.value_and_grads
+    calls = {"fast": 0}
+
+    def counting(*a, fast_value=False, **k):
+        calls["fast"] += fast_value
+        return real_step(*a, fast_value=fast_value, **k)
+
+    def exact_only(*a, fast_value=False, **k):
+        return real_step(*a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(descent._step, "value_and_grads", exact_only)
+        ref = run(1)
+    assert ref.status_names.tolist()[1::2] == ["diverged", "diverged"]
+    for ce in (1, 6, 50):
+        with monkeypatch.context() as m:
+            m.setattr(descent._step, "value_and_grads", counting)
+            other = run(ce)
+        for name in ref._fields:
+            a, b = getattr(other, name), getattr(ref, name)
+            if isinstance(a, tuple):
+                for x, y in zip(a, b):
+                    np.testing.assert_array_equal(x, y, err_msg=f"{ce}: {name}")
+            elif a is not None:
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{ce}: {name}")
+    assert calls["fast"] > 0  # fast values were used (for check_every > 1)

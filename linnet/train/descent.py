@@ -96,6 +96,13 @@ def _descend(
     as the separate update. It is not fused at the last step of a window (whose weights are the window's end
     state) nor at a step whose weights are recorded in the history. A replayed window starts from the other,
     untouched buffer set, so the roll-back never needs the overwritten iterates.
+
+    Without convergence tests or a ``record_loss``, a NumPy fast window asks for *fast* loss values
+    (``fast_value`` of :func:`linnet._step.value_and_grads`: one matrix product less for losses from data) at
+    its inner steps that are not recorded, where the value serves only the divergence test. A fast value counts
+    as an event already :data:`_FAST_VALUE_MARGIN` (relative) below the threshold, and an event replays the
+    window with exact values, so statuses, ``diverged_at``, weights and every recorded loss are those of exact
+    values.
     """
     dt = W0[0].dtype
     int64 = xp.int64
@@ -107,6 +114,9 @@ def _descend(
 
     def loss_ok(Lc):
         return xp.isfinite(Lc) & (xp.abs(Lc) <= thr)
+
+    def loss_ok_fast(Lc):  # a fast value (see below) is trusted only clear of the threshold
+        return xp.isfinite(Lc) & (xp.abs(Lc) <= thr_fast)
 
     def ok_mask(Lc, Wc, Vc):
         ok = loss_ok(Lc)
@@ -139,9 +149,13 @@ def _descend(
     # fused update: the step factors must not change within a fast window (no convergence tests) and nothing
     # but the loss may be recorded from the weights
     fuse = evaluate_fused is not None and not beta and gtol is None and ftol is None and record_loss is None
+    # fast values (one matrix product less per step for losses carrying a factor): only where a value serves
+    # nothing but the divergence test, i.e. no convergence tests, inside a window, at steps not recorded
+    fast_values = gtol is None and ftol is None and record_loss is None
     W = W0 if fast_np is None else fast_np.W[0]
     L, V = evaluate(0, W)
     thr = _threshold(L, xp)
+    thr_fast = thr * (1.0 - _FAST_VALUE_MARGIN)
     ok0 = ok_mask(L, W, V)
     zero_b = xp.zeros((1,) * (len(batch) + 2), dtype=dt)
     if not bool(xp.all(ok0)):  # a frozen net needs a finite V (where(True, v, 0) is v: skipped when all are ok)
@@ -184,14 +198,15 @@ def _descend(
                     Mc = Mn if beta else V
                     W = Wn
                     proposed = fuse and kk + 1 < kend and not (keep_history and kk + 1 in rec_set)
+                    fv = fast_values and kk + 1 < kend and kk + 1 not in rec_set
                     if proposed:  # also W <- W - (s_j a) V in place once V is formed: the next proposal
                         upd = (fast_np.batch_scale(steps_lr, active, dt), W)
-                        Lc, Vc = evaluate_fused(kk + 1, W, Gn, upd)
+                        Lc, Vc = evaluate_fused(kk + 1, W, Gn, upd, fast_value=fv)
                     elif evaluate_into is not None:
-                        Lc, Vc = evaluate_into(kk + 1, W, Gn)
+                        Lc, Vc = evaluate_into(kk + 1, W, Gn, fast_value=fv)
                     else:
                         Lc, Vc = evaluate(kk + 1, W)
-                    if not bool(xp.all(loss_ok(Lc))):
+                    if not bool(xp.all(loss_ok_fast(Lc) if fv else loss_ok(Lc))):
                         event_any = True
                     L = xp.where(active, Lc, L)
                     V, Mom = Vc, (Mc if beta else None)
@@ -260,6 +275,11 @@ def _descend(
         n_steps=n,
     )
 
+
+#: Relative margin below the divergence threshold within which a fast loss value (``fast_value`` of
+#: :func:`linnet._step.value_and_grads`, equal to the loss to round-off far from the minimum) counts as an event:
+#: the window is then replayed with exact values, so a fast value never decides a net's status.
+_FAST_VALUE_MARGIN = 1e-6
 
 #: Nets per block of the in-place update (its scratch stays in cache), and fewest nets worth a thread.
 _UPDATE_BLOCK_NETS = 512
@@ -433,11 +453,11 @@ def _layer_descent(loss: Loss, Ws: Sequence[Array], *, beta: float, residual: bo
     def evaluate(k, W):
         return _step.value_and_grads(loss_fn, W, residual, xp)
 
-    def evaluate_into(k, W, out):  # NumPy: gradients written into the caller-owned buffers `out` when possible
-        return _step.value_and_grads(loss_fn, W, residual, xp, out=out)
+    def evaluate_into(k, W, out, fast_value=False):  # NumPy: gradients written into the buffers `out` if possible
+        return _step.value_and_grads(loss_fn, W, residual, xp, out=out, fast_value=fast_value)
 
-    def evaluate_fused(k, W, out, update):  # NumPy: and the next gradient step fused in (`update`, in place)
-        return _step.value_and_grads(loss_fn, W, residual, xp, out=out, update=update)
+    def evaluate_fused(k, W, out, update, fast_value=False):  # NumPy: and the next gradient step fused in, in place
+        return _step.value_and_grads(loss_fn, W, residual, xp, out=out, update=update, fast_value=fast_value)
 
     with _quiet():
         return _descend(
