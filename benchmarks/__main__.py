@@ -30,21 +30,25 @@ def table(res: dict) -> str:
         r = w["W1"]
         lines.append(
             f"\nW1 one net, width {r['width']}, m = {r['m']}; one matmul (best of many) "
-            f"{r['matmul_same_size']['gflops']:.1f} GFLOP/s; 'of mm' = time of the same number of back-to-back "
-            "matmuls / step time"
+            f"{r['matmul_same_size']['gflops']:.1f} GFLOP/s. Fractions = time of the same number (3N-2) of matmuls "
+            "/ step time: hot = same operands, out=; dist = distinct operands (the step's working set), out=; "
+            "fresh = same operands, fresh output. step = train.gd's inner step (update fused in place)"
         )
         lines.append(
-            f"{'N':>3} {'ms/step':>9} {'GFLOP/s':>8} {'of mm':>6} {'inplace':>8} {'of mm':>6} {'t(4m)/t':>8} "
-            f"{'raw ms':>8} {'x raw':>6} {'gd ms':>8} {'MiB':>6}"
+            f"{'N':>3} {'ms/step':>9} {'GFLOP/s':>8} {'hot':>5} {'dist':>5} {'fresh':>5} {'kernel':>7} "
+            f"{'hot':>5} {'gd ms':>7} {'hot':>5} {'t(4m)/t':>8} {'raw ms':>8} {'x raw':>6} {'MiB':>6}"
         )
         for row in r["rows"]:
+            f = row["fractions"]
             tg = row["train_gd_time_per_step_s"]
             lines.append(
                 f"{row['depth']:>3} {row['time_per_step_s'] * 1e3:>9.3f} {row['gflops']:>8.1f} "
-                f"{row['fraction_of_matmul']:>6.2f} {row['inplace_time_per_step_s'] * 1e3:>8.3f} "
-                f"{row['inplace_fraction_of_matmul']:>6.2f} {row['m_independence_ratio']:>8.2f} "
-                f"{row['raw_data_time_s'] * 1e3:>8.2f} {row['speedup_vs_raw_data']:>6.1f} "
-                f"{'-' if tg is None else f'{tg * 1e3:.3f}':>8} {row['peak_bytes'] / 2**20:>6.1f}"
+                f"{f['step_of_mm_hot']:>5.2f} {f['step_of_mm_distinct']:>5.2f} {f['step_of_mm_fresh']:>5.2f} "
+                f"{row['kernel_time_s'] * 1e3:>7.3f} {f['kernel_of_mm_hot']:>5.2f} "
+                f"{'-' if tg is None else f'{tg * 1e3:.3f}':>7} "
+                f"{f['train_gd_of_mm_hot'] if 'train_gd_of_mm_hot' in f else float('nan'):>5.2f} "
+                f"{row['m_independence_ratio']:>8.2f} {row['raw_data_time_s'] * 1e3:>8.2f} "
+                f"{row['speedup_vs_raw_data']:>6.1f} {row['peak_bytes'] / 2**20:>6.1f}"
             )
     if "W2" in w:
         r = w["W2"]

@@ -76,7 +76,22 @@ def _stat(r: dict, per: float) -> float:
 
 
 def w1(be: Backend, sz: Sizes) -> dict:
-    """One full-batch GD step of a width-``d`` net of depth N on a squared loss from data."""
+    """One full-batch GD step of a width-``d`` net of depth N on a squared loss from data.
+
+    Three NumPy (CuPy) matmul baselines run in the same race, each the same number ``3N - 2`` of ``d x d``
+    products back to back, and each step time is reported as a fraction of each:
+
+    * ``mm_hot``: ``matmul(A, B, out=C)`` on the same two operands (cache-resident): the BLAS kernel's best rate;
+    * ``mm_distinct``: operands cycling through ``2N + 2`` distinct matrices, outputs through ``N + 1`` buffers,
+      the working set of the closed form (operands come from memory, as in any chain of products);
+    * ``mm_fresh``: ``A @ B`` on the same two operands, a fresh output each time (NumPy's default call).
+
+    Step variants: ``step`` = what :func:`linnet.train.gd` runs per inner step on NumPy (gradients into reused
+    buffers, the update fused in place, the fast loss value); ``kernel`` = loss and gradients only, same
+    buffers; ``engine_fresh`` = loss and gradients as fresh arrays, then ``W - lr * g`` (array-code style);
+    ``train_gd`` = :func:`linnet.train.gd` itself, 20 steps per call (its validation, the step-0 evaluation and
+    the buffer set-up included).
+    """
     xp, d, m = be.xp, sz.w1_width, sz.w1_m
     rng = np.random.default_rng(1)
     X = rng.standard_normal((d, m))
@@ -87,19 +102,34 @@ def w1(be: Backend, sz: Sizes) -> dict:
     mm = matmul_rate(be, (d, d), (d, d), repeats=max(20, 4 * sz.repeats))
     mm_m = matmul_rate(be, (d, d), (d, m), repeats=max(5, sz.repeats))
     lr = 1e-3
+    gd_steps = 20
+    mmul = be.raw.matmul  # NumPy's (CuPy's) own matmul
     rows = []
     for N in sz.w1_depths:
         Ws = tuple(be.asarray(rng.standard_normal((d, d)) / math.sqrt(d)) for _ in range(N))
-        flops = (3 * N - 2) * 2.0 * d**3  # prefixes N-1, backward N-1, gradients N-1, loss 1 (E Lxx)
+        n_mm = 3 * N - 2  # prefixes N-1, backward N-1, gradients N-1, the loss's E Lxx 1
+        flops = n_mm * 2.0 * d**3
         raw_flops = (3 * N - 1) * 2.0 * d * d * m
 
-        def engine(Ws=Ws):
+        def engine_fresh(Ws=Ws):
             _, G = _step.value_and_grads(loss, Ws, False, xp)
             return tuple(W - lr * g for W, g in zip(Ws, G))
 
-        def engine_4m(Ws=Ws):
-            _, G = _step.value_and_grads(loss4, Ws, False, xp)
-            return tuple(W - lr * g for W, g in zip(Ws, G))
+        Wi = tuple(xp.asarray(W, copy=True) for W in Ws)
+        Gi = tuple(xp.zeros_like(W) for W in Ws)
+        Wk = tuple(xp.asarray(W, copy=True) for W in Ws)
+
+        def step(Wi=Wi, Gi=Gi):  # train.gd's inner step: update fused in place, reused gradient buffers
+            return _step.value_and_grads(loss, Wi, False, xp, out=Gi, update=(lr, Wi), fast_value=True)
+
+        def kernel(Wk=Wk, Gi=Gi):
+            return _step.value_and_grads(loss, Wk, False, xp, out=Gi, fast_value=True)
+
+        def step_4m(Ws=Ws, Gi=Gi):
+            return _step.value_and_grads(loss4, Ws, False, xp, out=Gi, fast_value=True)
+
+        def kernel_m(Ws=Ws, Gi=Gi):
+            return _step.value_and_grads(loss, Ws, False, xp, out=Gi, fast_value=True)
 
         def raw(Ws=Ws):
             H = [Xb]
@@ -116,54 +146,66 @@ def w1(be: Backend, sz: Sizes) -> dict:
             return tuple(W - lr * g for W, g in zip(Ws, G))
 
         A_mm, B_mm = Ws[0], Ws[-1]
-        n_mm = 3 * N - 2
+        C_mm = xp.empty_like(A_mm)
+        pool = [be.asarray(rng.standard_normal((d, d))) for _ in range(2 * N + 2)]
+        outs = [xp.empty_like(A_mm) for _ in range(N + 1)]
 
-        def matmul_chain(
-            n_mm=n_mm, A_mm=A_mm, B_mm=B_mm
-        ):  # NumPy's (CuPy's) own matmul, the same number of d x d products, back to back
+        def mm_hot(n_mm=n_mm, A=A_mm, B=B_mm, C=C_mm):
             for _ in range(n_mm):
-                xp.matmul(A_mm, B_mm)
+                mmul(A, B, out=C)
 
-        Wi = tuple(xp.asarray(W, copy=True) for W in Ws)
-        Gi = tuple(xp.zeros_like(W) for W in Ws)
+        def mm_distinct(n_mm=n_mm, pool=pool, outs=outs):
+            k = len(pool)
+            for i in range(n_mm):
+                mmul(pool[(2 * i) % k], pool[(2 * i + 1) % k], out=outs[i % len(outs)])
 
-        def engine_inplace(Wi=Wi, Gi=Gi):  # caller-owned gradient buffers, in-place update: no fresh arrays
-            _, G = _step.value_and_grads(loss, Wi, False, xp, out=Gi)
-            for W, g in zip(Wi, G):
-                g *= lr
-                W -= g
+        def mm_fresh(n_mm=n_mm, A=A_mm, B=B_mm):
+            for _ in range(n_mm):
+                mmul(A, B)
 
         fns = {
-            "engine": engine,
-            "engine_inplace": engine_inplace,
-            "matmul_chain": matmul_chain,
-            "engine_4m": engine_4m,
+            "step": step,
+            "kernel": kernel,
+            "engine_fresh": engine_fresh,
+            "mm_hot": mm_hot,
+            "mm_distinct": mm_distinct,
+            "mm_fresh": mm_fresh,
+            "kernel_m": kernel_m,
+            "kernel_4m": step_4m,
             "raw_data": raw,
         }
         tgd = _train_gd(loss, lr)
         if tgd is not None:
-            fns["train_gd_x4"] = lambda Ws=Ws, tgd=tgd: tgd(Ws, 4)  # 4 steps per call: setup amortised
+            fns["train_gd"] = lambda Ws=Ws, tgd=tgd: tgd(Ws, gd_steps)
         r = race(fns, repeats=sz.repeats * (4 if N <= 4 else 2), sync=be.sync)
         mem = {}
         with be.peak_memory(mem):
-            engine()
-        t = r["engine"]["best_s"]
+            step()
+        best = {k: v["best_s"] for k, v in r.items()}
+        if "train_gd" in best:
+            best["train_gd"] /= gd_steps
+        t = best["step"]
+        fractions = {
+            f"{v}_of_{b}": best[b] / best[v]
+            for v in ("step", "kernel", "engine_fresh", "train_gd")
+            if v in best
+            for b in ("mm_hot", "mm_distinct", "mm_fresh")
+        }
         rows.append(
             {
                 "depth": N,
                 "time_per_step_s": t,
                 "gflops": flops / t / 1e9,
-                "matmul_gflops_same_size": flops / r["matmul_chain"]["best_s"] / 1e9,
-                "fraction_of_matmul": r["matmul_chain"]["best_s"] / t,
-                "fraction_of_single_matmul_best": flops / t / 1e9 / mm["gflops"],
-                "inplace_time_per_step_s": r["engine_inplace"]["best_s"],
-                "inplace_fraction_of_matmul": r["matmul_chain"]["best_s"] / r["engine_inplace"]["best_s"],
-                "time_per_step_4m_s": r["engine_4m"]["best_s"],
-                "m_independence_ratio": r["engine_4m"]["best_s"] / t,
-                "raw_data_time_s": r["raw_data"]["best_s"],
-                "raw_data_gflops": raw_flops / r["raw_data"]["best_s"] / 1e9,
-                "speedup_vs_raw_data": r["raw_data"]["best_s"] / t,
-                "train_gd_time_per_step_s": r["train_gd_x4"]["best_s"] / 4 if "train_gd_x4" in r else None,
+                "gflops_mm_hot": flops / best["mm_hot"] / 1e9,
+                "fraction_of_matmul": best["mm_hot"] / t,
+                "fractions": fractions,
+                "kernel_time_s": best["kernel"],
+                "engine_fresh_time_s": best["engine_fresh"],
+                "m_independence_ratio": best["kernel_4m"] / best["kernel_m"],
+                "raw_data_time_s": best["raw_data"],
+                "raw_data_gflops": raw_flops / best["raw_data"] / 1e9,
+                "speedup_vs_raw_data": best["raw_data"] / t,
+                "train_gd_time_per_step_s": best.get("train_gd"),
                 "peak_bytes": mem["peak_bytes"],
                 "timings": r,
             }
@@ -172,8 +214,9 @@ def w1(be: Backend, sz: Sizes) -> dict:
         "width": d,
         "m": m,
         "flops_counted": "(3N-2) products of d x d matrices: prefixes, backward recursion, gradients, E Lxx",
-        "fraction_of_matmul": "time of (3N-2) back-to-back matmuls of d x d operands / time of one engine step "
-        "(loss, gradients, update), interleaved in the same run",
+        "fraction_of_matmul": "time of (3N-2) back-to-back matmuls (mm_hot: out=, same operands) / time of one "
+        "step (loss, gradients, update fused in place), interleaved in the same run; 'fractions' against every "
+        "baseline",
         "matmul_same_size": mm,
         "matmul_d_by_m": mm_m,
         "rows": rows,

@@ -167,10 +167,11 @@ def _workspace(key: tuple, shapes: list, dtype) -> list:
 def _chunk(Ws, lc, residual, lo, hi, vals, grads, upd=None, fast_value=False):
     """Loss values and gradients of nets ``lo:hi`` written into ``vals[lo:hi]`` and ``grads[j][lo:hi]``.
 
-    ``upd = (steps, targets)`` (flat per layer: a float or a ``(B, 1, 1)`` array, and ``(B, d_j, d_{j-1})``
-    arrays): once the block's gradients are formed, ``targets[j][lo:hi] -= steps[j] * grads[j][lo:hi]`` in
-    place, the product first rounded on its own (the two roundings of ``w - s * g``), while the block is in
-    cache. The targets may be ``Ws`` themselves: the block's weights are not read again after its gradients.
+    ``upd = (steps, targets, mom)`` (flat per layer: a float or a ``(B, 1, 1)`` array, and ``(B, d_j, d_{j-1})``
+    arrays; ``mom`` is ``None`` or ``(beta, M)``): once the block's gradients are formed,
+    ``targets[j][lo:hi] -= steps[j] * grads[j][lo:hi]`` in place, the product first rounded on its own (the two
+    roundings of ``w - s * g``), while the block is in cache; with ``mom``, first ``M_j = beta * M_j + G_j`` in
+    place and ``M_j`` takes the place of ``G_j`` in the update. The targets may be ``Ws`` themselves: the block's weights are not read again after its gradients.
     ``fast_value``: the value from the product the gradient needs (see :func:`linnet._step.value_and_grads`),
     not from the loss's factor.
     """
@@ -238,12 +239,18 @@ def _chunk(Ws, lc, residual, lo, hi, vals, grads, upd=None, fast_value=False):
     if N == 1:
         _np.copyto(grads[0][lo:hi], _np.swapaxes(Gt, -1, -2))
 
-    if upd is not None:  # fused update W_j <- W_j - s_j G_j of this block, in this thread
-        steps, targets = upd
+    if upd is not None:  # fused update W_j <- W_j - s_j G_j (or M_j <- beta M_j + G_j first) of this block
+        steps, targets, mom = upd
         xs = _workspace((b, tuple(dims), "update"), [(b,) + g.shape[1:] for g in grads], dt)
         for j in range(N):
             s = steps[j] if isinstance(steps[j], float) else steps[j][lo:hi]
-            x = _np.multiply(grads[j][lo:hi], s, out=xs[j])
+            src = grads[j][lo:hi]
+            if mom is not None:  # heavy ball: M <- beta M + G (two roundings, as beta * m + g), then W -= s M
+                beta, Ms = mom
+                mj = Ms[j][lo:hi]
+                _np.multiply(mj, beta, out=mj)
+                src = _np.add(mj, src, out=mj)
+            x = _np.multiply(src, s, out=xs[j])
             t = targets[j][lo:hi]
             _np.subtract(t, x, out=t)
 
@@ -252,9 +259,13 @@ def _flat_update(update, Ws, bs: tuple, B: int, dt):
     """``update = (steps, targets)`` flattened to the batch ``(B,)`` for :func:`_chunk`; ``None`` if unsupported.
 
     ``steps``: one entry or a tuple of one per layer, each a Python float or a NumPy array broadcastable to
-    ``bs + (1, 1)`` (per-net step sizes); ``targets``: C-contiguous writeable arrays shaped and typed like ``Ws``.
+    ``bs + (1, 1)`` (per-net step sizes); ``targets``: C-contiguous writeable arrays shaped and typed like ``Ws``;
+    an optional third entry ``(beta, M)``: a Python float and momentum arrays like ``targets``.
     """
-    steps, targets = update
+    if not isinstance(update, (tuple, list)) or len(update) not in (2, 3):
+        return None
+    steps, targets = update[0], update[1]
+    mom = update[2] if len(update) == 3 else None
     N = len(Ws)
     if not isinstance(steps, (tuple, list)):
         steps = (steps,) * N
@@ -262,6 +273,12 @@ def _flat_update(update, Ws, bs: tuple, B: int, dt):
         return None
     if not _out_ok(targets, Ws, bs, dt):
         return None
+    if mom is not None:
+        if not isinstance(mom, (tuple, list)) or len(mom) != 2 or not isinstance(mom[0], float):
+            return None
+        if not _out_ok(mom[1], Ws, bs, dt):
+            return None
+        mom = (mom[0], [m.reshape((B,) + m.shape[-2:]) for m in mom[1]])
     flat_s = []
     for s in steps:
         if isinstance(s, float):
@@ -274,7 +291,7 @@ def _flat_update(update, Ws, bs: tuple, B: int, dt):
         except ValueError:
             return None
         flat_s.append(_np.ascontiguousarray(sb).reshape(B, 1, 1))  # no copy for a contiguous bs + (1, 1) array
-    return flat_s, [t.reshape((B,) + t.shape[-2:]) for t in targets]
+    return flat_s, [t.reshape((B,) + t.shape[-2:]) for t in targets], mom
 
 
 def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast_value=False):

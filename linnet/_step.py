@@ -34,7 +34,9 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast
     an array broadcastable to ``batch + (1, 1)``, i.e. per-net step sizes; ``targets``: mutable arrays shaped like
     ``Ws``, which may be ``Ws`` themselves). The product is rounded first, then subtracted: bit for bit the
     update ``w - s * g`` of array code. The returned ``L`` and gradients are those of the weights *before* the
-    update. The NumPy fast path does it block by block while each block of nets is still in cache; elsewhere it
+    update. ``update = (steps, targets, (beta, M))`` is the heavy-ball step: first ``M[j] = beta * M[j] +
+    grads[j]`` in place (``beta`` a Python float, ``M`` mutable arrays shaped like ``Ws``), then
+    ``targets[j] -= steps[j] * M[j]``, each with the roundings of that array code. The NumPy fast path does it block by block while each block of nets is still in cache; elsewhere it
     runs after the gradients with in-place array operators.
 
     ``fast_value`` (a hint, for divergence tests only): the NumPy fast path may then return, for a squared loss
@@ -62,10 +64,16 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast
             L = xp.matmul(Fs[j - 1].mT, L)
     value = loss_fn.value(We)  # before any update: We may be Ws[0] itself
     if update is not None:
-        steps, targets = update
+        steps, targets = update[0], update[1]
+        mom = update[2] if len(update) > 2 else None
         if not isinstance(steps, (tuple, list)):
             steps = (steps,) * N
-        for t, s, g in zip(targets, steps, grads):
+        for j, (t, s, g) in enumerate(zip(targets, steps, grads)):
+            if mom is not None:  # M_j <- beta M_j + G_j in place (two roundings, as beta * m + g)
+                m = mom[1][j]
+                m *= mom[0]
+                m += g
+                g = m
             x = s * g
             if x.dtype != t.dtype:  # a float64 scalar step on float32 weights: round the product once, as out= does
                 x = xp.astype(x, t.dtype)

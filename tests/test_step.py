@@ -249,6 +249,37 @@ def test_fused_update_is_bitwise_the_separate_update(residual, dtype_name, per_n
     assert not np.array_equal(Wt[0], Ws[0])  # the update did happen
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("fast", [True, False])
+def test_fused_heavy_ball_update_is_bitwise_the_separate_update(xp, threads, fast, monkeypatch):
+    """``update=(steps, targets, (beta, M))``: ``M = beta * M + G`` then ``W - s * M``, each entry with the
+    roundings of that array code, on the fast path (threaded) and the generic one."""
+    Ws = ln.init.gaussian((5, 6, 7, 4), scale=0.3, batch=(7, 43), seed=3, xp=xp)
+    loss = _loss("data", 5, 4, xp, "float64")
+    M0 = tuple(x for x in ln.init.gaussian((5, 6, 7, 4), scale=0.1, batch=(7, 43), seed=4, xp=xp))
+    s = from_host(np.random.default_rng(5).uniform(0.0, 0.1, (7, 43, 1, 1)), xp, "float64")
+    beta = 0.9
+    if not fast:
+        monkeypatch.setattr(_fastpaths, "value_and_grads", lambda *a: None)
+    monkeypatch.setattr(_fastpaths, "MIN_NETS_PER_CHUNK", 10)
+    monkeypatch.setattr(_fastpaths, "MIN_WORK_PER_CHUNK", 1.0)
+    _fastpaths.set_num_threads(threads)
+    try:
+        L0, G0 = _step.value_and_grads(loss, Ws, False, xp)
+        Wt = tuple(xp.asarray(w, copy=True) for w in Ws)
+        Mt = tuple(xp.asarray(m, copy=True) for m in M0)
+        L1, G1 = _step.value_and_grads(loss, Wt, False, xp, update=(s, Wt, (beta, Mt)))
+    finally:
+        _fastpaths.set_num_threads(None)
+    np.testing.assert_array_equal(to_numpy(L0), to_numpy(L1))
+    for w, wt, m0, mt, g0, g1 in zip(Ws, Wt, M0, Mt, G0, G1):
+        np.testing.assert_array_equal(to_numpy(g0), to_numpy(g1))
+        mc = beta * m0 + g0
+        np.testing.assert_array_equal(to_numpy(mt), to_numpy(mc))
+        np.testing.assert_array_equal(to_numpy(wt), to_numpy(w - s * mc))
+    assert not np.array_equal(to_numpy(Mt[0]), to_numpy(M0[0]))  # the momentum did change
+
+
 def test_fused_update_generic_path(xp):
     """Off the NumPy fast path (array-api-strict, or a loss it does not handle) the update runs after the
     gradients, with the same two roundings."""

@@ -603,13 +603,19 @@ def _fused_cases():
         ),
         "float32": lambda: train.gd(wl, W32, lr=lrs.astype(np.float32), steps=13),
         "history": lambda: train.gd(wl, W, lr=0.05, steps=12, keep_history=True, record_every=5),
+        "momentum": lambda: train.momentum(wl, W, lr=lrs, beta=0.8, steps=21, record_every=4),
+        "momentum_divergence": lambda: train.momentum(wl, blow, lr=0.05, beta=0.5, steps=25, check_every=9),
+        "momentum_data_history": lambda: train.momentum(
+            dl, ln.init.gaussian((5, 5, 4), scale=0.3, batch=(200,), seed=2), lr=0.05, beta=0.9, steps=19,
+            keep_history=True, record_every=6, lr_per_layer=(1.0, 0.5),
+        ),
     }
 
 
 @pytest.mark.parametrize("case", list(_fused_cases()))
 def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
-    """The NumPy gd loop with the update fused into the gradient pass gives exactly (every bit of every field)
-    the trajectory of the separate update, on 1 and 2 threads, with divergence roll-back included."""
+    """The NumPy gd and heavy-ball loops with the update fused into the gradient pass give exactly (every bit of
+    every field) the trajectory of the separate update, on 1 and 2 threads, with divergence roll-back included."""
     from linnet import _fastpaths
     from linnet.train import descent
 
@@ -650,7 +656,7 @@ def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
             else:
                 np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{case}: {name}")
                 assert np.asarray(a).dtype == np.asarray(b).dtype
-    if case == "divergence":
+    if case in ("divergence", "momentum_divergence"):
         assert (np.asarray(ref.status) == train.DIVERGED).any() and (np.asarray(ref.status) != train.DIVERGED).any()
 
 

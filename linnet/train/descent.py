@@ -89,11 +89,11 @@ def _descend(
     makes the next ``W`` non-finite, so a window with an event is detected all the same. Exact windows run the
     array-API code below on every backend. The results are bit-for-bit those of the array-API loop.
 
-    Plain descent (``beta = 0``, no ``gtol``/``ftol``, so the factors :math:`s_j a` stay fixed through a fast
-    window) with ``evaluate_fused(k, W, out, update)`` given fuses the update into the evaluation: the
-    evaluation of step ``k`` also writes the proposal of step ``k + 1`` into ``W`` in place, block by block while
-    the block is in cache (:func:`linnet._step.value_and_grads` with ``update=``), with the same two roundings
-    as the separate update. It is not fused at the last step of a window (whose weights are the window's end
+    Descent without ``gtol``/``ftol`` (so the factors :math:`s_j a` stay fixed through a fast window) with
+    ``evaluate_fused(k, W, out, update)`` given fuses the update into the evaluation: the evaluation of step
+    ``k`` also writes the proposal of step ``k + 1`` into ``W`` in place (and, with momentum, the next
+    :math:`M_c = \beta M + V` into the momentum buffer first), block by block while the block is in cache
+    (:func:`linnet._step.value_and_grads` with ``update=``), with the same roundings as the separate update. It is not fused at the last step of a window (whose weights are the window's end
     state) nor at a step whose weights are recorded in the history. A replayed window starts from the other,
     untouched buffer set, so the roll-back never needs the overwritten iterates.
 
@@ -148,7 +148,7 @@ def _descend(
     fast_np = _np_buffers(W0, batch) if is_numpy_namespace(xp) else None
     # fused update: the step factors must not change within a fast window (no convergence tests) and nothing
     # but the loss may be recorded from the weights
-    fuse = evaluate_fused is not None and not beta and gtol is None and ftol is None and record_loss is None
+    fuse = evaluate_fused is not None and gtol is None and ftol is None and record_loss is None
     # fast values (one matrix product less per step for losses carrying a factor): only where a value serves
     # nothing but the divergence test, i.e. no convergence tests, inside a window, at steps not recorded
     fast_values = gtol is None and ftol is None and record_loss is None
@@ -201,6 +201,8 @@ def _descend(
                     fv = fast_values and kk + 1 < kend and kk + 1 not in rec_set
                     if proposed:  # also W <- W - (s_j a) V in place once V is formed: the next proposal
                         upd = (fast_np.batch_scale(steps_lr, active, dt), W)
+                        if beta:  # heavy ball: Mn <- beta Mn + V in place first (Mn holds this step's M_c)
+                            upd += ((float(beta), Mn),)
                         Lc, Vc = evaluate_fused(kk + 1, W, Gn, upd, fast_value=fv)
                     elif evaluate_into is not None:
                         Lc, Vc = evaluate_into(kk + 1, W, Gn, fast_value=fv)
