@@ -84,6 +84,14 @@ def table(res: dict) -> str:
             f"  dense Hessian {r['hessian_time_s'] * 1e3:.2f} ms (HVP column loop {r['hvp_column_loop_time_s'] * 1e3:.1f} ms,"
             f" finite differences {r['finite_differences_time_s'] * 1e3:.1f} ms, rel err {r['finite_differences_rel_error']:.1e})"
         )
+        for k, v in r.get("extra_columns", {}).items():
+            if "error" in v:
+                lines.append(f"  {k}: {v['error']}")
+            else:
+                lines.append(
+                    f"  {k} (torch {v['version']}) {v['best_s'] * 1e3:.2f} ms, rel. difference to linnet's "
+                    f"{v['rel_diff_to_linnet']:.1e}"
+                )
         e = r["top_eigenvalue"]
         if e:
             lines.append(

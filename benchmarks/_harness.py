@@ -142,11 +142,8 @@ def machine(backend: Backend) -> dict:
         info["gpu"] = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
         info["cupy"] = cp.__version__
         info["cuda_runtime"] = cp.cuda.runtime.runtimeGetVersion()
-    for mod in ("torch", "jax"):
-        try:
-            info[mod] = __import__(mod).__version__
-        except ImportError:
-            info[mod] = None
+    for mod in ("torch", "jax"):  # versions only: the frameworks run in child processes (extra_column)
+        info[mod] = installed_version(mod)
     return info
 
 
@@ -161,9 +158,50 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def optional_module(name: str):
-    """``torch`` or ``jax`` if importable (extra columns only, never a dependency)."""
+def installed_version(name: str):
+    """The installed version of distribution ``name`` (``None`` if absent), without importing it."""
+    from importlib import metadata
+
     try:
-        return __import__(name)
-    except ImportError:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
         return None
+
+
+def extra_column(name: str, arrays: dict, params: dict, *, timeout: float = 900.0):
+    """Run extra column ``name`` of :mod:`benchmarks._extra_columns` (``torch_w2``, ``jax_w2``, ``torch_w3``) in a
+    child process, on ``arrays`` (saved to a temporary ``.npz``) and JSON ``params``.
+
+    ``None`` when the framework (the part of ``name`` before ``_``) is not installed; a dict with ``error``
+    when the child fails, so an extra column never breaks a run.
+    """
+    import importlib.util
+    import json
+    import pathlib
+    import subprocess
+    import sys
+    import tempfile
+
+    framework = name.split("_")[0]
+    if importlib.util.find_spec(framework) is None:
+        return None
+    root = pathlib.Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "arrays.npz"
+        np.savez(path, **arrays)
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "benchmarks._extra_columns", name, str(path), json.dumps(params)],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {timeout:.0f} s"}
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["exit code %d" % proc.returncode])[-1]}
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"error": "no JSON result in the child's output"}

@@ -11,7 +11,7 @@ import numpy as np
 import linnet as ln
 from linnet import _fastpaths, _step
 
-from ._harness import Backend, matmul_rate, optional_module, race
+from ._harness import Backend, extra_column, matmul_rate, race
 
 
 class Sizes:
@@ -289,66 +289,6 @@ def _python_loop(Phi, lr):
     return run
 
 
-def _torch_column(Phi, Ws_host, lr, steps, repeats):  # pragma: no cover - only where torch is installed
-    torch = optional_module("torch")
-    if torch is None:
-        return None
-    try:
-        torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
-        Ws = [torch.tensor(W, requires_grad=True) for W in Ws_host]
-        P = torch.tensor(Phi)
-
-        def run():
-            nonlocal Ws
-            for _ in range(steps):
-                We = Ws[0]
-                for W in Ws[1:]:
-                    We = W @ We
-                L = 0.5 * ((We - P) ** 2).sum()
-                gs = torch.autograd.grad(L, Ws)
-                with torch.no_grad():
-                    Ws = [(W - lr * g).requires_grad_() for W, g in zip(Ws, gs)]
-
-        r = race({"torch": run}, repeats=repeats)["torch"]
-        return {"version": torch.__version__, "best_s_per_step": r["best_s"] / steps}
-    except Exception as exc:  # noqa: BLE001 - an extra column must never break the run
-        return {"error": repr(exc)}
-
-
-def _jax_column(Phi, Ws_host, lr, steps, repeats):  # pragma: no cover - only where jax is installed
-    jax = optional_module("jax")
-    if jax is None:
-        return None
-    try:
-        jax.config.update("jax_enable_x64", True)
-        jnp = jax.numpy
-
-        def loss(Ws, P):
-            We = Ws[0]
-            for W in Ws[1:]:
-                We = W @ We
-            return 0.5 * jnp.sum((We - P) ** 2)
-
-        @jax.jit
-        def step(Ws, P):
-            g = jax.grad(loss)(Ws, P)
-            return [W - lr * gi for W, gi in zip(Ws, g)]
-
-        Ws = [jnp.asarray(W) for W in Ws_host]
-        P = jnp.asarray(Phi)
-
-        def run():
-            nonlocal Ws
-            for _ in range(steps):
-                Ws = step(Ws, P)
-            Ws[0].block_until_ready()
-
-        r = race({"jax": run}, repeats=repeats)["jax"]
-        return {"version": jax.__version__, "best_s_per_step": r["best_s"] / steps}
-    except Exception as exc:  # noqa: BLE001
-        return {"error": repr(exc)}
-
-
 def w2(be: Backend, sz: Sizes) -> dict:
     """B nets (depth 4, width 8) on one shared whitened problem: GD net·steps per second, memory."""
     xp = be.xp
@@ -404,8 +344,9 @@ def w2(be: Backend, sz: Sizes) -> dict:
 
     extras = {}
     Ws_host_full = [np.asarray(ln._backend.to_numpy(W)) for W in Ws0]
-    for name, fn in (("torch", _torch_column), ("jax", _jax_column)):
-        col = fn(Phi, Ws_host_full, lr, k, max(2, reps // 4))
+    arrays = {"Phi": np.asarray(ln._backend.to_numpy(Phi))} | {f"W{j}": W for j, W in enumerate(Ws_host_full)}
+    for name in ("torch", "jax"):
+        col = extra_column(f"{name}_w2", arrays, {"lr": lr, "steps": k, "repeats": max(2, reps // 4)})
         if col is not None:
             if "best_s_per_step" in col:
                 col["net_steps_per_s"] = B / col["best_s_per_step"]
@@ -541,6 +482,14 @@ def w3(be: Backend, sz: Sizes) -> dict:
             "time_s": re["eigsh_lean_hvp"]["best_s"],
             "dense_hessian_plus_eigvalsh_s": rd["eigvalsh_dense"]["best_s"],
         }
+    extra = {}
+    if not be.gpu:
+        rng = np.random.default_rng(3)  # the data of _w3_problem, on the host
+        Xh, Yh = rng.standard_normal((d, 4 * d)), rng.standard_normal((d, 4 * d))
+        arrays = {"X": Xh, "Y": Yh, "H": H} | {f"W{j}": to_numpy(W) for j, W in enumerate(Ws)}
+        col = extra_column("torch_w3", arrays, {"repeats": sz.repeats})
+        if col is not None:
+            extra["torch_hessian"] = col
     # batched over many nets: dense Hessians in chunks, top eigenvalue per net
     lossb, Wsb = _w3_problem(be, d, batch=(sz.w3_batch,))
     c = sz.w3_chunk
@@ -565,6 +514,7 @@ def w3(be: Backend, sz: Sizes) -> dict:
         "speedup_vs_column_loop": r["hvp_column_loop"]["best_s"] / r["hessian"]["best_s"],
         "top_eigenvalue": eig,
         "batched": batched,
+        "extra_columns": extra,
     }
 
 

@@ -32,3 +32,14 @@ def test_unknown_workload_is_rejected(capsys):
     with pytest.raises(SystemExit):
         main(["--quick", "-k", "W9"])
     assert "unknown workload" in capsys.readouterr().err
+
+
+def test_extra_columns_run_in_a_child_and_never_break_the_run():
+    """An absent framework gives no column; a failing child gives an error entry, not an exception."""
+    import numpy as np
+
+    from benchmarks._harness import extra_column
+
+    assert extra_column("surely_not_installed_w2", {"a": np.zeros(2)}, {}) is None
+    out = extra_column("numpy_w2", {"a": np.zeros(2)}, {})  # numpy is importable, but has no such column
+    assert set(out) == {"error"} and "numpy_w2" in out["error"]
