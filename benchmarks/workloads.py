@@ -312,7 +312,8 @@ def w2(be: Backend, sz: Sizes) -> dict:
     if tgd is not None:
         fns["train_gd"] = lambda: tgd(Ws0, k)
         # the other descent loops users run: heavy ball, and gd with a gradient-norm stopping test
-        fns["train_momentum"] = lambda: ln.train.momentum(loss, Ws0, lr=lr, beta=0.9, steps=k, record_every=k)
+        # (beta = 0.5: with 0.9 at this lr some nets diverge, and the windows they diverge in are replayed)
+        fns["train_momentum"] = lambda: ln.train.momentum(loss, Ws0, lr=lr, beta=0.5, steps=k, record_every=k)
         fns["train_gd_gtol"] = lambda: ln.train.gd(loss, Ws0, lr=lr, steps=k, record_every=k, gtol=1e-12)
     reps = max(2, sz.w2_steps // k)
     r = race(fns, repeats=reps, sync=be.sync)

@@ -701,3 +701,55 @@ def test_fast_values_never_change_the_result(method, monkeypatch):
             elif a is not None:
                 np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{ce}: {name}")
     assert calls["fast"] > 0  # fast values were used (for check_every > 1)
+
+
+def test_divergences_in_many_windows_keep_the_fast_windows(monkeypatch):
+    """Each window in which a net diverges is replayed exactly; the run goes back to fast windows afterwards
+    (it once stayed exact for good after three replays, halving the speed of learning-rate sweeps)."""
+    from linnet.train import descent
+
+    rng = np.random.default_rng(0)
+    loss = ln.SquaredLoss.whitened(rng.standard_normal((4, 4)) / 2)
+    Ws = ln.init.gaussian((4, 4, 4, 4), scale=0.4, batch=(128,), seed=1)
+    lrs = np.linspace(0.05, 1.0, 128)
+    real_step = descent._step.value_and_grads
+    calls = {"fused": 0}
+
+    def counting(*a, update=None, **k):
+        calls["fused"] += update is not None
+        return real_step(*a, update=update, **k)
+
+    monkeypatch.setattr(descent._step, "value_and_grads", counting)
+    run = train.gd(loss, Ws, lr=lrs, steps=300, check_every=10)
+    at = np.asarray(run.diverged_at)
+    windows_with_divergence = len({int(a - 1) // 10 for a in at[at > 0]})
+    assert windows_with_divergence > 3
+    # every window without a divergence is fast, with 8 fused evaluations (not the first nor the last step)
+    assert calls["fused"] >= 8 * (30 - windows_with_divergence)
+
+
+def test_false_alarms_stay_exact_and_change_nothing(monkeypatch):
+    """A fast window whose event the exact replay does not confirm (here: forced by a huge fast-value margin)
+    changes nothing in the result; after three such false alarms the run stays exact."""
+    from linnet.train import descent
+
+    X, Y = data(m=16)
+    loss = ln.SquaredLoss.from_data(X, Y)
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(4,), seed=3)
+    kw = dict(lr=np.array([0.05, 3.0, 0.1, 40.0]), steps=60, record_every=7, check_every=6)
+    ref = train.gd(loss, Ws, **kw)
+    monkeypatch.setattr(descent, "_FAST_VALUE_MARGIN", 1.0)  # threshold 0: every fast value is an alarm
+    real_step = descent._step.value_and_grads
+    calls = {"fast": 0}
+
+    def counting(*a, fast_value=False, **k):
+        calls["fast"] += fast_value
+        return real_step(*a, fast_value=fast_value, **k)
+
+    monkeypatch.setattr(descent._step, "value_and_grads", counting)
+    other = train.gd(loss, Ws, **kw)
+    assert 3 <= calls["fast"] <= 3 * 6  # alarms in three windows, then exact windows only
+    for name in ("status", "diverged_at", "loss", "steps"):
+        np.testing.assert_array_equal(np.asarray(getattr(other, name)), np.asarray(getattr(ref, name)), name)
+    for a, b in zip(other.weights, ref.weights):
+        np.testing.assert_array_equal(a, b)

@@ -79,7 +79,8 @@ def _descend(
     net's proposal is its own weights, exactly). If a net stopped being finite during the window, the window
     is replayed from its start in *exact* mode, where each diverging net is rolled back to its last finite
     iterate by an ``xp.where`` mask. Both modes perform the same arithmetic on running nets, so the result
-    does not depend on ``check_every``.
+    does not depend on ``check_every``. The next window is fast again; only after three replays that froze no
+    net (false alarms) does the run stay exact.
 
     On NumPy a fast window updates private weight buffers in place and, when ``evaluate_into(k, W, out)`` is
     given, has the gradients written into reused buffers (no fresh arrays per step; two buffer sets alternate
@@ -172,7 +173,7 @@ def _descend(
 
     if 0 in rec_set:
         record(0, W, L)
-    k, replays, always_exact = 0, 0, False
+    k, false_alarms, always_exact = 0, 0, False
     no_event = xp.zeros(batch, dtype=xp.bool)
     while k < steps and bool(xp.any(active)):  # one host synchronisation per window
         kend = min(k + check_every, steps)
@@ -247,9 +248,13 @@ def _descend(
                 if exact and fast_np is not None:  # back into the NumPy buffers for the next fast window
                     W, V, Mom = fast_np.adopt(W, V, Mom)
             if exact or not event_any:
+                if exact and not always_exact and not bool(xp.any((status == DIVERGED) & (start[4] != DIVERGED))):
+                    # the replay froze no net: the fast window's event was a false alarm (a fast value within
+                    # the margin, a loss that is finite only sometimes); after a few, stay exact
+                    false_alarms += 1
+                    always_exact = false_alarms >= 3
                 break
-            exact, replays = True, replays + 1  # a net diverged in this window: replay it with roll-back masks
-            always_exact = replays >= 3  # a pathological loss keeps producing events: stay exact
+            exact = True  # a net diverged in this window: replay it with roll-back masks
         k = kend
     n = k
     if not rec_steps or rec_steps[-1] != n:
