@@ -171,7 +171,8 @@ def _chunk(Ws, lc, residual, lo, hi, vals, grads, upd=None, fast_value=False):
     arrays; ``mom`` is ``None`` or ``(beta, M)``): once the block's gradients are formed,
     ``targets[j][lo:hi] -= steps[j] * grads[j][lo:hi]`` in place, the product first rounded on its own (the two
     roundings of ``w - s * g``), while the block is in cache; with ``mom``, first ``M_j = beta * M_j + G_j`` in
-    place and ``M_j`` takes the place of ``G_j`` in the update. The targets may be ``Ws`` themselves: the block's weights are not read again after its gradients.
+    place and ``M_j`` takes the place of ``G_j`` in the update. The targets may be ``Ws`` themselves: the
+    block's weights are not read again after its gradients.
     ``fast_value``: the value from the product the gradient needs (see :func:`linnet._step.value_and_grads`),
     not from the loss's factor.
     """

@@ -36,8 +36,9 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast
     update ``w - s * g`` of array code. The returned ``L`` and gradients are those of the weights *before* the
     update. ``update = (steps, targets, (beta, M))`` is the heavy-ball step: first ``M[j] = beta * M[j] +
     grads[j]`` in place (``beta`` a Python float, ``M`` mutable arrays shaped like ``Ws``), then
-    ``targets[j] -= steps[j] * M[j]``, each with the roundings of that array code. The NumPy fast path does it block by block while each block of nets is still in cache; elsewhere it
-    runs after the gradients with in-place array operators.
+    ``targets[j] -= steps[j] * M[j]``, each with the roundings of that array code. The NumPy fast path does
+    it block by block while each block of nets is still in cache; elsewhere it runs after the gradients with
+    in-place array operators.
 
     ``fast_value`` (a hint, for divergence tests only): the NumPy fast path may then return, for a squared loss
     that carries a factor (:meth:`~linnet.losses.SquaredLoss.from_data`, ``population``), the unfactored centred

@@ -753,3 +753,44 @@ def test_false_alarms_stay_exact_and_change_nothing(monkeypatch):
         np.testing.assert_array_equal(np.asarray(getattr(other, name)), np.asarray(getattr(ref, name)), name)
     for a, b in zip(other.weights, ref.weights):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("margin", [None, 1.0])
+def test_flow_fast_stage_values_never_change_the_result(margin, monkeypatch):
+    """gradient_flow's stages 1-5 use fast values (their values only feed the divergence test); the run is bit
+    for bit the one with exact values, also when every stage is re-evaluated exactly (margin 1: threshold 0)."""
+    from linnet.train import flow
+
+    X, Y = data(m=16)
+    loss = ln.SquaredLoss.from_data(X, Y)
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(6,), seed=3)
+    kw = dict(t_final=1.5, times=[0.0, 0.5, 1.5], rtol=1e-8, atol=1e-10)
+    real_step = flow._step.value_and_grads
+    calls = {"fast": 0, "exact": 0}
+
+    def exact_only(*a, fast_value=False, **k):
+        return real_step(*a, **k)
+
+    def counting(*a, fast_value=False, **k):
+        calls["fast" if fast_value else "exact"] += 1
+        return real_step(*a, fast_value=fast_value, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(flow._step, "value_and_grads", exact_only)
+        ref = train.gradient_flow(loss, Ws, **kw)
+    if margin is not None:
+        monkeypatch.setattr(flow, "_FAST_VALUE_MARGIN", margin)
+    monkeypatch.setattr(flow._step, "value_and_grads", counting)
+    other = train.gradient_flow(loss, Ws, **kw)
+    for name in ref._fields:
+        a, b = getattr(other, name), getattr(ref, name)
+        if isinstance(a, tuple):
+            for x, y in zip(a, b):
+                np.testing.assert_array_equal(x, y, err_msg=name)
+        elif a is not None:
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+    assert calls["fast"] > 0
+    if margin is None:
+        assert calls["exact"] < calls["fast"]  # stage 6 and the set-up only
+    else:
+        assert calls["exact"] > calls["fast"]  # every fast stage was evaluated again

@@ -30,6 +30,7 @@ from ._args import (
     _with_lr,
 )
 from .trajectory import (
+    _FAST_VALUE_MARGIN,
     CONVERGED,
     DIVERGED,
     MAX_STEPS,
@@ -94,8 +95,9 @@ def _descend(
     ``evaluate_fused(k, W, out, update)`` given fuses the update into the evaluation: the evaluation of step
     ``k`` also writes the proposal of step ``k + 1`` into ``W`` in place (and, with momentum, the next
     :math:`M_c = \beta M + V` into the momentum buffer first), block by block while the block is in cache
-    (:func:`linnet._step.value_and_grads` with ``update=``), with the same roundings as the separate update. It is not fused at the last step of a window (whose weights are the window's end
-    state) nor at a step whose weights are recorded in the history. A replayed window starts from the other,
+    (:func:`linnet._step.value_and_grads` with ``update=``), with the same roundings as the separate update.
+    It is not fused at the last step of a window (whose weights are the window's end state) nor at a step whose
+    weights are recorded in the history. A replayed window starts from the other,
     untouched buffer set, so the roll-back never needs the overwritten iterates.
 
     Without convergence tests or a ``record_loss``, a NumPy fast window asks for *fast* loss values
@@ -295,11 +297,6 @@ def _sq_norm(Vs, xp):
         g2 = t if g2 is None else g2 + t
     return g2
 
-
-#: Relative margin below the divergence threshold within which a fast loss value (``fast_value`` of
-#: :func:`linnet._step.value_and_grads`, equal to the loss to round-off far from the minimum) counts as an event:
-#: the window is then replayed with exact values, so a fast value never decides a net's status.
-_FAST_VALUE_MARGIN = 1e-6
 
 #: Nets per block of the in-place update (its scratch stays in cache), and fewest nets worth a thread.
 _UPDATE_BLOCK_NETS = 512

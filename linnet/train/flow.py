@@ -22,7 +22,16 @@ from .._backend import dtype_name, is_numpy_namespace, to_numpy
 from .._validate import check_positive
 from ..losses import Loss
 from ._args import _broadcast_shapes, _broadcast_weights, _check_int, _prepare
-from .trajectory import CONVERGED, DIVERGED, MAX_STEPS, Trajectory, _quiet, _stack_history, _threshold
+from .trajectory import (
+    _FAST_VALUE_MARGIN,
+    CONVERGED,
+    DIVERGED,
+    MAX_STEPS,
+    Trajectory,
+    _quiet,
+    _stack_history,
+    _threshold,
+)
 
 __all__ = ["gradient_flow"]
 
@@ -151,7 +160,11 @@ def _integrate(
     each record time, where the nets wait for one another (one synchronised record for the batch).
 
     On NumPy the stage derivatives live in :class:`_NumpyStages` (combined by BLAS matrix-vector products);
-    ``rhs_into(y, out)``, when given, writes the derivatives into the stage buffers ``out`` itself.
+    ``rhs_into(y, out, fast_value)``, when given, writes the derivatives into the stage buffers ``out`` itself.
+    Stages 1-5, whose values serve only the divergence test, ask it for fast values (``fast_value`` of
+    :func:`linnet._step.value_and_grads`); when an active net's fast value is not clear of the threshold by
+    the margin of :mod:`linnet.train.descent`, the stage is evaluated again with exact values, so every decision
+    and every recorded value is that of exact values. Stage 6 (FSAL: the accepted state's value) is exact.
     """
     dt = y0[0].dtype
     f64, int64 = xp.float64, xp.int64
@@ -164,6 +177,7 @@ def _integrate(
     stages = _NumpyStages(y0, dt) if is_numpy_namespace(xp) and all(type(v) is _np.ndarray for v in y0) else None
     L, F = rhs(y)
     thr = _threshold(L, xp)
+    thr_fast = thr * (1.0 - _FAST_VALUE_MARGIN)
     alive = xp.isfinite(L) & (xp.abs(L) <= thr)
     status = xp.where(alive, xp.full(batch, CONVERGED, dtype=int64), xp.full(batch, DIVERGED, dtype=int64))
     fail_at = xp.where(alive, xp.full(batch, -1, dtype=int64), xp.zeros(batch, dtype=int64))
@@ -234,7 +248,13 @@ def _integrate(
                     Ls, Ks = rhs(ys)
                 else:
                     ys = stages.stage(s, y, hcol)
-                    Ls, Ks = rhs_into(ys, tuple(K[s] for K in stages.K)) if rhs_into is not None else rhs(ys)
+                    if rhs_into is None:
+                        Ls, Ks = rhs(ys)
+                    else:
+                        outs = tuple(K[s] for K in stages.K)
+                        Ls, Ks = rhs_into(ys, outs, s < 6)
+                        if s < 6 and bool(xp.any(active & ~(xp.isfinite(Ls) & (xp.abs(Ls) <= thr_fast)))):
+                            Ls, Ks = rhs_into(ys, outs, False)  # near the threshold: decide on exact values
                     Ks = stages.put(s, Ks)
                 bad = bad | ~(xp.isfinite(Ls) & (xp.abs(Ls) <= thr))
                 ks.append(Ks)
@@ -403,8 +423,8 @@ def gradient_flow(
         L, G = _step.value_and_grads(loss_fn, W, residual, xp)
         return L, tuple(-g for g in G)
 
-    def rhs_into(W, out):  # NumPy: the gradients written into the stage buffers `out`, negated in place
-        L, G = _step.value_and_grads(loss_fn, W, residual, xp, out=out)
+    def rhs_into(W, out, fast_value=False):  # NumPy: the gradients into the stage buffers `out`, negated in place
+        L, G = _step.value_and_grads(loss_fn, W, residual, xp, out=out, fast_value=fast_value)
         return L, tuple(_np.negative(g, out=o) for g, o in zip(G, out))
 
     return _solve(

@@ -80,6 +80,12 @@ def _stack_history(records: list, keep_history: bool, xp) -> Optional[tuple]:
     return tuple(xp.stack([r[j] for r in records], axis=0) for j in range(len(records[0])))
 
 
+#: Relative margin below the divergence threshold within which a fast loss value (``fast_value`` of
+#: :func:`linnet._step.value_and_grads`, equal to the loss to round-off far from the minimum) is not trusted:
+#: descent replays the window, the flow re-evaluates the stage, with exact values. A fast value never decides.
+_FAST_VALUE_MARGIN = 1e-6
+
+
 def _threshold(L0, xp):
     """Per-net divergence threshold ``factor * max(|L_0|, 1)``, kept finite in the dtype."""
     factor = min(DIVERGENCE_FACTOR, float(xp.finfo(L0.dtype).max) * 1e-8)
