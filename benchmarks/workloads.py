@@ -315,6 +315,11 @@ def w2(be: Backend, sz: Sizes) -> dict:
         # (beta = 0.5: with 0.9 at this lr some nets diverge, and the windows they diverge in are replayed)
         fns["train_momentum"] = lambda: ln.train.momentum(loss, Ws0, lr=lr, beta=0.5, steps=k, record_every=k)
         fns["train_gd_gtol"] = lambda: ln.train.gd(loss, Ws0, lr=lr, steps=k, record_every=k, gtol=1e-12)
+        # SGD needs data: 256 whitened-ish samples of the same map, minibatches of 32 (the same for every net)
+        rng = np.random.default_rng(5)
+        Xs = rng.standard_normal((8, 256))
+        data_loss = ln.SquaredLoss.from_data(be.asarray(Xs), be.asarray(Phi @ Xs))
+        fns["train_sgd"] = lambda: ln.train.sgd(data_loss, Ws0, lr=lr, batch_size=32, steps=k, record_every=k, seed=0)
     reps = max(2, sz.w2_steps // k)
     r = race(fns, repeats=reps, sync=be.sync)
     ns = {name: B * k / v["best_s"] for name, v in r.items()}

@@ -98,11 +98,22 @@ def _squared_consts(loss_fn: SquaredLoss) -> dict:
     ``KT`` = :math:`(\Phi\Lambda_{xx} - \Lambda_{yx})^\top` (zero in exact arithmetic), so that
     :math:`G^\top = \Lambda_{xx}^\top E^\top + K^\top` with :math:`E = W_e - \Phi` uses the one product
     :math:`\Lambda_{xx}^\top E^\top` that the centred value :math:`\tfrac12\langle E\Lambda_{xx}, E\rangle` needs too.
+    Raw statistics (a minibatch loss of :func:`linnet.train.sgd`, no :math:`\Phi`) get ``SxxT``, ``SyxT`` and
+    ``c0`` = :math:`\tfrac12\operatorname{tr}\Lambda_{yy}` for the uncentred form the loss itself uses.
     """
     c = _loss_consts.get(loss_fn)
     if c is None:
-        if loss_fn.Phi is None:  # raw statistics (a minibatch of SGD): the generic path handles them
-            return None
+        if loss_fn.Phi is None:  # raw statistics (a minibatch of SGD): the uncentred form, as the loss computes it
+            Sxx, Syx = _np.asarray(loss_fn.Sxx), _np.asarray(loss_fn.Syx)
+            c = {
+                "raw": True,
+                "SxxT": _np.ascontiguousarray(_np.swapaxes(Sxx, -1, -2)),
+                "SyxT": _np.ascontiguousarray(_np.swapaxes(Syx, -1, -2)),
+                "c0": 0.5 * _np.asarray(loss_fn.tr_yy),  # the constant term of the uncentred value
+            }
+            c["batch"] = _np.broadcast_shapes(Sxx.shape[:-2], Syx.shape[:-2], c["c0"].shape)
+            _loss_consts[loss_fn] = c
+            return c
         Phi = _np.asarray(loss_fn.Phi)
         lb = Phi.shape[:-2]
         c = {"batch": lb, "PhiT": _np.ascontiguousarray(_np.swapaxes(Phi, -1, -2)), "c0": _np.asarray(loss_fn.c0)}
@@ -133,7 +144,7 @@ def _flat_loss(c: dict, bs: tuple, B: int) -> Optional[dict]:
     for k, v in c.items():
         if k == "batch":
             continue
-        if k == "fw":  # a Python float, shared by the batch
+        if k in ("fw", "raw"):  # Python scalars, shared by the batch
             out[k] = v
             continue
         if k == "c0":
@@ -185,11 +196,12 @@ def _chunk(Ws, lc, residual, lo, hi, vals, grads, upd=None, fast_value=False):
     if residual:
         shapes += [(b, dims[j], dims[j - 1]) for j in range(1, N + 1)]  # F_j = I + W_j
     shapes += [(b, dims[j], d0) for j in range(2, N)]  # P_2 .. P_{N-1}
-    shapes += [(b, d0, dN), (b, d0, dN)]  # W_e^T, E^T
-    if "SxxT" in lc:
+    raw = "raw" in lc
+    shapes += [(b, d0, dN), (b, d0, dN)]  # W_e^T, E^T (raw statistics: Lxx^T W_e^T)
+    if "SxxT" in lc and not raw:
         shapes += [(b, d0, dN)]  # Lxx^T E^T
     shapes += [(b, d0, dims[j]) for j in range(N - 1, 1, -1)]  # M_{N-1} .. M_2, in the order used
-    bufs = iter(_workspace((b, tuple(dims), residual, "SxxT" in lc), shapes, dt))
+    bufs = iter(_workspace((b, tuple(dims), residual, "SxxT" in lc, raw), shapes, dt))
 
     if residual:
         Fs = []
@@ -214,8 +226,13 @@ def _chunk(Ws, lc, residual, lo, hi, vals, grads, upd=None, fast_value=False):
 
     # the loss: E^T = W_e^T - Phi^T, value and G^T
     sl = slice(lo, hi) if lc["batched"] else slice(None)
-    Et = _np.subtract(WeT, lc["PhiT"][sl], out=next(bufs))
-    if "SxxT" in lc:
+    if raw:  # G^T = Lxx^T W_e^T - Lyx^T; value 0.5 (<W_e, W_e Lxx> - 2 <W_e, Lyx>) + 0.5 tr Lyy
+        St = _np.matmul(lc["SxxT"][sl], WeT, out=next(bufs))
+        v = _np.einsum("bij,bij->b", WeT, St)
+        v -= 2.0 * _np.einsum("bij,bij->b", WeT, _np.broadcast_to(lc["SyxT"][sl], WeT.shape))
+        Gt = _np.subtract(St, lc["SyxT"][sl], out=St)
+    elif "SxxT" in lc:
+        Et = _np.subtract(WeT, lc["PhiT"][sl], out=next(bufs))
         ESt = _np.matmul(lc["SxxT"][sl], Et, out=next(bufs))
         if "FT" in lc and not fast_value:
             EFt = _np.matmul(lc["FT"][sl], Et)
@@ -225,6 +242,7 @@ def _chunk(Ws, lc, residual, lo, hi, vals, grads, upd=None, fast_value=False):
             v = _np.einsum("bij,bij->b", Et, ESt)
         Gt = _np.add(ESt, lc["KT"][sl], out=ESt)
     else:
+        Et = _np.subtract(WeT, lc["PhiT"][sl], out=next(bufs))
         v = _np.einsum("bij,bij->b", Et, Et)
         Gt = Et
     v *= 0.5

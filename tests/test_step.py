@@ -23,6 +23,11 @@ def _loss(kind, d0, dN, xp, dtype, batch=()):
         A = rng.standard_normal((d0 + dN, 2 * (d0 + dN)))
         C = A @ A.T / A.shape[1]
         return ln.SquaredLoss.population(*(from_host(a, xp, dtype) for a in (C[:d0, :d0], C[d0:, :d0], C[d0:, d0:])))
+    if kind == "minibatch":  # raw statistics, as train.sgd's steps build them
+        X = from_host(rng.standard_normal(batch + (d0, 3 * d0)), xp, dtype)
+        Y = from_host(rng.standard_normal(batch + (dN, 3 * d0)), xp, dtype)
+        idx = xp.asarray(np.arange(0, 3 * d0, 2))
+        return ln.SquaredLoss.from_data(X, Y).subsample(idx)
     if kind == "lp":
         X = from_host(rng.standard_normal((d0, 10)), xp, dtype)
         Y = from_host(rng.standard_normal((dN, 10)), xp, dtype)
@@ -45,7 +50,7 @@ def _check_same(a, b, dtype_name, scale=1.0):
         assert_close(x, y, atol=atol * scale)
 
 
-@pytest.mark.parametrize("kind", ["whitened", "data", "population", "lp"])
+@pytest.mark.parametrize("kind", ["whitened", "data", "population", "minibatch", "lp"])
 @pytest.mark.parametrize("widths", [(3, 4), (3, 5, 2), (4, 4, 4, 4), (2, 3, 4, 3, 2)])
 @pytest.mark.parametrize("batch", [(), (5,), (2, 3)])
 def test_step_matches_public_closed_form(xp, dtype_name, kind, widths, batch, monkeypatch):
@@ -90,7 +95,7 @@ def test_step_batched_problem_and_broadcast(xp, monkeypatch):
 
 
 @pytest.mark.parametrize("residual", [False, True])
-@pytest.mark.parametrize("kind", ["whitened", "data"])
+@pytest.mark.parametrize("kind", ["whitened", "data", "minibatch"])
 def test_threaded_split_is_bitwise_equal(kind, residual, monkeypatch):
     """Splitting the batch over threads changes nothing, bit for bit (each net's arithmetic is unchanged)."""
     xp = get_namespace("numpy")

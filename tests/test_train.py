@@ -592,6 +592,7 @@ def _fused_cases():
     lrs = np.linspace(0.001, 0.08, 300)
     blow = tuple(w * np.linspace(0.5, 1.8, 300)[:, None, None] for w in W)  # some nets diverge: roll-back
     W32 = tuple(w.astype(np.float32) for w in W)
+    W5 = ln.init.gaussian((5, 5, 4), scale=0.3, batch=(200,), seed=2)
     return {
         "scalar": lambda: train.gd(wl, W, lr=0.05, steps=23, record_every=4),
         "per_net_lr": lambda: train.gd(wl, W, lr=lrs, steps=17, check_every=6),
@@ -604,6 +605,11 @@ def _fused_cases():
         "float32": lambda: train.gd(wl, W32, lr=lrs.astype(np.float32), steps=13),
         "history": lambda: train.gd(wl, W, lr=0.05, steps=12, keep_history=True, record_every=5),
         "momentum": lambda: train.momentum(wl, W, lr=lrs, beta=0.8, steps=21, record_every=4),
+        "sgd": lambda: train.sgd(dl, W5, lr=lrs[:200], steps=23, batch_size=7, seed=3, record_every=5),
+        "sgd_divergence_history": lambda: train.sgd(
+            dl, tuple(w * np.linspace(0.5, 2.5, 200)[:, None, None] for w in W5), lr=0.3, steps=25, batch_size=9,
+            seed=4, keep_history=True, record_every=6, check_every=7,
+        ),
         "momentum_divergence": lambda: train.momentum(wl, blow, lr=0.05, beta=0.5, steps=25, check_every=9),
         "momentum_data_history": lambda: train.momentum(
             dl, ln.init.gaussian((5, 5, 4), scale=0.3, batch=(200,), seed=2), lr=0.05, beta=0.9, steps=19,
@@ -614,8 +620,8 @@ def _fused_cases():
 
 @pytest.mark.parametrize("case", list(_fused_cases()))
 def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
-    """The NumPy gd and heavy-ball loops with the update fused into the gradient pass give exactly (every bit of
-    every field) the trajectory of the separate update, on 1 and 2 threads, with divergence roll-back included."""
+    """The NumPy gd, heavy-ball and SGD loops with the update fused into the gradient pass give exactly (every bit
+    of every field) the trajectory of the separate update, on 1 and 2 threads, with divergence roll-back included."""
     from linnet import _fastpaths
     from linnet.train import descent
 
@@ -656,7 +662,7 @@ def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
             else:
                 np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{case}: {name}")
                 assert np.asarray(a).dtype == np.asarray(b).dtype
-    if case in ("divergence", "momentum_divergence"):
+    if case in ("divergence", "momentum_divergence", "sgd_divergence_history"):
         assert (np.asarray(ref.status) == train.DIVERGED).any() and (np.asarray(ref.status) != train.DIVERGED).any()
 
 

@@ -97,7 +97,7 @@ def _descend(
     :math:`M_c = \beta M + V` into the momentum buffer first), block by block while the block is in cache
     (:func:`linnet._step.value_and_grads` with ``update=``), with the same roundings as the separate update.
     It is not fused at the last step of a window (whose weights are the window's end state) nor at a step whose
-    weights are recorded in the history. A replayed window starts from the other,
+    weights are recorded (in the history, or by ``record_loss``). A replayed window starts from the other,
     untouched buffer set, so the roll-back never needs the overwritten iterates.
 
     Without convergence tests or a ``record_loss``, a NumPy fast window asks for *fast* loss values
@@ -145,9 +145,10 @@ def _descend(
         return status, active
 
     fast_np = _np_buffers(W0, batch) if is_numpy_namespace(xp) else None
-    # fused update: the step factors must not change within a fast window (no convergence tests) and nothing
-    # but the loss may be recorded from the weights
-    fuse = evaluate_fused is not None and gtol is None and ftol is None and record_loss is None
+    # fused update: the step factors must not change within a fast window (no convergence tests); a step whose
+    # weights are recorded (history, or a record_loss of them) is not fused
+    fuse = evaluate_fused is not None and gtol is None and ftol is None
+    keep_recorded = keep_history or record_loss is not None  # recorded steps need their weights intact
     # fast values (one matrix product less per step for losses carrying a factor): only where a value serves
     # nothing but the divergence test, i.e. no convergence tests, inside a window, at steps not recorded
     fast_values = gtol is None and ftol is None and record_loss is None
@@ -196,7 +197,7 @@ def _descend(
                         fast_np.update(W, V, Mom, Wn, Mn, fast_np.scale(steps_lr, active, dt), beta)
                     Mc = Mn if beta else V
                     W = Wn
-                    proposed = fuse and kk + 1 < kend and not (keep_history and kk + 1 in rec_set)
+                    proposed = fuse and kk + 1 < kend and not (keep_recorded and kk + 1 in rec_set)
                     fv = fast_values and kk + 1 < kend and kk + 1 not in rec_set
                     if proposed:  # also W <- W - (s_j a) V in place once V is formed: the next proposal
                         upd = (fast_np.batch_scale(steps_lr, active, dt), W)

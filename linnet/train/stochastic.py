@@ -119,8 +119,23 @@ def sgd(
     def evaluate(k, W):
         return _step.value_and_grads(loss_fn.subsample(indices(k)), W, residual, xp)
 
+    def evaluate_into(k, W, out, fast_value=False):  # NumPy: gradients into reused buffers (see train.gd)
+        return _step.value_and_grads(loss_fn.subsample(indices(k)), W, residual, xp, out=out, fast_value=fast_value)
+
+    def evaluate_fused(k, W, out, update, fast_value=False):  # and the next step's update fused in, in place
+        mb = loss_fn.subsample(indices(k))
+        return _step.value_and_grads(mb, W, residual, xp, out=out, update=update, fast_value=fast_value)
+
     def record_loss(W, L):
         return _step.values(loss_fn, W, residual, xp)
 
     with _quiet():
-        return _descend(evaluate=evaluate, beta=0.0, record_loss=record_loss, check_weights_finite=False, **opts)
+        return _descend(
+            evaluate=evaluate,
+            evaluate_into=evaluate_into,
+            evaluate_fused=evaluate_fused,
+            beta=0.0,
+            record_loss=record_loss,
+            check_weights_finite=False,
+            **opts,
+        )
