@@ -89,6 +89,7 @@ class _NumpyStages:
         self.A = [_np.asarray(a, dtype=dt) for a in _DP_A]
         self.E = _np.asarray(_DP_E, dtype=dt)
         self.dt = dt
+        self._scratch = None
 
     def put(self, s, Ks):
         """Store stage ``s``'s derivatives (skipped when the rhs already wrote them into ``K_j[s]``)."""
@@ -118,6 +119,23 @@ class _NumpyStages:
     def error(self, j, hcol):
         """``h sum_i e_i k_i`` for layer ``j`` (all seven stages)."""
         return self.combine(self.E, 7, j, hcol)
+
+    def error_sq(self, j, hcol, v, vn, atol, rtol, tiny):
+        """Per net, the sum of squares of layer ``j``'s scaled error
+        ``h sum_i e_i k_i / max(atol + rtol * max(|v|, |vn|), tiny)``: the array code's arithmetic, operation for
+        operation, in two reused scratch arrays instead of six fresh ones."""
+        if self._scratch is None:
+            self._scratch = [(_np.empty(s, dtype=self.dt), _np.empty(s, dtype=self.dt)) for s in self.shapes]
+        e_buf, sc = self._scratch[j]
+        _np.abs(v, out=sc)
+        _np.maximum(sc, _np.abs(vn, out=e_buf), out=sc)
+        _np.multiply(sc, rtol, out=sc)
+        _np.add(sc, atol, out=sc)
+        _np.maximum(sc, tiny, out=sc)
+        q = self.combine(self.E, 7, j, hcol, out=e_buf)
+        _np.divide(q, sc, out=q)
+        _np.multiply(q, q, out=q)
+        return _np.sum(q, axis=(-2, -1))
 
 
 def _check_times(t_final, times):
@@ -210,6 +228,8 @@ def _integrate(
     h = xp.minimum(100 * h0, h1)
     h = xp.where(xp.isfinite(h) & (h > 0), h, xp.full(batch, 1e-6, dtype=f64))
 
+    if stages is not None:  # private, writable copies: the accepted derivatives are selected into them in place
+        F = tuple(_np.array(f, dtype=dt, copy=True) for f in F)
     targets = sorted(set(rec_times) | {t_final})
     rec_loss, rec_W, rec_steps, rec_t = [], [], [], []
     it = 0
@@ -265,12 +285,13 @@ def _integrate(
                     hb * _lincomb(_DP_E, ks, j) / xp.maximum(atol + rtol * xp.maximum(xp.abs(v), xp.abs(vn)), tiny)
                     for j, (v, vn) in enumerate(zip(y, y_new))
                 )
+                err = rms(errs)
             else:
-                errs = tuple(
-                    stages.error(j, hcol) / xp.maximum(atol + rtol * xp.maximum(xp.abs(v), xp.abs(vn)), tiny)
-                    for j, (v, vn) in enumerate(zip(y, y_new))
-                )
-            err = rms(errs)
+                sq = None
+                for j, (v, vn) in enumerate(zip(y, y_new)):
+                    u = stages.error_sq(j, hcol, v, vn, atol, rtol, tiny)
+                    sq = u if sq is None else sq + u
+                err = xp.sqrt(xp.astype(sq, f64) / P)
             fin = xp.isfinite(err) & ~bad
             accept = active & fin & (err <= 1.0)
             safe = xp.where(fin & (err > 0), err, xp.ones_like(err))
@@ -282,8 +303,16 @@ def _integrate(
             h = xp.where(active, h_next, h)
 
             acc_b = accept[..., None, None]
-            y = tuple(xp.where(acc_b, vn, v) for vn, v in zip(y_new, y))
-            F = tuple(xp.where(acc_b, fn, f) for fn, f in zip(F_new, F))  # fresh arrays (F_new are stage buffers)
+            if stages is None:
+                y = tuple(xp.where(acc_b, vn, v) for vn, v in zip(y_new, y))
+                F = tuple(xp.where(acc_b, fn, f) for fn, f in zip(F_new, F))  # fresh arrays (F_new: stage buffers)
+            else:  # the same selections in place: y_new is fresh (stage 6), F is private (never a stage buffer)
+                rej_b = ~acc_b
+                for vn, v in zip(y_new, y):
+                    _np.copyto(vn, v, where=rej_b)
+                y = y_new
+                for f, fn in zip(F, F_new):
+                    _np.copyto(f, fn, where=acc_b)
             L = xp.where(accept, L_new, L)
             t = xp.where(accept, xp.where(clipped, xp.full(batch, tn, dtype=f64), t + he), t)
             count = count + xp.astype(active, int64)
