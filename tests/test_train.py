@@ -800,3 +800,49 @@ def test_flow_fast_stage_values_never_change_the_result(margin, monkeypatch):
         assert calls["exact"] < calls["fast"]  # stage 6 and the set-up only
     else:
         assert calls["exact"] > calls["fast"]  # every fast stage was evaluated again
+
+
+def _all_fields_equal(a, b, msg=""):
+    for name in b._fields:
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(x, tuple):
+            assert len(x) == len(y)
+            for u, v in zip(x, y):
+                np.testing.assert_array_equal(u, v, err_msg=f"{msg}: {name}")
+        elif x is None or y is None:
+            assert x is y, f"{msg}: {name}"
+        else:
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=f"{msg}: {name}")
+
+
+def _numpy_window_cases():
+    rng = np.random.default_rng(0)
+    wl = ln.SquaredLoss.whitened(rng.standard_normal((5, 5)) / 2)
+    dl = ln.SquaredLoss.from_data(rng.standard_normal((5, 30)), rng.standard_normal((5, 30)))
+    W = ln.init.gaussian((5, 5, 5, 5), scale=0.4, batch=(96,), seed=1)
+    lrs = np.linspace(0.05, 1.2, 96)  # many nets diverge, at scattered steps
+    cl = ln.CallableLoss(
+        lambda W: np.sum(W**4, axis=(-2, -1)), lambda W: 4 * W**3, lambda W, D: 12 * W**2 * D, shape=(5, 5)
+    )
+    return {
+        "gd": lambda: train.gd(wl, W, lr=lrs, steps=80, record_every=9),
+        "gd_history_gtol": lambda: train.gd(dl, W, lr=lrs / 1.5, steps=60, keep_history=True, record_every=11, gtol=1e-3),
+        "momentum": lambda: train.momentum(dl, W, lr=lrs / 2, beta=0.7, steps=70, record_every=8, check_every=6),
+        "sgd": lambda: train.sgd(dl, W, lr=lrs / 2, steps=50, batch_size=9, seed=2, record_every=7),
+        "callable": lambda: train.gd(cl, tuple(0.5 * w for w in W), lr=lrs / 10, steps=40, check_every=4),
+    }
+
+
+@pytest.mark.parametrize("case", list(_numpy_window_cases()))
+def test_numpy_windows_are_bitwise_the_array_code_loop(case, monkeypatch):
+    """On NumPy, descent runs in private buffers with fused updates, fast values and (after a divergence)
+    replayed windows; every field of the result is bit for bit that of the plain array-code loop."""
+    from linnet.train import descent
+
+    got = _numpy_window_cases()[case]()
+    with monkeypatch.context() as m:
+        m.setattr(descent, "_np_buffers", lambda W0, batch: None)  # the array-code loop on NumPy arrays
+        ref = _numpy_window_cases()[case]()
+    if case != "callable":
+        assert (np.asarray(ref.status) == train.DIVERGED).sum() > 3
+    _all_fields_equal(got, ref, case)
