@@ -607,13 +607,26 @@ def _fused_cases():
         "momentum": lambda: train.momentum(wl, W, lr=lrs, beta=0.8, steps=21, record_every=4),
         "sgd": lambda: train.sgd(dl, W5, lr=lrs[:200], steps=23, batch_size=7, seed=3, record_every=5),
         "sgd_divergence_history": lambda: train.sgd(
-            dl, tuple(w * np.linspace(0.5, 2.5, 200)[:, None, None] for w in W5), lr=0.3, steps=25, batch_size=9,
-            seed=4, keep_history=True, record_every=6, check_every=7,
+            dl,
+            tuple(w * np.linspace(0.5, 2.5, 200)[:, None, None] for w in W5),
+            lr=0.3,
+            steps=25,
+            batch_size=9,
+            seed=4,
+            keep_history=True,
+            record_every=6,
+            check_every=7,
         ),
         "momentum_divergence": lambda: train.momentum(wl, blow, lr=0.05, beta=0.5, steps=25, check_every=9),
         "momentum_data_history": lambda: train.momentum(
-            dl, ln.init.gaussian((5, 5, 4), scale=0.3, batch=(200,), seed=2), lr=0.05, beta=0.9, steps=19,
-            keep_history=True, record_every=6, lr_per_layer=(1.0, 0.5),
+            dl,
+            ln.init.gaussian((5, 5, 4), scale=0.3, batch=(200,), seed=2),
+            lr=0.05,
+            beta=0.9,
+            steps=19,
+            keep_history=True,
+            record_every=6,
+            lr_per_layer=(1.0, 0.5),
         ),
     }
 
@@ -826,7 +839,9 @@ def _numpy_window_cases():
     )
     return {
         "gd": lambda: train.gd(wl, W, lr=lrs, steps=80, record_every=9),
-        "gd_history_gtol": lambda: train.gd(dl, W, lr=lrs / 1.5, steps=60, keep_history=True, record_every=11, gtol=1e-3),
+        "gd_history_gtol": lambda: train.gd(
+            dl, W, lr=lrs / 1.5, steps=60, keep_history=True, record_every=11, gtol=1e-3
+        ),
         "momentum": lambda: train.momentum(dl, W, lr=lrs / 2, beta=0.7, steps=70, record_every=8, check_every=6),
         "sgd": lambda: train.sgd(dl, W, lr=lrs / 2, steps=50, batch_size=9, seed=2, record_every=7),
         "callable": lambda: train.gd(cl, tuple(0.5 * w for w in W), lr=lrs / 10, steps=40, check_every=4),
