@@ -80,8 +80,9 @@ def _descend(
     net's proposal is its own weights, exactly). If a net stopped being finite during the window, the window
     is replayed from its start in *exact* mode, where each diverging net is rolled back to its last finite
     iterate by an ``xp.where`` mask. Both modes perform the same arithmetic on running nets, so the result
-    does not depend on ``check_every``. The next window is fast again; only after three replays that froze no
-    net (false alarms) does the run stay exact.
+    does not depend on ``check_every``. A fast window stops at its first event (the rest would be thrown away);
+    on NumPy the window after one in which a net diverged starts exact (divergences come in runs), the one
+    after that fast again; only after three replays that froze no net (false alarms) does the run stay exact.
 
     On NumPy a fast window updates private weight buffers in place and, when ``evaluate_into(k, W, out)`` is
     given, has the gradients written into reused buffers (no fresh arrays per step; two buffer sets alternate
@@ -89,7 +90,9 @@ def _descend(
     and, for losses that need it (``check_weights_finite``), the finiteness of weights and ``V`` once at the end
     of the window: a non-finite entry of ``W`` stays non-finite under later fast steps, and a non-finite ``V``
     makes the next ``W`` non-finite, so a window with an event is detected all the same. Exact windows run the
-    array-API code below on every backend. The results are bit-for-bit those of the array-API loop.
+    array-API code below, on NumPy in the two buffer sets taken in turn (each proposal goes into the set not
+    holding the current weights, from which a failing net is rolled back). The results are bit-for-bit those of
+    the array-API loop (tests/test_train.py compares every field).
 
     Descent without ``gtol``/``ftol`` (so the factors :math:`s_j a` stay fixed through a fast window) with
     ``evaluate_fused(k, W, out, update)`` given fuses the update into the evaluation: the evaluation of step
@@ -176,12 +179,15 @@ def _descend(
 
     if 0 in rec_set:
         record(0, W, L)
-    k, false_alarms, always_exact = 0, 0, False
+    k, false_alarms, always_exact, froze_last = 0, 0, False, False
     no_event = xp.zeros(batch, dtype=xp.bool)
     while k < steps and bool(xp.any(active)):  # one host synchronisation per window
         kend = min(k + check_every, steps)
         start = (W, L, V, Mom, status, div_at, active, len(rec_steps))
-        exact = always_exact
+        # on NumPy a window right after one in which a net diverged starts exact (its cost is close to a fast
+        # window's, and divergences come in runs): no fast attempt to throw away
+        exact = always_exact or (froze_last and fast_np is not None)
+        replayed = False
         while True:
             W, L, V, Mom, status, div_at, active, n_rec = start
             del rec_steps[n_rec:], rec_loss[n_rec:], rec_W[n_rec:]
@@ -209,7 +215,8 @@ def _descend(
                     else:
                         Lc, Vc = evaluate(kk + 1, W)
                     if not bool(xp.all(loss_ok_fast(Lc) if fv else loss_ok(Lc))):
-                        event_any = True
+                        event_any = True  # the window is replayed exactly: stop here
+                        break
                     L = xp.where(active, Lc, L)
                     V, Mom = Vc, (Mc if beta else None)
                     status, active = settle(Lc, Vc, status, active)
@@ -220,6 +227,44 @@ def _descend(
                 if not event_any:
                     fast_np.cur = o
                     break
+            elif fast_np is not None:
+                # NumPy exact window: the array code's arithmetic step for step, in the two buffer sets taken in
+                # turn (each proposal goes into the set not holding W, so a net that fails rolls back from it)
+                p = fast_np.cur
+                for kk in range(k, kend):
+                    q = 1 - p
+                    Wn, Gn, Mn = fast_np.W[q], fast_np.G[q], fast_np.M(q) if beta else None
+                    fast_np.update(W, V, Mom, Wn, Mn, fast_np.scale(steps_lr, active, dt), beta)
+                    Mc = Mn if beta else V
+                    if evaluate_into is not None:
+                        Lc, Vc = evaluate_into(kk + 1, Wn, Gn)
+                    else:
+                        Lc, Vc = evaluate(kk + 1, Wn)
+                    ok = ok_mask(Lc, Wn, Vc)
+                    new_div = active & ~ok
+                    status = xp.where(new_div, xp.full(batch, DIVERGED, dtype=int64), status)
+                    div_at = xp.where(new_div, xp.full(batch, kk + 1, dtype=int64), div_at)
+                    keep = ~(active & ok)
+                    if bool(keep.any()):  # W = where(active & ok, W_c, W)
+                        keep_b = keep[..., None, None]
+                        for wn, w in zip(Wn, W):
+                            _np.copyto(wn, w, where=keep_b)
+                    if not bool(ok.all()):  # failed nets: V and M set to zero
+                        bad_b = (~ok)[..., None, None]
+                        Vc = tuple(xp.where(bad_b, zero_b, v) for v in Vc)
+                        if beta:
+                            for m in Mn:
+                                _np.copyto(m, 0, where=bad_b)
+                    active = active & ok
+                    W = Wn
+                    L = xp.where(active, Lc, L)
+                    V, Mom = Vc, (Mc if beta else None)
+                    status, active = settle(Lc, Vc, status, active)
+                    if kk + 1 in rec_set:
+                        record(kk + 1, W, L)
+                    p = q
+                fast_np.cur = p
+                event_any = False
             else:
                 event = no_event
                 for kk in range(k, kend):
@@ -248,15 +293,15 @@ def _descend(
                     if kk + 1 in rec_set:
                         record(kk + 1, W, L)
                 event_any = bool(xp.any(event))
-                if exact and fast_np is not None:  # back into the NumPy buffers for the next fast window
-                    W, V, Mom = fast_np.adopt(W, V, Mom)
             if exact or not event_any:
-                if exact and not always_exact and not bool(xp.any((status == DIVERGED) & (start[4] != DIVERGED))):
+                froze_last = exact and bool(xp.any((status == DIVERGED) & (start[4] != DIVERGED)))
+                if exact and replayed and not froze_last:
                     # the replay froze no net: the fast window's event was a false alarm (a fast value within
                     # the margin, a loss that is finite only sometimes); after a few, stay exact
                     false_alarms += 1
-                    always_exact = false_alarms >= 3
+                    always_exact = always_exact or false_alarms >= 3
                 break
+            replayed = True
             exact = True  # a net diverged in this window: replay it with roll-back masks
         k = kend
     n = k
@@ -404,19 +449,6 @@ class _NumpyBuffers:
                 x = scratch[j][: b - a]
                 _np.multiply(mc, s, out=x)
                 _np.subtract(W[j][a:b], x, out=Wn[j][a:b])
-
-    def adopt(self, W, V, Mom):
-        """After an exact (array-code) window: its state copied into the current buffer set."""
-        o = 1 - self.cur
-        for dst, src in zip(self.W[o], W):
-            _np.copyto(dst, src)
-        for dst, src in zip(self.G[o], V):
-            _np.copyto(dst, src)
-        if Mom is not None:
-            for dst, src in zip(self.M(o), Mom):
-                _np.copyto(dst, src)
-        self.cur = o
-        return self.W[o], self.G[o], (self.M(o) if Mom is not None else None)
 
 
 def _np_buffers(W0, batch) -> Optional[_NumpyBuffers]:
