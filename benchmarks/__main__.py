@@ -32,11 +32,12 @@ def table(res: dict) -> str:
             f"\nW1 one net, width {r['width']}, m = {r['m']}; one matmul (best of many) "
             f"{r['matmul_same_size']['gflops']:.1f} GFLOP/s. Fractions = time of the same number (3N-2) of matmuls "
             "/ step time: hot = same operands, out=; dist = distinct operands (the step's working set), out=; "
-            "fresh = same operands, fresh output. step = train.gd's inner step (update fused in place)"
+            "fresh = same operands, fresh output. step = train.gd's inner step (update fused in place); alloc = MiB "
+            "allocated by one step"
         )
         lines.append(
             f"{'N':>3} {'ms/step':>9} {'GFLOP/s':>8} {'hot':>5} {'dist':>5} {'fresh':>5} {'kernel':>7} "
-            f"{'hot':>5} {'gd ms':>7} {'hot':>5} {'t(4m)/t':>8} {'raw ms':>8} {'x raw':>6} {'MiB':>6}"
+            f"{'hot':>5} {'gd ms':>7} {'hot':>5} {'t(4m)/t':>8} {'raw ms':>8} {'x raw':>6} {'alloc':>6}"
         )
         for row in r["rows"]:
             f = row["fractions"]
