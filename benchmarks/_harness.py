@@ -31,6 +31,14 @@ class Backend:
         else:
             self.raw = np
 
+    def matmul_into(self, A, B, C) -> None:
+        """``C = A @ B`` by the library's own matmul with ``out=`` (NumPy, CuPy); a fresh product elsewhere
+        (array-api-strict, used as a dry run of the device code paths, has no ``out=``)."""
+        if self.raw is np and not isinstance(A, np.ndarray):
+            self.xp.matmul(A, B)
+        else:
+            self.raw.matmul(A, B, out=C)
+
     def asarray(self, a, dtype="float64"):
         from linnet._backend import from_host
 

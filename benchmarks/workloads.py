@@ -103,7 +103,6 @@ def w1(be: Backend, sz: Sizes) -> dict:
     mm_m = matmul_rate(be, (d, d), (d, m), repeats=max(5, sz.repeats))
     lr = 1e-3
     gd_steps = 20
-    mmul = be.raw.matmul  # NumPy's (CuPy's) own matmul
     rows = []
     for N in sz.w1_depths:
         Ws = tuple(be.asarray(rng.standard_normal((d, d)) / math.sqrt(d)) for _ in range(N))
@@ -152,16 +151,16 @@ def w1(be: Backend, sz: Sizes) -> dict:
 
         def mm_hot(n_mm=n_mm, A=A_mm, B=B_mm, C=C_mm):
             for _ in range(n_mm):
-                mmul(A, B, out=C)
+                be.matmul_into(A, B, C)
 
         def mm_distinct(n_mm=n_mm, pool=pool, outs=outs):
             k = len(pool)
             for i in range(n_mm):
-                mmul(pool[(2 * i) % k], pool[(2 * i + 1) % k], out=outs[i % len(outs)])
+                be.matmul_into(pool[(2 * i) % k], pool[(2 * i + 1) % k], outs[i % len(outs)])
 
         def mm_fresh(n_mm=n_mm, A=A_mm, B=B_mm):
             for _ in range(n_mm):
-                mmul(A, B)
+                xp.matmul(A, B)
 
         fns = {
             "step": step,
@@ -326,7 +325,7 @@ def w2(be: Backend, sz: Sizes) -> dict:
     ns_median = {name: B * k / v["median_s"] for name, v in r.items()}
 
     # Python loop over a few nets (host NumPy), scaled per net·step
-    host = [np.asarray(ln._backend.to_numpy(W[: sz.w2_loop_nets])) for W in Ws0]
+    host = [np.asarray(ln._backend.to_numpy(W[: sz.w2_loop_nets, ...])) for W in Ws0]
     loop = _python_loop(Phi, lr)
     steps_loop = 5
     rl = race({"python_loop": lambda: loop(host, steps_loop)}, repeats=sz.repeats)["python_loop"]

@@ -43,3 +43,17 @@ def test_extra_columns_run_in_a_child_and_never_break_the_run():
     assert extra_column("surely_not_installed_w2", {"a": np.zeros(2)}, {}) is None
     out = extra_column("numpy_w2", {"a": np.zeros(2)}, {})  # numpy is importable, but has no such column
     assert set(out) == {"error"} and "numpy_w2" in out["error"]
+
+
+def test_quick_run_on_a_strict_backend_as_a_dry_run_of_the_device_paths(tmp_path):
+    """All four workloads run on array-api-strict (no NumPy-only calls on device arrays), so a GPU session does
+    not spend its device time on a wrong call: each writes its figures."""
+    out = tmp_path / "strict.json"
+    assert main(["--backend", "array_api_strict", "--quick", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    w = res["workloads"]
+    assert set(w) == {"W1", "W2", "W3", "W4"}
+    assert all(math.isfinite(row["time_per_step_s"]) for row in w["W1"]["rows"])
+    assert w["W2"]["net_steps_per_s"]["train_gd"] > 0
+    assert w["W3"]["finite_differences_rel_error"] < 1e-6
+    assert w["W4"]["max_abs_difference_final_weights"] < 1e-6
