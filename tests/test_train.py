@@ -840,6 +840,7 @@ def _numpy_window_cases():
     dl = ln.SquaredLoss.from_data(rng.standard_normal((5, 30)), rng.standard_normal((5, 30)))
     W = ln.init.gaussian((5, 5, 5, 5), scale=0.4, batch=(96,), seed=1)
     lrs = np.linspace(0.05, 1.2, 96)  # many nets diverge, at scattered steps
+    We0 = 0.3 * rng.standard_normal((96, 5, 5))
     cl = ln.CallableLoss(
         lambda W: np.sum(W**4, axis=(-2, -1)), lambda W: 4 * W**3, lambda W, D: 12 * W**2 * D, shape=(5, 5)
     )
@@ -851,13 +852,16 @@ def _numpy_window_cases():
         "momentum": lambda: train.momentum(dl, W, lr=lrs / 2, beta=0.7, steps=70, record_every=8, check_every=6),
         "sgd": lambda: train.sgd(dl, W, lr=lrs / 2, steps=50, batch_size=9, seed=2, record_every=7),
         "callable": lambda: train.gd(cl, tuple(0.5 * w for w in W), lr=lrs / 10, steps=40, check_every=4),
+        "sgd_ftol": lambda: train.sgd(dl, W, lr=lrs / 2, steps=50, batch_size=9, seed=2, ftol=2.0, check_every=6),
+        "end_to_end_gd": lambda: train.end_to_end_gd(wl, We0, depth=3, lr=lrs, steps=60, record_every=7),
     }
 
 
 @pytest.mark.parametrize("case", list(_numpy_window_cases()))
 def test_numpy_windows_are_bitwise_the_array_code_loop(case, monkeypatch):
     """On NumPy, descent runs in private buffers with fused updates, fast values and (after a divergence)
-    replayed windows; every field of the result is bit for bit that of the plain array-code loop."""
+    replayed windows; every field of the result is bit for bit that of the plain array-code loop (layer GD,
+    heavy ball, SGD with and without stopping tests, a callable loss, the end-to-end dynamics)."""
     from linnet.train import descent
 
     got = _numpy_window_cases()[case]()
