@@ -554,6 +554,36 @@ def _outer4(A, B, xp, order: str):
     return xp.reshape(blk, blk.shape[:-4] + (da * db, de * dc))
 
 
+def _assemble_numpy(factors: dict, dims: list, batch: tuple, dt):
+    """The dense Hessian of :func:`squared_hessian` written block by block into one preallocated array: each
+    upper block's products go straight into a 4-D view of its place (``multiply(..., out=)``), each lower block
+    is the transposed copy of its upper one. The same products and sums as the generic assembly, so the same
+    bits, without its temporaries and concatenations (it was 2-3x slower per net on batches)."""
+    N = len(dims) - 1
+    sizes = [dims[j] * dims[j - 1] for j in range(1, N + 1)]
+    off = [0]
+    for n in sizes:
+        off.append(off[-1] + n)
+    H = _np.empty(batch + (off[-1], off[-1]), dtype=dt)
+
+    def view(j, k):  # rows (a, b) of layer j, columns (c, e) of layer k, as a 4-D view
+        blk = H[..., off[j - 1] : off[j], off[k - 1] : off[k]]
+        v = blk.reshape(batch + (dims[j], dims[j - 1], dims[k], dims[k - 1]))  # splits axes: always a view
+        assert v.base is not None and _np.shares_memory(v, H)
+        return v
+
+    for (j, k), (A, B, XY) in factors.items():
+        v = view(j, k)
+        _np.multiply(A[..., :, None, :, None], B[..., None, :, None, :], out=v)  # A[a,c] B[b,e]
+        if XY is not None:  # + X[a,c] Y[b,e] at column (e, c)
+            X, Y = XY
+            v += X[..., :, None, None, :] * Y[..., None, :, :, None]
+        if k > j:
+            lower = H[..., off[k - 1] : off[k], off[j - 1] : off[j]]
+            _np.copyto(lower, _np.swapaxes(H[..., off[j - 1] : off[j], off[k - 1] : off[k]], -1, -2))
+    return H
+
+
 def squared_hessian(loss_fn: SquaredLoss, Fs, xp, batch: tuple):
     r"""Dense Hessian of :math:`L = \ell(F_N\cdots F_1)` for a squared loss, block by block in closed form.
 
@@ -599,18 +629,26 @@ def squared_hessian(loss_fn: SquaredLoss, Fs, xp, batch: tuple):
 
     # upper blocks k >= j; H_kj = H_jk^T. Diagonal blocks are Kronecker products of exactly symmetric factors,
     # so the whole matrix comes out exactly symmetric.
-    blocks = {}
+    factors = {}
     for j in range(1, N + 1):
         for k in range(j, N + 1):
             A = xp.matmul(S[j].mT, S[k])
             B = xp.matmul(PS[j - 1], P[k - 1].mT)
             if k == j:
                 A, B = sym(A), sym(B)
-            blk = _outer4(A, B, xp, "ac,be")
+            XY = None
             if k > j:
                 Y = xp.matmul(StG[k], P[j - 1].mT)
-                blk = blk + _outer4(between(k - 1, j + 1).mT, Y.mT, xp, "ac,be->abec")
-            blocks[j, k] = xp.broadcast_to(blk, batch + tuple(blk.shape[-2:]))
+                XY = (between(k - 1, j + 1).mT, Y.mT)
+            factors[j, k] = (A, B, XY)
+    if is_numpy_namespace(xp) and all(type(F) is _np.ndarray for F in Fs):
+        return _assemble_numpy(factors, dims, batch, dt)
+    blocks = {}
+    for (j, k), (A, B, XY) in factors.items():
+        blk = _outer4(A, B, xp, "ac,be")
+        if XY is not None:
+            blk = blk + _outer4(XY[0], XY[1], xp, "ac,be->abec")
+        blocks[j, k] = xp.broadcast_to(blk, batch + tuple(blk.shape[-2:]))
     rows = [
         xp.concat([blocks[j, k] if k >= j else blocks[k, j].mT for k in range(1, N + 1)], axis=-1)
         for j in range(1, N + 1)

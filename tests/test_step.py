@@ -353,3 +353,23 @@ def test_fast_value_is_not_the_accurate_value_where_lambda_xx_is_singular():
     c0 = float(loss.c0)
     assert 0 <= float(acc[0]) - c0 <= 1e-20 + 100 * (np.finfo(float).eps * 1e4 * np.linalg.norm(X)) ** 2
     assert abs(float(fast[0]) - c0) > 1e3 * abs(float(acc[0]) - c0)  # round-off of eps * 1e8 * |Lambda_xx|
+
+
+@pytest.mark.parametrize("batch", [(), (3,), (2, 2)])
+@pytest.mark.parametrize("widths", [(3, 4, 2), (4, 4, 4, 4), (2, 3, 4, 3, 2), (5, 5)])
+def test_numpy_hessian_assembly_is_bitwise_the_generic_one(batch, widths, monkeypatch):
+    """On NumPy the closed-form Hessian is written block by block into one array; the same bits as the
+    array-API assembly (temporaries and concatenations), batched problems and residual nets included."""
+    xp = get_namespace("numpy")
+    Ws = ln.init.gaussian(widths, scale=0.5, batch=batch, seed=1)
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal(batch + (widths[0], 10))
+    Y = rng.standard_normal(batch + (widths[-1], 10))
+    for loss in (ln.SquaredLoss.from_data(X, Y), ln.SquaredLoss.whitened(Y[..., :, : widths[0]])):
+        for residual in (False, True) if len(set(widths)) == 1 else (False,):
+            H = ln.hessian(loss, Ws, residual=residual)
+            with monkeypatch.context() as m:
+                m.setattr(_fastpaths, "is_numpy_namespace", lambda xp: False)
+                H_generic = ln.hessian(loss, Ws, residual=residual)
+            np.testing.assert_array_equal(H, H_generic)
+            assert H.shape == batch + (H.shape[-1],) * 2 and xp is not None
