@@ -664,17 +664,7 @@ def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
         finally:
             _fastpaths.set_num_threads(None)
         assert calls["fused"] > 0  # the fused path did run
-        for name in ref._fields:
-            a, b = getattr(fused, name), getattr(ref, name)
-            if isinstance(a, tuple):
-                assert len(a) == len(b)
-                for x, y in zip(a, b):
-                    np.testing.assert_array_equal(x, y, err_msg=f"{case}: {name}")
-            elif a is None or b is None:
-                assert a is b
-            else:
-                np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{case}: {name}")
-                assert np.asarray(a).dtype == np.asarray(b).dtype
+        _all_fields_equal(fused, ref, case)
     if case in ("divergence", "momentum_divergence", "sgd_divergence_history"):
         assert (np.asarray(ref.status) == train.DIVERGED).any() and (np.asarray(ref.status) != train.DIVERGED).any()
 
@@ -712,13 +702,7 @@ def test_fast_values_never_change_the_result(method, monkeypatch):
         with monkeypatch.context() as m:
             m.setattr(descent._step, "value_and_grads", counting)
             other = run(ce)
-        for name in ref._fields:
-            a, b = getattr(other, name), getattr(ref, name)
-            if isinstance(a, tuple):
-                for x, y in zip(a, b):
-                    np.testing.assert_array_equal(x, y, err_msg=f"{ce}: {name}")
-            elif a is not None:
-                np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{ce}: {name}")
+        _all_fields_equal(other, ref, f"check_every={ce}")
     assert calls["fast"] > 0  # fast values were used (for check_every > 1)
 
 
@@ -807,13 +791,7 @@ def test_flow_fast_stage_values_never_change_the_result(margin, monkeypatch):
         monkeypatch.setattr(flow, "_FAST_VALUE_MARGIN", margin)
     monkeypatch.setattr(flow._step, "value_and_grads", counting)
     other = train.gradient_flow(loss, Ws, **kw)
-    for name in ref._fields:
-        a, b = getattr(other, name), getattr(ref, name)
-        if isinstance(a, tuple):
-            for x, y in zip(a, b):
-                np.testing.assert_array_equal(x, y, err_msg=name)
-        elif a is not None:
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+    _all_fields_equal(other, ref, f"margin={margin}")
     assert calls["fast"] > 0
     if margin is None:
         assert calls["exact"] < calls["fast"]  # stage 6 and the set-up only
@@ -822,16 +800,19 @@ def test_flow_fast_stage_values_never_change_the_result(margin, monkeypatch):
 
 
 def _all_fields_equal(a, b, msg=""):
+    """Every field of two Trajectories equal, bit for bit and dtype for dtype."""
     for name in b._fields:
         x, y = getattr(a, name), getattr(b, name)
         if isinstance(x, tuple):
             assert len(x) == len(y)
             for u, v in zip(x, y):
                 np.testing.assert_array_equal(u, v, err_msg=f"{msg}: {name}")
+                assert np.asarray(u).dtype == np.asarray(v).dtype
         elif x is None or y is None:
             assert x is y, f"{msg}: {name}"
         else:
             np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=f"{msg}: {name}")
+            assert np.asarray(x).dtype == np.asarray(y).dtype
 
 
 def _numpy_window_cases():
