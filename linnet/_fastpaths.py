@@ -157,6 +157,39 @@ def _flat_loss(c: dict, bs: tuple, B: int) -> Optional[dict]:
 # ---- the kernel -------------------------------------------------------------------------------------------------
 
 
+def _rowdot(r):
+    """Per row of a 2-D array, the sum of squares: each row on its own, so the result for a net does not depend
+    on how many nets are in the call (``numpy.einsum`` over a 3-D block does, in the last bit, for large layers)."""
+    if hasattr(_np, "vecdot"):  # NumPy >= 2.0: one pass, no temporary
+        return _np.vecdot(r, r)
+    return _np.sum(r * r, axis=-1)  # pragma: no cover - NumPy 1.26
+
+
+def sq_norm(Vs, xp):
+    """Per net (the batch shape of ``Vs``), the squared norm of a tuple of layer arrays: :func:`sq_norms` on
+    NumPy arrays, ``sum(v * v)`` over the last two axes elsewhere. What every stopping test on a gradient norm
+    uses (:mod:`linnet.train` and the fused update of :mod:`linnet._step`), so their decisions agree bit for bit."""
+    if is_numpy_namespace(xp) and all(type(v) is _np.ndarray for v in Vs):
+        bs = tuple(Vs[0].shape[:-2])
+        return sq_norms(Vs, math.prod(bs)).reshape(bs)
+    g2 = None
+    for v in Vs:
+        t = xp.sum(v * v, axis=(-2, -1))
+        g2 = t if g2 is None else g2 + t
+    return g2
+
+
+def sq_norms(Vs, n: int):
+    """Per net, the sum over layers of squared Frobenius norms of ``Vs`` (arrays of ``n`` nets, any batch shape
+    flattened to ``n``), layer by layer in order. The one computation of a gradient norm that the kernel (for
+    ``gtol`` inside a fused update) and :mod:`linnet.train` (for its stopping test) share, bit for bit."""
+    g2 = None
+    for v in Vs:
+        t = _rowdot(_np.reshape(v, (n, -1)))
+        g2 = t if g2 is None else g2 + t
+    return g2
+
+
 def _workspace(key: tuple, shapes: list, dtype) -> list:
     """Per-thread scratch buffers for ``key`` and ``dtype``, reused across calls (at most 8 keys per thread).
 
@@ -259,10 +292,22 @@ def _chunk(Ws, lc, residual, lo, hi, vals, grads, upd=None, fast_value=False):
         _np.copyto(grads[0][lo:hi], _np.swapaxes(Gt, -1, -2))
 
     if upd is not None:  # fused update W_j <- W_j - s_j G_j (or M_j <- beta M_j + G_j first) of this block
-        steps, targets, mom = upd
+        steps, targets, mom, stop = upd
         xs = _workspace((b, tuple(dims), "update"), [(b,) + g.shape[1:] for g in grads], dt)
+        keep = None
+        if stop is not None:  # nets that meet the stopping test at this evaluation take no step (factor 0)
+            gtol2, ftol = stop
+            conv = _np.zeros(b, dtype=bool)
+            if gtol2 is not None:
+                conv |= sq_norms([g[lo:hi] for g in grads], b) <= gtol2
+            if ftol is not None:
+                conv |= vals[lo:hi] <= ftol
+            if conv.any():
+                keep = (~conv).astype(dt)[:, None, None]
         for j in range(N):
             s = steps[j] if isinstance(steps[j], float) else steps[j][lo:hi]
+            if keep is not None:  # s * 1 = s and s * 0 = 0 exactly: the array code's (s a) with a = 0 for them
+                s = s * keep
             src = grads[j][lo:hi]
             if mom is not None:  # heavy ball: M <- beta M + G (two roundings, as beta * m + g), then W -= s M
                 beta, Ms = mom
@@ -279,12 +324,19 @@ def _flat_update(update, Ws, bs: tuple, B: int, dt):
 
     ``steps``: one entry or a tuple of one per layer, each a Python float or a NumPy array broadcastable to
     ``bs + (1, 1)`` (per-net step sizes); ``targets``: C-contiguous writeable arrays shaped and typed like ``Ws``;
-    an optional third entry ``(beta, M)``: a Python float and momentum arrays like ``targets``.
+    an optional third entry ``(beta, M)`` (or ``None``): a Python float and momentum arrays like ``targets``;
+    an optional fourth ``(gtol**2, ftol)`` (each a Python float or ``None``): nets whose gradient norm (by
+    :func:`sq_norms`) or value meets it at this evaluation are not updated.
     """
-    if not isinstance(update, (tuple, list)) or len(update) not in (2, 3):
+    if not isinstance(update, (tuple, list)) or len(update) not in (2, 3, 4):
         return None
     steps, targets = update[0], update[1]
-    mom = update[2] if len(update) == 3 else None
+    mom = update[2] if len(update) >= 3 else None
+    stop = update[3] if len(update) == 4 else None
+    if stop is not None and (
+        not isinstance(stop, tuple) or len(stop) != 2 or not all(x is None or isinstance(x, float) for x in stop)
+    ):
+        return None
     N = len(Ws)
     if not isinstance(steps, (tuple, list)):
         steps = (steps,) * N
@@ -310,7 +362,7 @@ def _flat_update(update, Ws, bs: tuple, B: int, dt):
         except ValueError:
             return None
         flat_s.append(_np.ascontiguousarray(sb).reshape(B, 1, 1))  # no copy for a contiguous bs + (1, 1) array
-    return flat_s, [t.reshape((B,) + t.shape[-2:]) for t in targets], mom
+    return flat_s, [t.reshape((B,) + t.shape[-2:]) for t in targets], mom, stop
 
 
 def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast_value=False):

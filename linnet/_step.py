@@ -36,9 +36,11 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast
     update ``w - s * g`` of array code. The returned ``L`` and gradients are those of the weights *before* the
     update. ``update = (steps, targets, (beta, M))`` is the heavy-ball step: first ``M[j] = beta * M[j] +
     grads[j]`` in place (``beta`` a Python float, ``M`` mutable arrays shaped like ``Ws``), then
-    ``targets[j] -= steps[j] * M[j]``, each with the roundings of that array code. The NumPy fast path does
-    it block by block while each block of nets is still in cache; elsewhere it runs after the gradients with
-    in-place array operators.
+    ``targets[j] -= steps[j] * M[j]``, each with the roundings of that array code. A fourth entry
+    ``(gtol**2, ftol)`` (Python floats or ``None``) leaves out the nets that meet that stopping test at these
+    weights (gradient norm by :func:`linnet._fastpaths.sq_norm`, or value): their step factor is 0, as
+    :mod:`linnet.train` then freezes them. The NumPy fast path does it block by block while each block of nets is
+    still in cache; elsewhere it runs after the gradients with in-place array operators.
 
     ``fast_value`` (a hint, for divergence tests only): the NumPy fast path may then return, for a squared loss
     that carries a factor (:meth:`~linnet.losses.SquaredLoss.from_data`, ``population``), the unfactored centred
@@ -67,9 +69,21 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast
     if update is not None:
         steps, targets = update[0], update[1]
         mom = update[2] if len(update) > 2 else None
+        stop = update[3] if len(update) > 3 else None
         if not isinstance(steps, (tuple, list)):
             steps = (steps,) * N
+        keep = None
+        if stop is not None:  # nets meeting the stopping test now take no step
+            gtol2, ftol = stop
+            conv = xp.zeros(value.shape, dtype=xp.bool)
+            if gtol2 is not None:
+                conv = conv | (_fastpaths.sq_norm(grads, xp) <= gtol2)
+            if ftol is not None:
+                conv = conv | (value <= ftol)
+            keep = xp.astype(~conv, grads[0].dtype)[..., None, None]
         for j, (t, s, g) in enumerate(zip(targets, steps, grads)):
+            if keep is not None:
+                s = s * keep
             if mom is not None:  # M_j <- beta M_j + G_j in place (two roundings, as beta * m + g)
                 m = mom[1][j]
                 m *= mom[0]

@@ -94,10 +94,11 @@ def _descend(
     holding the current weights, from which a failing net is rolled back). The results are bit-for-bit those of
     the array-API loop (tests/test_train.py compares every field).
 
-    Descent without ``gtol``/``ftol`` (so the factors :math:`s_j a` stay fixed through a fast window) with
-    ``evaluate_fused(k, W, out, update)`` given fuses the update into the evaluation: the evaluation of step
-    ``k`` also writes the proposal of step ``k + 1`` into ``W`` in place (and, with momentum, the next
-    :math:`M_c = \beta M + V` into the momentum buffer first), block by block while the block is in cache
+    Descent with ``evaluate_fused(k, W, out, update)`` given fuses the update into the evaluation: the
+    evaluation of step ``k`` also writes the proposal of step ``k + 1`` into ``W`` in place (with momentum, the
+    next :math:`M_c = \beta M + V` into the momentum buffer first; nets that meet ``gtol``/``ftol`` at step
+    ``k``, and so are frozen by it, take no step: the kernel tests the same numbers with
+    :func:`linnet._fastpaths.sq_norm`), block by block while the block is in cache
     (:func:`linnet._step.value_and_grads` with ``update=``), with the same roundings as the separate update.
     It is not fused at the last step of a window (whose weights are the window's end state) nor at a step whose
     weights are recorded (in the history, or by ``record_loss``). A replayed window starts from the other,
@@ -148,9 +149,10 @@ def _descend(
         return status, active
 
     fast_np = _np_buffers(W0, batch) if is_numpy_namespace(xp) else None
-    # fused update: the step factors must not change within a fast window (no convergence tests); a step whose
-    # weights are recorded (history, or a record_loss of them) is not fused
-    fuse = evaluate_fused is not None and gtol is None and ftol is None
+    # fused update (not at a step whose weights are recorded: history, or a record_loss of them)
+    fuse = evaluate_fused is not None
+    # the stopping tests go into a fused update too: a net that meets one at an evaluation takes no step from it
+    stop = None if gtol is None and ftol is None else (None if gtol is None else float(gtol) * float(gtol), ftol)
     keep_recorded = keep_history or record_loss is not None  # recorded steps need their weights intact
     # fast values (one matrix product less per step for losses carrying a factor): only where a value serves
     # nothing but the divergence test, i.e. no convergence tests, inside a window, at steps not recorded
@@ -206,9 +208,9 @@ def _descend(
                     proposed = fuse and kk + 1 < kend and not (keep_recorded and kk + 1 in rec_set)
                     fv = fast_values and kk + 1 < kend and kk + 1 not in rec_set
                     if proposed:  # also W <- W - (s_j a) V in place once V is formed: the next proposal
-                        upd = (fast_np.batch_scale(steps_lr, active, dt), W)
-                        if beta:  # heavy ball: Mn <- beta Mn + V in place first (Mn holds this step's M_c)
-                            upd += ((float(beta), Mn),)
+                        # heavy ball: Mn <- beta Mn + V in place first (Mn holds this step's M_c)
+                        mom = (float(beta), Mn) if beta else None
+                        upd = (fast_np.batch_scale(steps_lr, active, dt), W, mom, stop)
                         Lc, Vc = evaluate_fused(kk + 1, W, Gn, upd, fast_value=fv)
                     elif evaluate_into is not None:
                         Lc, Vc = evaluate_into(kk + 1, W, Gn, fast_value=fv)
@@ -328,20 +330,9 @@ def _descend(
 
 
 def _sq_norm(Vs, xp):
-    """Per net, the squared norm of the layer tuple ``Vs`` (sum over layers of squared Frobenius norms).
-
-    One pass per layer: ``numpy.einsum`` on NumPy (no temporary; ``vecdot`` over stacked rows was 5x slower),
-    ``sum(v * v)`` elsewhere. Every mode of :func:`_descend` calls this same function, so convergence decisions
-    agree bit for bit between fast and replayed windows.
-    """
-    g2 = None
-    for v in Vs:
-        if is_numpy_namespace(xp) and type(v) is _np.ndarray:
-            t = _np.einsum("...ij,...ij->...", v, v)
-        else:
-            t = xp.sum(v * v, axis=(-2, -1))
-        g2 = t if g2 is None else g2 + t
-    return g2
+    """Per net, the squared norm of the layer tuple ``Vs``: :func:`linnet._fastpaths.sq_norm`, the computation
+    the fused update's stopping test shares (one pass per layer; a stacked ``vecdot`` took as long as the step)."""
+    return _fastpaths.sq_norm(Vs, xp)
 
 
 #: Nets per block of the in-place update (its scratch stays in cache), and fewest nets worth a thread.
@@ -394,7 +385,7 @@ class _NumpyBuffers:
         if all_active and all(isinstance(s, float) for s in steps_lr):
             out = tuple(steps_lr)
         else:
-            a = _np.astype(active, dt)[..., None, None]
+            a = active.astype(dt)[..., None, None]
             out = tuple(
                 _np.ascontiguousarray(_np.broadcast_to(s * a, self.batch + (1, 1))).reshape(self.nb, 1, 1)
                 for s in steps_lr
