@@ -116,10 +116,6 @@ class _NumpyStages:
             out.append(_np.add(v, S, out=S))
         return tuple(out)
 
-    def error(self, j, hcol):
-        """``h sum_i e_i k_i`` for layer ``j`` (all seven stages)."""
-        return self.combine(self.E, 7, j, hcol)
-
     def error_sq(self, j, hcol, v, vn, atol, rtol, tiny):
         """Per net, the sum of squares of layer ``j``'s scaled error
         ``h sum_i e_i k_i / max(atol + rtol * max(|v|, |vn|), tiny)``: the array code's arithmetic, operation for
@@ -181,8 +177,9 @@ def _integrate(
     ``rhs_into(y, out, fast_value)``, when given, writes the derivatives into the stage buffers ``out`` itself.
     Stages 1-5, whose values serve only the divergence test, ask it for fast values (``fast_value`` of
     :func:`linnet._step.value_and_grads`); when an active net's fast value is not clear of the threshold by
-    the margin of :mod:`linnet.train.descent`, the stage is evaluated again with exact values, so every decision
-    and every recorded value is that of exact values. Stage 6 (FSAL: the accepted state's value) is exact.
+    the relative margin ``_FAST_VALUE_MARGIN`` (1e-6, shared with descent), the stage is evaluated again with
+    exact values, so every decision and every recorded value is that of exact values. Stage 6 (FSAL: the
+    accepted state's value) is exact.
     """
     dt = y0[0].dtype
     f64, int64 = xp.float64, xp.int64
