@@ -319,6 +319,13 @@ def w2(be: Backend, sz: Sizes) -> dict:
         Xs = rng.standard_normal((8, 256))
         data_loss = ln.SquaredLoss.from_data(be.asarray(Xs), be.asarray(Phi @ Xs))
         fns["train_sgd"] = lambda: ln.train.sgd(data_loss, Ws0, lr=lr, batch_size=32, steps=k, record_every=k, seed=0)
+        # a learning-rate sweep in which 1/16 of the nets diverge at scattered steps, and the same without
+        lr_flat = np.full(B, lr)
+        lr_sweep = lr_flat.copy()
+        lr_sweep[: B // 16] = np.linspace(lr, 1.0, B // 16)
+        lr_flat_b, lr_sweep_b = be.asarray(lr_flat), be.asarray(lr_sweep)
+        fns["train_gd_lrs"] = lambda: ln.train.gd(loss, Ws0, lr=lr_flat_b, steps=k, record_every=k)
+        fns["train_gd_sweep"] = lambda: ln.train.gd(loss, Ws0, lr=lr_sweep_b, steps=k, record_every=k)
     reps = max(2, sz.w2_steps // k)
     r = race(fns, repeats=reps, sync=be.sync)
     ns = {name: B * k / v["best_s"] for name, v in r.items()}
