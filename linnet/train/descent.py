@@ -35,6 +35,7 @@ from .trajectory import (
     DIVERGED,
     MAX_STEPS,
     Trajectory,
+    _loss_ok,
     _quiet,
     _stack_history,
     _threshold,
@@ -119,14 +120,8 @@ def _descend(
     else:
         steps_lr = tuple(lr * c for c in layer_lr)
 
-    def loss_ok(Lc):
-        return xp.isfinite(Lc) & (xp.abs(Lc) <= thr)
-
-    def loss_ok_fast(Lc):  # a fast value (see below) is trusted only clear of the threshold
-        return xp.isfinite(Lc) & (xp.abs(Lc) <= thr_fast)
-
     def ok_mask(Lc, Wc, Vc):
-        ok = loss_ok(Lc)
+        ok = _loss_ok(Lc, thr, xp)
         if check_weights_finite:
             ok = ok & _weights_finite(Wc, xp) & _weights_finite(Vc, xp)
         return ok
@@ -134,7 +129,7 @@ def _descend(
     def conv_mask(Lc, Vc):
         out = None
         if gtol is not None:
-            out = _sq_norm(Vc, xp) <= gtol * gtol
+            out = _fastpaths.sq_norm(Vc, xp) <= gtol * gtol  # the numbers the fused update's test uses
         if ftol is not None:
             f = Lc <= ftol
             out = f if out is None else out | f
@@ -216,7 +211,8 @@ def _descend(
                         Lc, Vc = evaluate_into(kk + 1, W, Gn, fast_value=fv)
                     else:
                         Lc, Vc = evaluate(kk + 1, W)
-                    if not bool(xp.all(loss_ok_fast(Lc) if fv else loss_ok(Lc))):
+                    # a fast value (see above) is trusted only clear of the threshold
+                    if not bool(xp.all(_loss_ok(Lc, thr_fast if fv else thr, xp))):
                         event_any = True  # the window is replayed exactly: stop here
                         break
                     L = xp.where(active, Lc, L)
@@ -327,12 +323,6 @@ def _descend(
         history=_stack_history(rec_W, keep_history, xp),
         n_steps=n,
     )
-
-
-def _sq_norm(Vs, xp):
-    """Per net, the squared norm of the layer tuple ``Vs``: :func:`linnet._fastpaths.sq_norm`, the computation
-    the fused update's stopping test shares (one pass per layer; a stacked ``vecdot`` took as long as the step)."""
-    return _fastpaths.sq_norm(Vs, xp)
 
 
 #: Nets per block of the in-place update (its scratch stays in cache), and fewest nets worth a thread.

@@ -28,6 +28,7 @@ from .trajectory import (
     DIVERGED,
     MAX_STEPS,
     Trajectory,
+    _loss_ok,
     _quiet,
     _stack_history,
     _threshold,
@@ -193,7 +194,7 @@ def _integrate(
     L, F = rhs(y)
     thr = _threshold(L, xp)
     thr_fast = thr * (1.0 - _FAST_VALUE_MARGIN)
-    alive = xp.isfinite(L) & (xp.abs(L) <= thr)
+    alive = _loss_ok(L, thr, xp)
     status = xp.where(alive, xp.full(batch, CONVERGED, dtype=int64), xp.full(batch, DIVERGED, dtype=int64))
     fail_at = xp.where(alive, xp.full(batch, -1, dtype=int64), xp.zeros(batch, dtype=int64))
     count = xp.zeros(batch, dtype=int64)
@@ -270,10 +271,10 @@ def _integrate(
                     else:
                         outs = tuple(K[s] for K in stages.K)
                         Ls, Ks = rhs_into(ys, outs, s < 6)
-                        if s < 6 and bool(xp.any(active & ~(xp.isfinite(Ls) & (xp.abs(Ls) <= thr_fast)))):
+                        if s < 6 and bool(xp.any(active & ~_loss_ok(Ls, thr_fast, xp))):
                             Ls, Ks = rhs_into(ys, outs, False)  # near the threshold: decide on exact values
                     Ks = stages.put(s, Ks)
-                bad = bad | ~(xp.isfinite(Ls) & (xp.abs(Ls) <= thr))
+                bad = bad | ~_loss_ok(Ls, thr, xp)
                 ks.append(Ks)
             y_new = ys  # stage 7 is taken at the 5th-order solution (FSAL)
             L_new, F_new = Ls, ks[6]

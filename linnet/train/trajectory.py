@@ -86,6 +86,11 @@ def _stack_history(records: list, keep_history: bool, xp) -> Optional[tuple]:
 _FAST_VALUE_MARGIN = 1e-6
 
 
+def _loss_ok(L, limit, xp):
+    """Per net: the loss is finite and within ``limit`` in absolute value (the divergence test)."""
+    return xp.isfinite(L) & (xp.abs(L) <= limit)
+
+
 def _threshold(L0, xp):
     """Per-net divergence threshold ``factor * max(|L_0|, 1)``, kept finite in the dtype."""
     factor = min(DIVERGENCE_FACTOR, float(xp.finfo(L0.dtype).max) * 1e-8)
