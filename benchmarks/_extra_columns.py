@@ -10,16 +10,13 @@ that times linnet and NumPy: importing PyTorch in the same process slowed NumPy'
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import numpy as np
 
+from linnet._fastpaths import usable_cores
+
 from ._harness import race
-
-
-def _threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _weights(a) -> list:
@@ -30,7 +27,7 @@ def torch_w2(a, p: dict) -> dict:
     """W2 with PyTorch autograd: the ensemble as stacked (B, d, d) tensors, one GD step = forward, grad, update."""
     import torch
 
-    torch.set_num_threads(_threads())
+    torch.set_num_threads(usable_cores())
     lr, steps = p["lr"], p["steps"]
     Ws = [torch.tensor(W, requires_grad=True) for W in _weights(a)]
     P = torch.tensor(a["Phi"])
@@ -87,7 +84,7 @@ def torch_w3(a, p: dict) -> dict:
     vectorized over its backward passes), and its distance to linnet's closed-form Hessian ``H``."""
     import torch
 
-    torch.set_num_threads(_threads())
+    torch.set_num_threads(usable_cores())
     X, Y, H_ref = torch.tensor(a["X"]), torch.tensor(a["Y"]), a["H"]
     Ws = _weights(a)
     shapes = [W.shape for W in Ws]

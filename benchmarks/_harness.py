@@ -120,13 +120,14 @@ def machine(backend: Backend) -> dict:
     import scipy
 
     import linnet
+    from linnet._fastpaths import usable_cores
 
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "nproc": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "usable_cores": usable_cores(),
         "cpu_model": _cpu_model(),
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "numpy": np.__version__,
