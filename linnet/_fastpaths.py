@@ -486,7 +486,6 @@ class LeanHVP:
         self.sizes = [math.prod(s[-2:]) for s in self.shapes]
         self.P = sum(self.sizes)
         self.n_calls = 0
-        self._p = _p
         # on NumPy, call numpy.matmul directly (no wrapper: these are tiny products)
         self.ops = _RawNumpy if self.numpy else xp
         N = len(Ws)
@@ -498,73 +497,43 @@ class LeanHVP:
         self.GPt = [_p._mm(self.G, self.Pt[j], xp) for j in range(N + 1)]
         self.Sxx = loss_fn.Sxx if type(loss_fn) is SquaredLoss else None
         self.squared = type(loss_fn) is SquaredLoss
-        self._np_consts = None
 
     def hvp(self, Vs) -> tuple:
-        """Exact HVP on a tuple of layer directions (arrays of the weights' namespace)."""
-        ops, p = self.ops, self.parts
-        mm = self._p._mm
+        """Exact HVP on a tuple of layer directions (arrays of the weights' namespace).
+
+        The recursions of :func:`linnet.product.pushforward_prefixes` and ``pushforward_suffixes`` written out
+        with the identities resolved here (same products and sums in the same order): the HVP of a small net is
+        mostly call overhead."""
+        mm, p = self.ops.matmul, self.parts
+        F, Pre, Suf = p.factors, p.prefix, p.suffix
         N = len(Vs)
         self.n_calls += 1
-        dP = self._p.pushforward_prefixes(p, Vs, ops)
-        dS = self._p.pushforward_suffixes(p, Vs, ops)
+        dP = [None, Vs[0]]  # dP_j = F_j dP_{j-1} + V_j P_{j-1}
+        for j in range(2, N + 1):
+            dP.append(mm(F[j - 1], dP[-1]) + mm(Vs[j - 1], Pre[j - 1]))
+        dS = [None] * (N + 1)  # dS_j = dS_{j+1} F_{j+1} + S_{j+1} V_{j+1}; dS_N = 0
+        dS[N - 1] = Vs[N - 1]
+        for j in range(N - 2, -1, -1):
+            dS[j] = mm(dS[j + 1], F[j]) + mm(Suf[j + 1], Vs[j])
         if self.squared:
-            D = dP[-1] if self.Sxx is None else ops.matmul(dP[-1], self.Sxx)
+            D = dP[N] if self.Sxx is None else mm(dP[N], self.Sxx)
         else:
-            D = self.loss.hvp(p.prefix[-1], dP[-1])
+            D = self.loss.hvp(Pre[N], dP[N])
         out = []
         for j in range(1, N + 1):
-            h = mm(mm(self.St[j], D, ops), self.Pt[j - 1], ops)
+            h = D if self.St[j] is None else mm(self.St[j], D)
+            if self.Pt[j - 1] is not None:
+                h = mm(h, self.Pt[j - 1])
             if dS[j] is not None:
-                h = h + mm(dS[j].mT, self.GPt[j - 1], ops)
+                h = h + mm(dS[j].mT, self.GPt[j - 1])
             if dP[j - 1] is not None:
-                h = h + ops.matmul(self.StG[j], dP[j - 1].mT)
+                h = h + mm(self.StG[j], dP[j - 1].mT)
             out.append(h)
         return tuple(out)
-
-    def _matvec_numpy(self, v):
-        """:meth:`matvec` for a float64 NumPy net and a squared loss: the same products and sums as :meth:`hvp`
-        in the same order, with the identities resolved once and the result written in place into the flat
-        output (the HVP of the W3 net is mostly call overhead: about 15% less time per HVP)."""
-        if self._np_consts is None:
-            p = self.parts
-            N = len(self.shapes)
-            offs = [0]
-            for n in self.sizes:
-                offs.append(offs[-1] + n)
-            self._np_consts = (N, offs, p.factors, p.prefix, p.suffix)
-        N, offs, F, Pre, Suf = self._np_consts
-        self.n_calls += 1
-        mm = _np.matmul
-        V = [v[offs[j] : offs[j + 1]].reshape(self.shapes[j]) for j in range(N)]
-        dP = [None, V[0]]  # dP_j = F_j dP_{j-1} + V_j P_{j-1}
-        for j in range(2, N + 1):
-            dP.append(mm(F[j - 1], dP[-1]) + mm(V[j - 1], Pre[j - 1]))
-        dS = [None] * (N + 1)  # dS_j = dS_{j+1} F_{j+1} + S_{j+1} V_{j+1}
-        if N >= 1:
-            dS[N - 1] = V[N - 1]
-        for j in range(N - 2, -1, -1):
-            dS[j] = mm(dS[j + 1], F[j]) + mm(Suf[j + 1], V[j])
-        D = dP[N] if self.Sxx is None else mm(dP[N], self.Sxx)
-        out = _np.empty(offs[-1])
-        for j in range(1, N + 1):
-            h = out[offs[j - 1] : offs[j]].reshape(self.shapes[j - 1])
-            left = D if self.St[j] is None else mm(self.St[j], D)
-            if self.Pt[j - 1] is None:
-                _np.copyto(h, left)
-            else:
-                mm(left, self.Pt[j - 1], out=h)
-            if dS[j] is not None:
-                h += mm(dS[j].T, self.GPt[j - 1])
-            if dP[j - 1] is not None:
-                h += mm(self.StG[j], dP[j - 1].T)
-        return out
 
     def matvec(self, v):
         """``H v`` for a flat host vector ``v`` (length P), as float64 NumPy."""
         v = _np.asarray(v, dtype=_np.float64).reshape(-1)
-        if self.numpy and self.squared and self.Ws[0].dtype == _np.float64:
-            return self._matvec_numpy(v)
         Vs, k = [], 0
         for s, n in zip(self.shapes, self.sizes):
             blk = v[k : k + n].reshape(s)

@@ -379,16 +379,30 @@ def test_numpy_hessian_assembly_is_bitwise_the_generic_one(batch, widths, monkey
     "widths, residual",
     [((16, 16, 16, 16), False), ((3, 4, 2), False), ((4, 4, 4, 4), True), ((5, 3), False), ((2, 3, 4, 3, 2), False)],
 )
-def test_lean_numpy_matvec_is_bitwise_the_generic_hvp(widths, residual):
-    """The eigensolver's NumPy matvec (identities resolved once, output written in place) gives the same bits as
-    the generic exact HVP, which the tests above check against the Hessian."""
+def test_lean_hvp_is_bitwise_the_pushforward_recursions(widths, residual):
+    """The eigensolver's HVP writes the recursions of product.pushforward_prefixes / pushforward_suffixes out
+    inline (the identities resolved once); it gives their bits exactly, for squared and other losses."""
+    from linnet import product as lp
+
     rng = np.random.default_rng(3)
     X, Y = rng.standard_normal((widths[0], 20)), rng.standard_normal((widths[-1], 20))
-    for loss in (ln.SquaredLoss.from_data(X, Y), ln.SquaredLoss.whitened(Y[:, : widths[0]])):
+    losses = (ln.SquaredLoss.from_data(X, Y), ln.SquaredLoss.whitened(Y[:, : widths[0]]), ln.LpLoss(X, Y, p=4))
+    for loss in losses:
         Ws = ln.init.gaussian(widths, scale=0.4, seed=4)
         op = _fastpaths.LeanHVP(loss, Ws, residual)
         v = rng.standard_normal(op.P)
-        fast = op.matvec(v)
-        op.squared = False  # the generic route: hvp() on layer tuples, then concatenation
-        np.testing.assert_array_equal(fast, op.matvec(v))
-        assert op.n_calls == 2
+        Vs = ln.unflatten(v, widths)
+        p = op.parts
+        dP = lp.pushforward_prefixes(p, Vs, np)
+        dS = lp.pushforward_suffixes(p, Vs, np)
+        D = loss.hvp(p.prefix[-1], dP[-1])
+        ref = []
+        for j in range(1, len(Vs) + 1):
+            h = lp._mm(lp._mm(op.St[j], D, np), op.Pt[j - 1], np)
+            if dS[j] is not None:
+                h = h + dS[j].mT @ op.GPt[j - 1]
+            if dP[j - 1] is not None:
+                h = h + op.StG[j] @ dP[j - 1].mT
+            ref.append(h)
+        np.testing.assert_array_equal(op.matvec(v), np.concatenate([h.reshape(-1) for h in ref]))
+        assert op.n_calls == 1
