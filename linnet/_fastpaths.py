@@ -179,6 +179,21 @@ def sq_norm(Vs, xp):
     return g2
 
 
+def stop_mask(Vs, value, stop, xp):
+    """Per net, whether the stopping test ``stop = (gtol**2, ftol)`` (Python floats or ``None``) holds for the
+    gradient ``Vs`` (norm by :func:`sq_norm`) and the loss ``value``; ``None`` when ``stop`` tests nothing. The
+    one test that :mod:`linnet.train` settles nets by and that the fused updates (NumPy kernel, generic path)
+    apply, so they agree bit for bit."""
+    gtol2, ftol = stop
+    conv = None
+    if gtol2 is not None:
+        conv = sq_norm(Vs, xp) <= gtol2
+    if ftol is not None:
+        f = value <= ftol
+        conv = f if conv is None else conv | f
+    return conv
+
+
 def sq_norms(Vs, n: int):
     """Per net, the sum over layers of squared Frobenius norms of ``Vs`` (arrays of ``n`` nets, any batch shape
     flattened to ``n``), layer by layer in order. The one computation of a gradient norm that the kernel (for
@@ -297,13 +312,8 @@ def _chunk(Ws, lc, residual, lo, hi, vals, grads, upd=None, fast_value=False):
         xs = _workspace((b, tuple(dims), "update"), [(b,) + g.shape[1:] for g in grads], dt)
         keep = None
         if stop is not None:  # nets that meet the stopping test at this evaluation take no step (factor 0)
-            gtol2, ftol = stop
-            conv = _np.zeros(b, dtype=bool)
-            if gtol2 is not None:
-                conv |= sq_norms([g[lo:hi] for g in grads], b) <= gtol2
-            if ftol is not None:
-                conv |= vals[lo:hi] <= ftol
-            if conv.any():
+            conv = stop_mask([g[lo:hi] for g in grads], vals[lo:hi], stop, _np)
+            if conv is not None and conv.any():
                 keep = (~conv).astype(dt)[:, None, None]
         for j in range(N):
             s = steps[j] if isinstance(steps[j], float) else steps[j][lo:hi]

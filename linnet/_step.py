@@ -38,7 +38,7 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast
     grads[j]`` in place (``beta`` a Python float, ``M`` mutable arrays shaped like ``Ws``), then
     ``targets[j] -= steps[j] * M[j]``, each with the roundings of that array code. A fourth entry
     ``(gtol**2, ftol)`` (Python floats or ``None``) leaves out the nets that meet that stopping test at these
-    weights (gradient norm by :func:`linnet._fastpaths.sq_norm`, or value): their step factor is 0, as
+    weights (:func:`linnet._fastpaths.stop_mask`): their step factor is 0, as
     :mod:`linnet.train` then freezes them. The NumPy fast path does it block by block while each block of nets is
     still in cache; elsewhere it runs after the gradients with in-place array operators.
 
@@ -73,13 +73,8 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast
         if not isinstance(steps, (tuple, list)):
             steps = (steps,) * N
         keep = None
-        if stop is not None:  # nets meeting the stopping test now take no step
-            gtol2, ftol = stop
-            conv = xp.zeros(value.shape, dtype=xp.bool)
-            if gtol2 is not None:
-                conv = conv | (_fastpaths.sq_norm(grads, xp) <= gtol2)
-            if ftol is not None:
-                conv = conv | (value <= ftol)
+        conv = None if stop is None else _fastpaths.stop_mask(grads, value, stop, xp)
+        if conv is not None:  # nets meeting the stopping test now take no step
             keep = xp.astype(~conv, grads[0].dtype)[..., None, None]
         for j, (t, s, g) in enumerate(zip(targets, steps, grads)):
             if keep is not None:

@@ -126,17 +126,11 @@ def _descend(
             ok = ok & _weights_finite(Wc, xp) & _weights_finite(Vc, xp)
         return ok
 
-    def conv_mask(Lc, Vc):
-        out = None
-        if gtol is not None:
-            out = _fastpaths.sq_norm(Vc, xp) <= gtol * gtol  # the numbers the fused update's test uses
-        if ftol is not None:
-            f = Lc <= ftol
-            out = f if out is None else out | f
-        return out
+    # the stopping test, (gtol**2, ftol); a fused update applies it too: a net that meets it takes no step
+    stop = None if gtol is None and ftol is None else (None if gtol is None else gtol * gtol, ftol)
 
     def settle(Lc, Vc, status, active):
-        conv = conv_mask(Lc, Vc)
+        conv = None if stop is None else _fastpaths.stop_mask(Vc, Lc, stop, xp)  # the fused update's test
         if conv is not None:
             conv = conv & active
             status = xp.where(conv, xp.full(batch, CONVERGED, dtype=int64), status)
@@ -146,8 +140,6 @@ def _descend(
     fast_np = _np_buffers(W0, batch) if is_numpy_namespace(xp) else None
     # fused update (not at a step whose weights are recorded: history, or a record_loss of them)
     fuse = evaluate_fused is not None
-    # the stopping tests go into a fused update too: a net that meets one at an evaluation takes no step from it
-    stop = None if gtol is None and ftol is None else (None if gtol is None else float(gtol) * float(gtol), ftol)
     keep_recorded = keep_history or record_loss is not None  # recorded steps need their weights intact
     # fast values (one matrix product less per step for losses carrying a factor): only where a value serves
     # nothing but the divergence test, i.e. no convergence tests, inside a window, at steps not recorded
