@@ -63,8 +63,8 @@ def _widths(Ws) -> tuple:
 class Classification(NamedTuple):
     """Result of :func:`classify` (arrays shaped like the batch ``(...)`` unless stated).
 
-    Fields
-    ------
+    Attributes
+    ----------
     label : str (one net) or NumPy array of str ``(...)``, one of :data:`LABELS`
     grad_norm : :math:`\\|\\nabla L\\|_F` over all layers
     eigenvalues : ``(..., P)`` Hessian eigenvalues, ascending
