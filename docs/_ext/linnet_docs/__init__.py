@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import pathlib
+import re
 
 from sphinx.util import logging
 
@@ -41,6 +42,7 @@ def generate(app, config):
     vmap = None if doc is None else {c["id"]: c for c in doc["checks"]}
     sections, extras = theorems.write_theorem_pages(root, docs, gen / "theorems", vmap)
     numbers = {s.number for s in sections}
+    app._linnet_sections = sorted(numbers)
     _write_theorem_index(gen / "theorems.rst", sections, extras)
     n_fig = figures_gallery.write_figures_page(docs, gen, numbers)
     bad = verdicts.write_verdict_page(doc, message, gen / "verdicts.rst")
@@ -156,10 +158,47 @@ def check_api_pages(app, exception):
         logger.warning(f"API reference: public module {m} has names documented nowhere (add it to API_MODULES)")
 
 
+_SECTION_REF = re.compile(r"§\s?(\d+)")
+_NO_LINK = ("literal", "literal_block", "math", "math_block", "reference", "title", "raw", "desc_signature", "option")
+
+
+def link_sections(app, doctree, docname):
+    """Turn every ``§N`` in running text (docstrings included) into a link to the page of section N."""
+    from docutils import nodes
+
+    if app.builder.format != "html":
+        return
+    known = set(getattr(app, "_linnet_sections", ()))
+    for text in list(doctree.findall(nodes.Text)):
+        node, skip = text.parent, False
+        while node is not None:
+            if node.tagname in _NO_LINK:
+                skip = True
+                break
+            node = node.parent
+        source = str(text)
+        if skip or "§" not in source:
+            continue
+        pieces, pos = [], 0
+        for m in _SECTION_REF.finditer(source):
+            n = int(m.group(1))
+            target = f"generated/theorems/s{n:02d}"
+            if n not in known or target == docname:
+                continue
+            pieces.append(nodes.Text(source[pos : m.start()]))
+            uri = app.builder.get_relative_uri(docname, target)
+            pieces.append(nodes.reference("", m.group(0), refuri=uri, internal=True, classes=["theorem-ref"]))
+            pos = m.end()
+        if pieces:
+            pieces.append(nodes.Text(source[pos:]))
+            text.parent.replace(text, pieces)
+
+
 def setup(app):
     app.connect("config-inited", generate, priority=400)
     app.connect("builder-inited", replace_downloads, priority=900)
     app.connect("missing-reference", resolve_alias)
     app.connect("build-finished", check_api_pages)
     app.connect("autodoc-skip-member", skip_namedtuple_fields)
+    app.connect("doctree-resolved", link_sections)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

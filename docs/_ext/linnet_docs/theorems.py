@@ -79,7 +79,7 @@ def split_spec(text: str, source: str) -> tuple[str, list[Section], str]:
 
 def status_labels(body: str) -> tuple[list[str], list[str]]:
     """The status labels a section uses (in canonical order) and its ``**Status...**`` paragraphs."""
-    paragraphs = [m.group(0).strip() for m in re.finditer(r"\*\*Status.*(?:\n(?!\s*\n|\s*[-*] |#).+)*", body, re.M)]
+    paragraphs = [m.group(0).strip() for m in re.finditer(r"\*\*Status.*(?:\n(?!\s*\n|\s*[-*] |#|\*\*).+)*", body, re.M)]
     found = set(_LABEL.findall("\n".join(paragraphs) or body))
     return [s for s in STATUS_LABELS if s in found], paragraphs
 
@@ -126,10 +126,8 @@ def _check_block(checks, verdicts: dict | None) -> list[str]:
     lines = []
     for c in checks:
         mod = type(c).__module__
-        line = (
-            f"- **Check** [`{c.id}`](#check-{c.id}): {c.title}. Status: **{c.status}**. "
-            f"Module {{py:mod}}`{mod}`."
-        )
+        line = f"- **Check** [`{c.id}`](#check-{c.id}): {c.title}. Status: **{c.status}**. "
+        line += "Its module failed to import." if "<locals>" in type(c).__qualname__ else f"Module {{py:mod}}`{mod}`."
         if verdicts is not None:
             v = verdicts.get(c.id)
             line += f" This build's quick run: {_verdict_line(v)}." if v else " Not run in this build."
@@ -159,8 +157,12 @@ def _page(sec: Section, checks, figs, demos, verdicts) -> str:
     for c in checks:
         mod = type(c).__module__
         cls = type(c).__qualname__
-        out += [f"(check-{c.id})=", f"## Check `{c.id}`", "", "```{eval-rst}", f".. automodule:: {mod}", "   :no-members:", ""]
-        out += [f".. autoclass:: {mod}.{cls}", "   :no-members:", "   :no-index:" if cls == "ImportFailed" else "", "```", ""]
+        out += [f"(check-{c.id})=", f"## Check `{c.id}`", ""]
+        if "<locals>" in cls:  # a module that failed to import is registered as a failing stand-in check
+            out += [f"The check module failed to import: `{c.claim}`", ""]
+            continue
+        out += ["```{eval-rst}", f".. automodule:: {mod}", "   :no-members:", ""]
+        out += [f".. autoclass:: {mod}.{cls}", "   :no-members:", "```", ""]
     return "\n".join(out)
 
 
