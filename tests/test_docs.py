@@ -27,6 +27,17 @@ def _load(name):
 api = _load("api")
 
 
+def _ext(name):
+    """A module of the docs extension package (skipped without the docs extra, which brings Sphinx)."""
+    pytest.importorskip("sphinx")
+    pytest.importorskip("markdown_it")
+    sys.path.insert(0, str(EXT.parent))
+    try:
+        return importlib.import_module(f"linnet_docs.{name}")
+    finally:
+        sys.path.remove(str(EXT.parent))
+
+
 def _autosummary_entries(page: str) -> list[str]:
     lines = page.split("\n")
     start = lines.index(".. autosummary::")
@@ -70,15 +81,7 @@ def test_a_new_name_gets_a_page_and_a_module_without_all_is_refused(tmp_path, mo
 
 def test_the_specification_splits_into_sections_0_to_22():
     """THEOREMS.md holds §0-§14 and THEOREMS2.md §15-§22, each with a status line from §1 on, every check mapped."""
-    pytest.importorskip("markdown_it")
-    sys.path.insert(0, str(EXT.parent))
-    try:
-        th = importlib.import_module("linnet_docs.theorems")
-    except ImportError:  # the package imports Sphinx
-        pytest.importorskip("sphinx")
-        raise
-    finally:
-        sys.path.remove(str(EXT.parent))
+    th = _ext("theorems")
     numbers = []
     for fname in ("THEOREMS.md", "THEOREMS2.md"):
         pre, secs, notes = th.split_spec((ROOT / "docs" / fname).read_text(), fname)
@@ -99,16 +102,10 @@ def test_the_specification_splits_into_sections_0_to_22():
 
 def test_demos_convert_for_the_gallery():
     """Each demo becomes a sphinx-gallery script: a titled docstring, every code cell verbatim, clean RST prose."""
-    pytest.importorskip("sphinx")
     jupytext = pytest.importorskip("jupytext")
+    demos, mdrst = _ext("demos"), _ext("mdrst")
     from docutils.core import publish_doctree
 
-    sys.path.insert(0, str(EXT.parent))
-    try:
-        demos = importlib.import_module("linnet_docs.demos")
-        mdrst = importlib.import_module("linnet_docs.mdrst")
-    finally:
-        sys.path.remove(str(EXT.parent))
     paths = demos.demo_paths(ROOT)
     assert len(paths) >= 8
     for path in paths:
@@ -130,14 +127,7 @@ def test_demos_convert_for_the_gallery():
 
 def test_markdown_to_rst_keeps_maths_and_markup():
     """Inline and display maths, emphasis, code and lists come out as their reStructuredText forms."""
-    pytest.importorskip("markdown_it")
-    sys.path.insert(0, str(EXT.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("mdrst_alone", EXT / "mdrst.py")
-        mdrst = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mdrst)
-    finally:
-        sys.path.remove(str(EXT.parent))
+    mdrst = _ext("mdrst")
     rst = mdrst.md_to_rst("# T\n\n**Claim** $a_1$s and `x*`.\n\n$$u=1$$\n\n1. one\n2. two\n")
     assert rst.startswith("T\n=\n")
     assert "**Claim** :math:`a_1`\\ s and ``x*``" in rst
