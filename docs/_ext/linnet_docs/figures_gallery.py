@@ -11,7 +11,20 @@ import pathlib
 
 from .theorems import figure_sections
 
-__all__ = ["write_figures_page"]
+__all__ = ["figure_image", "write_figures_page"]
+
+
+def figure_image(docs: pathlib.Path, out: pathlib.Path, mod) -> str:
+    """The site path (``/gallery/<name>.png``) of a figure's image, drawing it into ``out/figures`` if not committed."""
+    name = mod.__name__.split(".")[-1]
+    png = docs / "gallery" / f"{name}.png"
+    if not png.exists():
+        gen = out / "figures"
+        png = gen / f"{name}.png"
+        if not png.exists():
+            gen.mkdir(parents=True, exist_ok=True)
+            mod.make(gen)
+    return "/" + png.relative_to(docs).as_posix()
 
 
 def write_figures_page(docs: pathlib.Path, out: pathlib.Path, sections: set[int]) -> int:
@@ -28,17 +41,11 @@ def write_figures_page(docs: pathlib.Path, out: pathlib.Path, sections: set[int]
     mods = figures.all_figures()
     for mod in mods:
         name = mod.__name__.split(".")[-1]
-        png = docs / "gallery" / f"{name}.png"
-        if not png.exists():
-            gen = out / "figures"
-            gen.mkdir(parents=True, exist_ok=True)
-            mod.make(gen)
-            png = gen / f"{name}.png"
-        rel = pathlib.Path("/") / png.relative_to(docs)
+        rel = figure_image(docs, out, mod)
         heading = f"{getattr(mod, 'TITLE', name)}"
         links = ", ".join(f":ref:`§{s} <theorem-s{s}>`" for s in sorted(figure_sections(mod)) if s in sections)
         lines += [f".. _figure-{name}:", "", heading, "-" * len(heading), ""]
-        lines += [f".. figure:: {rel.as_posix()}", "   :width: 100%", f"   :alt: {heading}", ""]
+        lines += [f".. figure:: {rel}", "   :width: 100%", f"   :alt: {heading}", ""]
         lines += [f"   {getattr(mod, 'CAPTION', '')}", ""]
         lines += [f"**Source:** {getattr(mod, 'SOURCE', '')}." + (f" **Theorem pages:** {links}." if links else "")]
         lines += ["", f"Module :mod:`{mod.__name__}`, regenerate with ``python -m figures {name}``.", ""]

@@ -135,7 +135,7 @@ def _check_block(checks, verdicts: dict | None) -> list[str]:
     return lines
 
 
-def _page(sec: Section, checks, figs, demos, verdicts) -> str:
+def _page(sec: Section, checks, figs, images, demos, verdicts) -> str:
     labels, status_paras = status_labels(sec.body)
     out = [f"(theorem-s{sec.number})=", f"# §{sec.number}. {sec.title}", ""]
     badge = " · ".join(f"**{s}**" for s in labels) or "no status label"
@@ -145,12 +145,14 @@ def _page(sec: Section, checks, figs, demos, verdicts) -> str:
     links = _check_block(checks, verdicts)
     for f in figs:
         name = f.__name__.split(".")[-1]
-        links.append(f"- **Figure** {{ref}}`figure-{name}`: {f.CAPTION}" if hasattr(f, "CAPTION") else "")
+        links.append(f"- **Figure** {{ref}}`figure-{name}`")
     for d in demos:
         links.append(f"- **Demo** {{ref}}`sphx_glr_auto_demos_{d.stem}.py`")
     if not links:
         links = ["- No check, figure or demo names this section yet."]
     out += ["**Executed by**", ""] + [x for x in links if x] + ["", "---", ""]
+    for f, image in zip(figs, images):
+        out += [f"```{{figure}} {image}", f":alt: {getattr(f, 'TITLE', '')}", "", getattr(f, "CAPTION", ""), "```", ""]
     out += [_demote(sec.body), ""]
     source = "docs/THEOREMS.md" if sec.source == "THEOREMS.md" else f"docs/{sec.source}"
     out += [f"*(From `{source}`, section {sec.number}, rendered at build time.)*", ""]
@@ -173,6 +175,7 @@ def write_theorem_pages(root: pathlib.Path, docs: pathlib.Path, out_dir: pathlib
     from proofs_check import all_checks
 
     from .demos import demo_paths, demo_sections
+    from .figures_gallery import figure_image
 
     figures = importlib.import_module("figures")
     fig_mods = figures.all_figures()
@@ -198,7 +201,8 @@ def write_theorem_pages(root: pathlib.Path, docs: pathlib.Path, out_dir: pathlib
         cs = [c for c in checks if check_section(c.id) == sec.number]
         fs = [f for f in fig_mods if sec.number in figure_sections(f)]
         ds = [d for d in demos if sec.number in demo_sections(d)]
-        (out_dir / f"s{sec.number:02d}.md").write_text(_page(sec, cs, fs, ds, verdicts), encoding="utf-8")
+        images = [figure_image(docs, out_dir.parent, f) for f in fs]
+        (out_dir / f"s{sec.number:02d}.md").write_text(_page(sec, cs, fs, images, ds, verdicts), encoding="utf-8")
     for name, fname, part, text in extras:
         title = f"{fname}: {'preamble and errata' if part == 'preamble' else 'appendices and notes'}"
         body = text if part == "notes" else _demote("### Preamble\n\n" + text)
