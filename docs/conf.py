@@ -14,7 +14,7 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))  # the checkout's linnet, proofs_check and figures, not an installed copy
 sys.path.insert(0, str(DOCS / "_ext"))
 
-from linnet_docs.api import API_MODULES, EXTENSION_MODULES  # noqa: E402
+from linnet_docs.api import EXTENSION_MODULES, api_modules  # noqa: E402
 
 import linnet  # noqa: E402
 
@@ -55,7 +55,7 @@ suppress_warnings = []
 
 # ---- API reference ----
 # the module pages are written by linnet_docs at config-inited; naming them keeps stub generation incremental-safe
-autosummary_generate = [f"generated/api/{m}.rst" for m in API_MODULES + EXTENSION_MODULES]
+autosummary_generate = [f"generated/api/{m}.rst" for m in api_modules() + EXTENSION_MODULES]
 autosummary_imported_members = True
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "none"  # numpydoc's Parameters sections carry the types

@@ -3,7 +3,8 @@
 For every module of :data:`API_MODULES` the build writes ``generated/api/<module>.rst``: the module docstring,
 then an ``autosummary`` table with one stub page per name of ``__all__`` (submodules named in ``__all__`` link to
 their own module page instead). :func:`undocumented_modules` lists public ``linnet`` submodules that are neither
-documented here nor fully re-exported by a documented module; the tests assert it is empty.
+documented here nor fully re-exported by a documented module; :func:`api_modules` adds them after the curated
+list, so a new public module gets its pages without anyone editing this file, and the tests check the result.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import pathlib
 import pkgutil
 import types
 
-__all__ = ["API_MODULES", "public_names", "api_pages", "write_api_pages", "undocumented_modules", "canonical_names"]
+__all__ = ["API_MODULES", "EXTENSION_MODULES", "api_modules", "public_names", "api_pages", "write_api_pages", "undocumented_modules", "canonical_names",
+           "home_module"]
 
-#: The documented modules, in the order of the reference's table of contents.
+#: The curated modules, in the order of the reference's table of contents (:func:`api_modules` adds the others).
 API_MODULES = (
     "linnet",
     "linnet.init",
@@ -31,6 +33,17 @@ API_MODULES = (
 
 #: The extension points (checks and figures), documented after the engine.
 EXTENSION_MODULES = ("proofs_check", "figures")
+
+
+def api_modules() -> tuple[str, ...]:
+    """The documented linnet modules: :data:`API_MODULES`, then every other public module with an ``__all__``
+    that the top level names as a submodule or whose names are not all documented already."""
+    import linnet
+
+    named = [f"linnet.{n}" for n in linnet.__all__ if isinstance(getattr(linnet, n), types.ModuleType)]
+    extra = [m for m in named if m not in API_MODULES]
+    extra += [m for m in undocumented_modules(API_MODULES + tuple(extra)) if m not in extra]
+    return API_MODULES + tuple(extra)
 
 
 def public_names(module: str) -> list[str]:
@@ -89,6 +102,20 @@ def canonical_names(modules=API_MODULES) -> dict[int, str]:
             if inspect.isclass(obj) or inspect.isfunction(obj):
                 out.setdefault(id(obj), full)
     return out
+
+
+def home_module(name: str, modules) -> str | None:
+    """The documented module that re-exports the public names of module ``name`` (``linnet.losses`` -> ``linnet``)."""
+    try:
+        mod = importlib.import_module(name)
+    except ImportError:
+        return None
+    ids = {id(getattr(mod, n)) for n in getattr(mod, "__all__", ()) if hasattr(mod, n)}
+    for m in modules:
+        doc = importlib.import_module(m)
+        if any(id(getattr(doc, n, None)) in ids for n in public_names(m)):
+            return m
+    return None
 
 
 def undocumented_modules(modules=API_MODULES) -> list[str]:
