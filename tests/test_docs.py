@@ -141,6 +141,21 @@ def test_markdown_to_rst_keeps_maths_and_markup():
     assert "1. one\n2. two" in rst
 
 
+def test_getting_started_code_runs():
+    """The Python blocks of the getting-started page run in order and do what their comments say."""
+    import re
+
+    page = (ROOT / "docs" / "getting_started.rst").read_text()
+    blocks = re.findall(r"\.\. code-block:: python\n\n((?:   .*\n|\n)+)", page)
+    assert len(blocks) >= 2
+    ns = {}
+    for block in blocks:
+        exec(compile("\n".join(line[3:] for line in block.split("\n")), "getting_started.rst", "exec"), ns)
+    assert tuple(ns["ln"].end_to_end(ns["Ws"]).shape) == (256, 3, 4)
+    assert ns["L"].shape == (256,) and len(ns["G"]) == 3
+    assert -1e-12 <= ns["gap"] < 1e-6
+
+
 @pytest.mark.slow
 def test_site_builds(tmp_path):
     """The README command's build succeeds with -W -n, and every API name and every demo has its HTML page."""
