@@ -182,6 +182,8 @@ def write_theorem_pages(root: pathlib.Path, docs: pathlib.Path, out_dir: pathlib
     checks = all_checks()
     demos = demo_paths(root)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*.md"):  # no stale page of a section that is gone
+        old.unlink()
     all_sections: list[Section] = []
     extras = []
     for fname in ("THEOREMS.md", "THEOREMS2.md"):
