@@ -13,6 +13,7 @@ reruns its tasks elsewhere (``retries`` more attempts on errors); each chunk's r
 from __future__ import annotations
 
 import dataclasses
+import uuid
 
 from .runner import run_chunk
 
@@ -55,9 +56,10 @@ class DaskBackend:
             self._own = [self.client, cluster]
         self.dashboard = getattr(self.client, "dashboard_link", None)
 
-    def map(self, raw, cells, chunks, *, tag="sweep"):
+    def map(self, raw, cells, chunks):
         from distributed import as_completed
 
+        tag = uuid.uuid4().hex[:12]  # fresh keys per call: a resumed sweep never meets the cancelled tasks of the last
         futs = {}
         for ch in chunks:
             f = self.client.submit(
@@ -66,7 +68,7 @@ class DaskBackend:
                 dataclasses.asdict(cells[ch.cell]),
                 ch.start,
                 ch.stop,
-                key=f"linnet-{tag}-{ch.name}",
+                key=f"linnet-sweep-{tag}-{ch.name}",
                 retries=RETRIES,
             )
             futs[f] = ch

@@ -23,7 +23,9 @@ def phase_diagram(summary, *, x="scale", y="depth", value="frac_global", path=No
     for ax, init in zip(axes, inits):
         s = summary[summary["init"] == init]
         piv = s.pivot_table(index=y, columns=x, values=value, aggfunc="mean")
-        im = ax.imshow(piv.to_numpy(), origin="lower", aspect="auto", vmin=0.0, vmax=1.0 if value.startswith("frac") else None)
+        im = ax.imshow(
+            piv.to_numpy(), origin="lower", aspect="auto", vmin=0.0, vmax=1.0 if value.startswith("frac") else None
+        )
         ax.set_xticks(np.arange(piv.shape[1]), [f"{v:.3g}" for v in piv.columns], rotation=45)
         ax.set_yticks(np.arange(piv.shape[0]), [str(v) for v in piv.index])
         ax.set_xlabel(x)

@@ -12,7 +12,7 @@ on the chunking.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -92,7 +92,9 @@ def run_chunk(raw: Mapping, cell: Mapping, start: int, stop: int) -> dict:
     loss, Phi = make_problem(spec.problem, spec.seed)
     widths = spec.widths(cell)
     L_star = float(np.asarray(ln.theory.global_min(loss, widths).value))
-    nets = [initial_weights(cell.init, widths, cell.scale, run_rng(spec.seed, cell.index, r)) for r in range(start, stop)]
+    nets = [
+        initial_weights(cell.init, widths, cell.scale, run_rng(spec.seed, cell.index, r)) for r in range(start, stop)
+    ]
     Ws = tuple(np.stack([net[j] for net in nets]) for j in range(len(widths) - 1))
     ftol = L_star + train["tol"]
     kw = dict(lr=cell.lr, steps=train["steps"], ftol=ftol, record_every=1)

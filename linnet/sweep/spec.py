@@ -181,8 +181,10 @@ def _sample_points(sample: Mapping, seed: int) -> list[dict]:
         p = {}
         for j, a in enumerate(axes):
             lo, hi = sample[a]
-            p[a] = float(np.exp(np.log(lo) + u[i, j] * (np.log(hi) - np.log(lo)))) if sample["log"] else float(
-                lo + u[i, j] * (hi - lo)
+            p[a] = (
+                float(np.exp(np.log(lo) + u[i, j] * (np.log(hi) - np.log(lo))))
+                if sample["log"]
+                else float(lo + u[i, j] * (hi - lo))
             )
         pts.append(p)
     return pts
