@@ -118,6 +118,9 @@ def test_table_columns_and_dtypes(ref):
     assert ref["cell"].dtype == np.int64 and ref["steps"].dtype == np.int64
     assert ref["final_loss"].dtype == np.float64
     assert set(ref["status"]) <= {"converged", "max_steps", "diverged"}
+    cells = sw.load_spec(SPEC).cells
+    for col in ("depth", "width", "init", "scale", "lr"):  # every row carries its cell's configuration
+        assert list(ref[col]) == [getattr(cells[c], col) for c in ref["cell"]]
     assert len(ref) == 56 and not ref.duplicated(["cell", "run"]).any()
 
 

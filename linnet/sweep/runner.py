@@ -114,7 +114,7 @@ def run_chunk(raw: Mapping, cell: Mapping, start: int, stop: int) -> dict:
         "run": np.arange(start, stop, dtype=np.int64),
         "depth": np.full(B, cell.depth, dtype=np.int64),
         "width": np.full(B, cell.width, dtype=np.int64),
-        "init": np.full(B, cell.init, dtype=str),
+        "init": np.array([cell.init] * B),  # (np.full with dtype=str would truncate to one character)
         "scale": np.full(B, cell.scale, dtype=np.float64),
         "lr": np.full(B, cell.lr, dtype=np.float64),
         "final_loss": final,
