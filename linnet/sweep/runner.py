@@ -20,7 +20,7 @@ from .seeding import problem_rng, run_rng
 from .spec import Cell, Spec
 from .summaries import SUMMARIES, RunContext
 
-__all__ = ["run_chunk", "make_problem", "initial_weights", "COLUMNS"]
+__all__ = ["run_chunk", "make_problem", "initial_weights", "to_host", "COLUMNS"]
 
 #: The fixed columns of the table, in order (summary columns follow, in the spec's order).
 COLUMNS = (
@@ -29,19 +29,40 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def make_problem(problem: Mapping, seed: int):
-    """``(loss, Phi)`` of a sweep: ``Phi`` with i.i.d. ``N(0, target_scale^2)`` entries from the sweep seed."""
+def to_host(a) -> np.ndarray:
+    """A NumPy copy of an array of any namespace: CuPy's ``get()``, else DLPack (array-api-strict)."""
+    if isinstance(a, (np.ndarray, np.generic, float, int)):
+        return np.asarray(a)
+    get = getattr(a, "get", None)
+    return np.asarray(get()) if callable(get) else np.from_dlpack(a)
+
+
+def _namespace(backend: str):
+    """The array namespace of ``backend``, through linnet's public creation functions and array-api-compat."""
+    import array_api_compat
+
     import linnet as ln
 
+    return array_api_compat.array_namespace(ln.init.zeros((1, 1), xp=backend)[0])
+
+
+def make_problem(problem: Mapping, seed: int, xp=None):
+    """``(loss, Phi)`` of a sweep: ``Phi`` with i.i.d. ``N(0, target_scale^2)`` entries from the sweep seed.
+
+    Drawn on the host; with ``xp`` the loss holds arrays of that namespace (``Phi`` stays NumPy).
+    """
+    import linnet as ln
+
+    dev = (lambda a: a) if xp is None else xp.asarray
     rng = problem_rng(seed)
     d_in, d_out = problem["d_in"], problem["d_out"]
     Phi = problem["target_scale"] * rng.standard_normal((d_out, d_in))
     if problem["loss"] == "whitened":
-        return ln.SquaredLoss.whitened(Phi), Phi
+        return ln.SquaredLoss.whitened(dev(Phi)), Phi
     m = problem["n_samples"]
     X = rng.standard_normal((d_in, m))
     Y = Phi @ X + problem["noise"] * rng.standard_normal((d_out, m))
-    return ln.SquaredLoss.from_data(X, Y), Phi
+    return ln.SquaredLoss.from_data(dev(X), dev(Y)), Phi
 
 
 def initial_weights(init: str, widths: tuple, scale: float, rng: np.random.Generator) -> tuple:
@@ -89,21 +110,24 @@ def run_chunk(raw: Mapping, cell: Mapping, start: int, stop: int) -> dict:
     spec = Spec(raw=raw, cells=())  # raw was validated by load_spec on the client
     cell = Cell(**cell)
     train = spec.train
-    loss, Phi = make_problem(spec.problem, spec.seed)
+    xp = None if train["backend"] == "numpy" else _namespace(train["backend"])
+    loss, Phi = make_problem(spec.problem, spec.seed, xp)
     widths = spec.widths(cell)
-    L_star = float(np.asarray(ln.theory.global_min(loss, widths).value))
+    L_star = float(to_host(ln.theory.global_min(loss, widths).value))
     nets = [
         initial_weights(cell.init, widths, cell.scale, run_rng(spec.seed, cell.index, r)) for r in range(start, stop)
     ]
-    Ws = tuple(np.stack([net[j] for net in nets]) for j in range(len(widths) - 1))
+    Ws = tuple(np.stack([net[j] for net in nets]) for j in range(len(widths) - 1))  # host draws, one move per layer
+    if xp is not None:
+        Ws = tuple(xp.asarray(W) for W in Ws)
     ftol = L_star + train["tol"]
     kw = dict(lr=cell.lr, steps=train["steps"], ftol=ftol, record_every=1)
     if train["optimizer"] == "momentum":
         traj = ln.train.momentum(loss, Ws, beta=train["beta"], **kw)
     else:
         traj = ln.train.gd(loss, Ws, **kw)
-    final = np.asarray(ln.loss(loss, traj.weights), dtype=np.float64)
-    reached = _first_reached(np.asarray(traj.loss), np.asarray(traj.steps), ftol)
+    final = np.asarray(to_host(ln.loss(loss, traj.weights)), dtype=np.float64)
+    reached = _first_reached(to_host(traj.loss), to_host(traj.steps), ftol)
     if train["classify"]:
         label = np.asarray(ln.landscape.classify(loss, traj.weights).label, dtype=str)
     else:
@@ -123,7 +147,7 @@ def run_chunk(raw: Mapping, cell: Mapping, start: int, stop: int) -> dict:
         "steps": reached,
         "label": label,
     }
-    ctx = RunContext(traj, loss, spec.problem["loss"], Phi, widths, L_star, cell)
+    ctx = RunContext(traj, loss, spec.problem["loss"], Phi, widths, L_star, cell, to_host)
     for name in spec.summaries:
         v = np.asarray(SUMMARIES[name](ctx))
         cols[name] = v.astype(np.int64 if v.dtype.kind in "iub" else np.float64)

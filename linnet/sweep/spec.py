@@ -32,6 +32,7 @@ A spec is a TOML file (or the equivalent ``dict``)::
     steps = 2000
     tol = 1e-8               # a run reached the global minimum when L - L* <= tol
     classify = false         # critical-point label of the final point (dense Hessian: small nets only)
+    backend = "numpy"        # or "cupy" on GPU workers (init draws stay on the host: same seeds, same nets)
 
 Every key is checked before any work starts; a bad one raises ``ValueError`` naming it.
 """
@@ -60,7 +61,9 @@ _SAMPLEABLE = ("scale", "lr")
 
 _TOP = {"seed", "runs", "summaries", "problem", "grid", "sample", "train"}
 _PROBLEM = {"loss": "whitened", "d_in": 4, "d_out": 1, "target_scale": 1.0, "n_samples": 64, "noise": 0.0}
-_TRAIN = {"optimizer": "gd", "beta": 0.9, "steps": 1000, "tol": 1e-8, "classify": False}
+_TRAIN = {"optimizer": "gd", "beta": 0.9, "steps": 1000, "tol": 1e-8, "classify": False, "backend": "numpy"}
+#: array backends a task may train on (the worker must have it; "array_api_strict" is the CPU stand-in for CuPy)
+BACKENDS = ("numpy", "cupy", "array_api_strict")
 _SAMPLE = {"method", "n", "log", *_SAMPLEABLE}
 
 
@@ -258,6 +261,7 @@ def load_spec(spec: Any) -> Spec:
     train["beta"] = _real(train["beta"], "train.beta", allow_zero=True)
     if train["beta"] >= 1:
         _fail("train.beta", "a real in [0, 1)", train["beta"])
+    train["backend"] = _name(train["backend"], "train.backend", BACKENDS)
     if not isinstance(train["classify"], bool):
         _fail("train.classify", "true or false", train["classify"])
 

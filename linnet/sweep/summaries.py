@@ -25,6 +25,7 @@ class RunContext(NamedTuple):
     widths: tuple
     global_value: float  # closed-form L* for these widths
     cell: Any  # linnet.sweep.spec.Cell
+    host: Any  # function: an array of the trajectory's namespace -> NumPy array
 
 
 #: name -> function(RunContext) -> (B,) array
@@ -50,7 +51,7 @@ def init_margin(ctx: RunContext) -> np.ndarray:
     Read from the recorded initial loss of a whitened problem, :math:`\ell(0) = \tfrac12\|W(0)-\Phi\|_F^2`
     (THEOREMS.md §3, ACGH arXiv 1810.02281, definition CONFIRMED); NaN for other losses.
     """
-    L0 = np.asarray(ctx.trajectory.loss[0], dtype=np.float64)
+    L0 = np.asarray(ctx.host(ctx.trajectory.loss)[0], dtype=np.float64)
     if ctx.loss_name != "whitened":
         return np.full(L0.shape, np.nan)
     smin = float(np.linalg.svd(ctx.target, compute_uv=False).min())
@@ -62,5 +63,5 @@ def final_sigma_min(ctx: RunContext) -> np.ndarray:
     """Smallest singular value of the final end-to-end matrix."""
     import linnet as ln
 
-    We = np.asarray(ln.end_to_end(ctx.trajectory.weights))
+    We = ctx.host(ln.end_to_end(ctx.trajectory.weights))
     return np.linalg.svd(We, compute_uv=False).min(axis=-1)
