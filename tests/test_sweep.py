@@ -282,6 +282,20 @@ def test_progress_on_stderr(capsys):
     assert "2/2 chunks" in err and "runs/s" in err and "ETA" in err
 
 
+def test_auto_chunk_size_follows_memory(monkeypatch):
+    from linnet.sweep import chunking
+
+    s = sw.load_spec({**SPEC, "runs": 5000})
+    big = sw.load_spec({**SPEC, "runs": 5000, "train": {"steps": 200, "tol": 1e-6, "classify": True}})
+    assert chunking.auto_chunk_size(s) == chunking.MAX_CHUNK
+    monkeypatch.setattr(chunking, "MEMORY_BUDGET", 2**20)
+    a, b = chunking.auto_chunk_size(s), chunking.auto_chunk_size(big)
+    assert 1 <= b < a < chunking.MAX_CHUNK
+    P = 3 * 4 + 4 * 4 + 4  # the largest net of SPEC, widths (3, 4, 4, 1)
+    assert a == 2**20 // (8 * (6 * P + 201)) and b == 2**20 // (8 * (6 * P + 201 + 2 * P * P))
+    assert chunking.plan(s, a) and sum(c.n for c in chunking.plan(s, a)) == s.n_runs
+
+
 def test_bad_options():
     with pytest.raises(ValueError, match="`chunk_size`"):
         sw.run(SPEC, chunk_size=0, progress=False)

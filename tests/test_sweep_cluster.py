@@ -110,3 +110,15 @@ def test_workers_option_starts_a_local_cluster(ref):
     res = sw.run(SPEC, workers=2, chunk_size=9, progress=False)
     assert res.dashboard and res.dashboard.startswith("http://127.0.0.1")
     pd.testing.assert_frame_equal(res.table, ref)
+
+
+def test_cli_workers(tmp_path, capsys):
+    """``python -m linnet.sweep SPEC --workers 2`` prints the dashboard address and progress, and the same table."""
+    from linnet.sweep.__main__ import main
+
+    toml = tmp_path / "s.toml"
+    toml.write_text("seed = 2\nruns = 4\n[grid]\ndepth = [2, 3]\n[train]\nsteps = 50\n")
+    assert main([str(toml), "--workers", "2", "--out", str(tmp_path / "o"), "--chunk-size", "2", "--no-plot"]) == 0
+    err = capsys.readouterr().err
+    assert "Dask dashboard: http://127.0.0.1" in err and "4/4 chunks" in err and "ETA" in err
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "o" / "table.parquet"), sw.run(toml, progress=False).table)

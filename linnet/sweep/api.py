@@ -92,6 +92,13 @@ def run(
     Returns
     -------
     SweepResult
+
+    Examples
+    --------
+    >>> import linnet.sweep as sw
+    >>> res = sw.run({"runs": 4, "grid": {"scale": [0.1, 1.0]}, "train": {"steps": 300}}, progress=False)
+    >>> len(res.table), list(sw.summarize(res.table)["frac_global"])
+    (8, [1.0, 1.0])
     """
     spec = load_spec(spec)
     if chunk_size is None:

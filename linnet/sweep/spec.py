@@ -224,6 +224,17 @@ def load_spec(spec: Any) -> Spec:
     ValueError
         Naming the key: unknown keys, empty grids, sizes ``<= 0``, unknown init, loss or optimizer names,
         step sizes ``<= 0``, a sampled axis also in the grid.
+
+    Examples
+    --------
+    >>> from linnet.sweep import load_spec
+    >>> s = load_spec({"runs": 8, "grid": {"depth": [2, 3], "init": ["gaussian", "balanced"]}})
+    >>> len(s.cells), s.n_runs, s.widths(s.cells[-1])
+    (4, 32, (4, 4, 4, 1))
+    >>> load_spec({"grid": {"lr": [0.0]}})
+    Traceback (most recent call last):
+    ...
+    ValueError: sweep spec: `grid.lr` must be a real > 0, got 0.0
     """
     if isinstance(spec, Spec):
         return spec
