@@ -103,6 +103,50 @@ def test_table_independent_of_chunk_size(ref, chunk_size):
     pd.testing.assert_frame_equal(sw.run(SPEC, chunk_size=chunk_size, progress=False).table, ref)
 
 
+MIXED = {
+    "seed": 5,
+    "runs": 5,
+    "problem": {"loss": "squared", "d_in": 3, "d_out": 2, "n_samples": 20, "noise": 0.05},
+    "grid": {"depth": [1, 2, 4], "width": [1, 3], "init": ["gaussian", "orthogonal", "balanced"]},
+    "sample": {"method": "lhs", "n": 2, "scale": [0.05, 0.8], "log": True},
+    "train": {"optimizer": "momentum", "beta": 0.5, "steps": 60, "tol": 1e-4},
+}
+
+
+def test_every_init_optimizer_and_sampling_independent_of_chunks():
+    """Squared loss with a bottleneck, depth 1 to 4, all inits, momentum, LHS scales: chunking changes nothing."""
+    bad = {**MIXED, "grid": {**MIXED["grid"], "width": [1]}}
+    with pytest.raises(ValueError, match="`grid.width`"):  # balanced init needs width >= min(d_in, d_out) = 2
+        sw.load_spec(bad)
+    spec = {**MIXED, "grid": {**MIXED["grid"], "width": [2, 3]}}
+    a = sw.run(spec, chunk_size=2, progress=False).table
+    b = sw.run(spec, chunk_size=5, progress=False).table
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) == 3 * 2 * 3 * 2 * 5 and set(a["init"]) == {"gaussian", "orthogonal", "balanced"}
+    assert (a["gap"] > -1e-9).all()
+    # momentum wiring: one run against ln.train.momentum on the same net
+    s = sw.load_spec(spec)
+    cell = s.cells[-1]
+    loss, _ = sw.runner.make_problem(s.problem, s.seed)
+    W = sw.runner.initial_weights(cell.init, s.widths(cell), cell.scale, run_rng(s.seed, cell.index, 3))
+    t = ln.train.momentum(loss, W, lr=cell.lr, beta=0.5, steps=60)
+    row = a[(a["cell"] == cell.index) & (a["run"] == 3)].iloc[0]
+    assert row["status"] == "max_steps"  # not frozen early: the same 60 steps
+    np.testing.assert_allclose(row["final_loss"], float(ln.loss(loss, t.weights)), rtol=1e-12)
+    assert row["final_loss"] > 1.0  # and far from the optimum: a wiring to gd would not match
+
+
+def test_custom_summary(monkeypatch):
+    """A registered summary becomes a column; a name cannot be registered twice."""
+    monkeypatch.setitem(
+        sw.SUMMARIES, "n_steps_run", lambda ctx: np.full(ctx.trajectory.status.shape, ctx.trajectory.n_steps)
+    )
+    t = sw.run({"runs": 3, "summaries": ["n_steps_run"], "train": {"steps": 40, "tol": 1e-30}}, progress=False).table
+    assert list(t["n_steps_run"]) == [40, 40, 40] and t["n_steps_run"].dtype == np.int64
+    with pytest.raises(ValueError, match="already"):
+        sw.register("init_margin")(lambda ctx: None)
+
+
 def test_rows_independent_of_run_count(ref):
     """Run k of cell c is the same row whether the sweep has 7 or 3 runs per cell (seed from (seed, cell, k))."""
     small = sw.run({**SPEC, "runs": 3}, progress=False).table
@@ -319,6 +363,31 @@ def test_cli(tmp_path, capsys):
     assert main([str(toml), "--out", str(tmp_path / "p")]) == 2
     assert "`grid.init`" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+
+
+def test_cli_interrupt_then_resume(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in the CLI keeps the finished chunks and says how to resume; the rerun computes only the rest."""
+    from linnet.sweep import __main__ as cli
+
+    toml = tmp_path / "s.toml"
+    toml.write_text("runs = 4\n[grid]\ndepth = [2, 3]\n[train]\nsteps = 30\n")
+    real = sw.run
+    calls = []
+
+    def interrupted(*a, **kw):
+        def hook(ch):
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            calls.append(ch)
+
+        return real(*a, **kw, on_chunk=hook)
+
+    monkeypatch.setattr(sw, "run", interrupted)
+    assert cli.main([str(toml), "--out", str(tmp_path / "o"), "--chunk-size", "1", "--quiet"]) == 130
+    assert "interrupted: 4 chunks" in capsys.readouterr().err
+    monkeypatch.setattr(sw, "run", real)
+    assert cli.main([str(toml), "--out", str(tmp_path / "o"), "--chunk-size", "1", "--quiet", "--no-plot"]) == 0
+    assert "(4 chunks computed, 4 reused)" in capsys.readouterr().out
 
 
 def test_import_linnet_does_not_import_dask_or_pandas():

@@ -28,6 +28,10 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        n = len(list((out / "chunks").glob("chunk-*.parquet"))) if (out / "chunks").is_dir() else 0
+        print(f"interrupted: {n} chunks are in {out}; rerun the same command to resume", file=sys.stderr)
+        return 130
     res.table.to_parquet(out / "table.parquet", index=False)
     summ = summarize(res.table)
     summ.to_csv(out / "summary.csv", index=False)
