@@ -107,7 +107,7 @@ MIXED = {
     "seed": 5,
     "runs": 5,
     "problem": {"loss": "squared", "d_in": 3, "d_out": 2, "n_samples": 20, "noise": 0.05},
-    "grid": {"depth": [1, 2, 4], "width": [1, 3], "init": ["gaussian", "orthogonal", "balanced"]},
+    "grid": {"depth": [1, 2, 4], "width": [1, 3], "init": ["gaussian", "orthogonal", "balanced", "identity"]},
     "sample": {"method": "lhs", "n": 2, "scale": [0.05, 0.8], "log": True},
     "train": {"optimizer": "momentum", "beta": 0.5, "steps": 60, "tol": 1e-4},
 }
@@ -122,18 +122,27 @@ def test_every_init_optimizer_and_sampling_independent_of_chunks():
     a = sw.run(spec, chunk_size=2, progress=False).table
     b = sw.run(spec, chunk_size=5, progress=False).table
     pd.testing.assert_frame_equal(a, b)
-    assert len(a) == 3 * 2 * 3 * 2 * 5 and set(a["init"]) == {"gaussian", "orthogonal", "balanced"}
+    assert len(a) == 3 * 2 * 4 * 2 * 5 and set(a["init"]) == {"gaussian", "orthogonal", "balanced", "identity"}
     assert (a["gap"] > -1e-9).all()
-    # momentum wiring: one run against ln.train.momentum on the same net
+    # momentum wiring: a run that used all 60 steps against ln.train.momentum on the same net
     s = sw.load_spec(spec)
-    cell = s.cells[-1]
+    row = a[(a["status"] == "max_steps") & (a["depth"] == 4) & (a["init"] == "balanced")].iloc[0]
+    cell = s.cells[row["cell"]]
     loss, _ = sw.runner.make_problem(s.problem, s.seed)
-    W = sw.runner.initial_weights(cell.init, s.widths(cell), cell.scale, run_rng(s.seed, cell.index, 3))
+    W = sw.runner.initial_weights(cell.init, s.widths(cell), cell.scale, run_rng(s.seed, cell.index, row["run"]))
     t = ln.train.momentum(loss, W, lr=cell.lr, beta=0.5, steps=60)
-    row = a[(a["cell"] == cell.index) & (a["run"] == 3)].iloc[0]
-    assert row["status"] == "max_steps"  # not frozen early: the same 60 steps
     np.testing.assert_allclose(row["final_loss"], float(ln.loss(loss, t.weights)), rtol=1e-12)
     assert row["final_loss"] > 1.0  # and far from the optimum: a wiring to gd would not match
+
+
+def test_identity_init_is_identity_plus_scaled_noise():
+    s = sw.load_spec({"runs": 1, "grid": {"init": ["identity"], "scale": [0.0]}})
+    W = sw.runner.initial_weights("identity", (3, 4, 2), 0.0, run_rng(0, 0, 0))
+    assert np.array_equal(W[0], np.eye(4, 3)) and np.array_equal(W[1], np.eye(2, 4))
+    W = sw.runner.initial_weights("identity", (3, 4, 2), 0.1, run_rng(0, 0, 0))
+    G = ln.init.gaussian((3, 4, 2), 0.1, seed=run_rng(0, 0, 0))
+    np.testing.assert_allclose(W[0] - np.eye(4, 3), G[0], rtol=0, atol=1e-15)
+    assert len(s.cells) == 1
 
 
 def test_custom_summary(monkeypatch):

@@ -66,9 +66,12 @@ def make_problem(problem: Mapping, seed: int, xp=None):
 
 
 def initial_weights(init: str, widths: tuple, scale: float, rng: np.random.Generator) -> tuple:
-    """One net's initial layers from its own generator.
+    r"""One net's initial layers from its own generator.
 
-    ``balanced``: ACGH's procedure on :math:`A` with i.i.d. :math:`\\mathcal N(0, \\mathrm{scale}^2)` entries
+    ``gaussian``/``orthogonal``: :func:`linnet.init.gaussian`/:func:`linnet.init.orthogonal` at ``scale``;
+    ``identity``: :func:`linnet.init.identity` plus i.i.d. :math:`\mathcal N(0, \mathrm{scale}^2)` entries
+    (``scale = 0``: exactly the identity; Bartlett, Helmbold & Long, arXiv 1802.06093);
+    ``balanced``: ACGH's procedure on :math:`A` with i.i.d. :math:`\mathcal N(0, \mathrm{scale}^2)` entries
     (THEOREMS.md §3; Arora, Cohen, Golowich & Hu, arXiv 1810.02281, procedure CONFIRMED, secondary).
     """
     import linnet as ln
@@ -77,6 +80,8 @@ def initial_weights(init: str, widths: tuple, scale: float, rng: np.random.Gener
         return ln.init.gaussian(widths, scale, seed=rng)
     if init == "orthogonal":
         return ln.init.orthogonal(widths, scale, seed=rng)
+    if init == "identity":  # (rectangular) identities plus an i.i.d. N(0, scale^2) perturbation (Bartlett et al.)
+        return tuple(I + G for I, G in zip(ln.init.identity(widths), ln.init.gaussian(widths, scale, seed=rng)))
     A = scale * rng.standard_normal((widths[-1], widths[0]))
     return ln.init.balanced(A, widths)
 

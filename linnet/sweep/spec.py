@@ -17,7 +17,7 @@ A spec is a TOML file (or the equivalent ``dict``)::
     [grid]                   # axes; every combination is a cell
     depth = [2, 3, 4]
     width = [4]              # hidden width of every hidden layer
-    init = ["gaussian", "balanced"]
+    init = ["gaussian", "balanced"]   # or "orthogonal", "identity" (identity + N(0, scale^2) noise)
     scale = [0.1, 0.3, 1.0]
     lr = [0.05]
 
@@ -51,7 +51,7 @@ import numpy as np
 
 __all__ = ["Spec", "Cell", "load_spec", "INITS", "LOSSES", "OPTIMIZERS", "AXES"]
 
-INITS = ("gaussian", "orthogonal", "balanced")
+INITS = ("gaussian", "orthogonal", "balanced", "identity")
 LOSSES = ("whitened", "squared")
 OPTIMIZERS = ("gd", "momentum")
 #: grid axes and their kinds; every axis has a default, so a grid may name only some of them
