@@ -122,3 +122,37 @@ def test_cli_workers(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Dask dashboard: http://127.0.0.1" in err and "4/4 chunks" in err and "ETA" in err
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "o" / "table.parquet"), sw.run(toml, progress=False).table)
+
+
+@pytest.mark.slow
+def test_held_out_scenario_larger(tmp_path):
+    """The issue's acceptance scenario on a larger spec: in-process table; on 2 local workers one worker is killed,
+    the sweep is interrupted, then resumed; the tables agree row by row."""
+    spec = {
+        **SPEC,
+        "runs": 200,
+        "grid": {"depth": [2, 3, 4], "init": ["gaussian", "balanced", "orthogonal"], "scale": [0.1, 0.5, 1.5]},
+        "train": {"steps": 400, "tol": 1e-8, "optimizer": "momentum", "beta": 0.3},
+    }
+    ref = sw.run(spec, chunk_size=64, progress=False).table
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        pids = list(client.run(os.getpid).values())
+        seen = []
+
+        def hook(ch):
+            seen.append(ch)
+            if len(seen) == 3:
+                os.kill(pids[1], signal.SIGKILL)
+            if len(seen) == 40:
+                raise Stop
+
+        with pytest.raises(Stop):
+            sw.run(spec, client=client, out=tmp_path, chunk_size=10, progress=False, on_chunk=hook)
+        res = sw.run(spec, client=client, out=tmp_path, chunk_size=25, progress=False)
+    assert len(res.reused) == 40 and sum(c.n for c in res.computed) == len(ref) - 400
+    pd.testing.assert_frame_equal(res.table, ref)
