@@ -4,6 +4,8 @@ A summary is ``f(ctx) -> array (B,)`` of plain floats (or ints), where ``ctx`` i
 the trajectory of a chunk of ``B`` runs, the problem and the cell. Register one with :func:`register`; a spec
 lists the ones it wants under ``summaries = [...]`` and each becomes a column of the table. Quantities recorded by
 observers during training join the same way: a summary reads them from the trajectory.
+
+On a Dask cluster the summary runs on the workers, so register it in a module that they import (as this one is).
 """
 
 from __future__ import annotations
