@@ -118,6 +118,19 @@ def table(res: dict) -> str:
                 f"scipy RK45 on the whole batch {r['scipy_time_s']:.2f} s ({r['speedup_vs_scipy']:.1f}x), "
                 f"max |dW| {r['max_abs_difference_final_weights']:.1e}"
             )
+    if "W5" in w:
+        r = w["W5"]
+        if "skipped" in r:
+            lines.append(f"\nW5 skipped: {r['skipped']}")
+        else:
+            lines.append(
+                f"\nW5 sweep, {r['runs']} runs x {r['steps']} steps, widths {r['widths']}, chunks of {r['chunk_size']}: "
+                f"in-process {r['in_process_runs_per_s']:.0f} runs/s, 2 local workers {r['cluster2_runs_per_s']:.0f} "
+                f"runs/s ({r['speedup_2_workers']:.2f}x); {r['cost_per_net_step_s'] * 1e6:.2f} us per net-step; "
+                f"overhead per task {r['task_overhead_in_process_s'] * 1e3:.1f} ms in-process, "
+                f"{r['task_overhead_cluster_s'] * 1e3:.1f} ms on the cluster; cluster start {r['cluster_start_s']:.1f} s; "
+                f"tables equal: {r['tables_equal']}"
+            )
     return "\n".join(lines)
 
 
@@ -125,7 +138,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy", "array_api_strict"])
     ap.add_argument("--json", default=None, help="write the results here")
-    ap.add_argument("-k", default="W1,W2,W3,W4", help="comma-separated workloads (W1,W2,W3,W4)")
+    ap.add_argument("-k", default="W1,W2,W3,W4", help="comma-separated workloads (W1,W2,W3,W4; W5: linnet.sweep in-process vs 2 local workers)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
     ap.add_argument("--w2-batch", type=int, default=None, help="override W2's batch size")
     ap.add_argument("--w1-depths", default=None, help="override W1's depths, e.g. 8 or 2,4,8,16")

@@ -12,6 +12,7 @@ import linnet as ln
 from linnet import _fastpaths, _step
 
 from ._harness import Backend, extra_column, matmul_rate, race
+from .sweep_workload import w5
 
 
 class Sizes:
@@ -601,4 +602,4 @@ def w4(be: Backend, sz: Sizes) -> dict:
     }
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4}
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5}

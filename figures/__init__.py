@@ -32,6 +32,7 @@ NAMES = (
     "bartlett",
     "poggio_cooper",
     "stability",
+    "sweep_phase",
 )
 
 

@@ -57,3 +57,17 @@ def test_quick_run_on_a_strict_backend_as_a_dry_run_of_the_device_paths(tmp_path
     assert w["W2"]["net_steps_per_s"]["train_gd"] > 0
     assert w["W3"]["finite_differences_rel_error"] < 1e-6
     assert w["W4"]["max_abs_difference_final_weights"] < 1e-6
+
+
+def test_quick_sweep_workload(tmp_path):
+    """W5 (linnet.sweep in-process vs 2 local Dask workers) writes finite rates, and both give the same table."""
+    import pytest
+
+    pytest.importorskip("distributed")
+    pytest.importorskip("pandas")
+    out = tmp_path / "w5.json"
+    assert main(["--quick", "-k", "W5", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())["workloads"]["W5"]
+    for k in ("in_process_runs_per_s", "cluster2_runs_per_s", "task_overhead_cluster_s", "cost_per_net_step_s"):
+        assert math.isfinite(r[k]) and r[k] > 0, k
+    assert r["tables_equal"] is True

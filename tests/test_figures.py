@@ -18,7 +18,7 @@ from figures import __main__ as cli
 
 def test_registry_modules_have_the_contract():
     """Every registered figure has NAME, TITLE, SOURCE, CAPTION, data and make."""
-    assert len(figures.NAMES) == 12
+    assert len(figures.NAMES) == 13
     for name in figures.NAMES:
         mod = figures.get(name)
         assert mod.NAME == name
@@ -351,3 +351,30 @@ def test_poggio_cooper_theory():
     assert np.max(d.disp_type1) < 1e-14
     # the origin (spurious type 1) is never left
     assert np.max(d.disp_origin) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# figure 13: a linnet.sweep phase diagram, with the deficiency-margin probability (THEOREMS §3)
+# ---------------------------------------------------------------------------------------------------------------
+def test_sweep_phase_theory():
+    pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    import linnet as ln
+    from figures import sweep_phase as f
+
+    d = f.data()
+    n = d.runs * len(d.depths)  # balanced draws per scale, pooled over depths (independent seeds per cell)
+    measured = d.frac_margin.mean(axis=0)
+    sigma = np.sqrt(d.margin_pred * (1 - d.margin_pred) / n) + 0.5 / n
+    assert np.all(np.abs(measured - d.margin_pred) <= 4 * sigma)  # §3 noncentral chi^2 probability (DERIVED)
+    # control: the same formula with the wrong dimension (d_0 = 1 instead of 4) is rejected by the same test
+    wrong = np.asarray(ln.theory.margin_probability(d.phi_norm, d.scales, 1))
+    assert np.any(np.abs(measured - wrong) > 4 * sigma)
+    # every balanced run with a positive margin reached the global minimum (observed, lr far above Theorem 1's)
+    ok = ~np.isnan(d.frac_global_with_margin)
+    assert ok.sum() >= 12 and np.all(d.frac_global_with_margin[ok] == 1.0)
+    assert np.all(d.frac_global >= 0) and np.all(d.frac_global <= 1)
+    # the phase boundary: large Gaussian inits fail (diverge at this step size) where balanced ones succeed
+    assert d.frac_global[0, -1, -1] <= 0.1 and d.frac_global[1, -1, -1] >= 0.8
+    conv = ~np.isnan(d.median_steps)
+    assert np.all(d.median_steps[conv] >= 1) and np.all(d.median_steps[conv] <= 1500)
