@@ -35,6 +35,15 @@ from .convergence import (
     margin_probability,
     preconditioner_min_eig,
 )
+from .implicit import (
+    entropy_argmin,
+    gfs_sharpness,
+    h_depth,
+    min_l1_interpolant,
+    min_l2_interpolant,
+    q_alpha,
+    q_alpha_argmin,
+)
 from .minima import RRR, CriticalPoint, GlobalMin, baldi_hornik_points, global_min, rrr, rrr_value
 from .residual import (
     GradientDomination,
@@ -48,15 +57,6 @@ from .residual import (
     hardt_ma_risk_grad,
 )
 from .saxe import saxe_deep_mode, saxe_deep_rhs, saxe_deep_time, saxe_mode, saxe_time, saxe_time_deep_limit
-from .implicit import (
-    entropy_argmin,
-    gfs_sharpness,
-    h_depth,
-    min_l1_interpolant,
-    min_l2_interpolant,
-    q_alpha,
-    q_alpha_argmin,
-)
 from .sharpness import sharpness_balanced, sharpness_scalar_min
 
 __all__ = [
