@@ -35,6 +35,7 @@ the training driver (:mod:`linnet.train`) takes product maps as a capability.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple, Sequence
 
 from ._backend import namespace
@@ -50,6 +51,9 @@ __all__ = [
     "hessian",
     "lift",
     "GDRun",
+    "RUNNING",
+    "CONVERGED",
+    "DIVERGED",
     "gd",
     "flow",
 ]
@@ -254,46 +258,118 @@ def lift(X: Array) -> Array:
     return xp.concat([X, -X], axis=-2)
 
 
+RUNNING, CONVERGED, DIVERGED = 0, 1, 2
+
+
 class GDRun(NamedTuple):
-    """Result of :func:`gd`: final ``weights`` (tuple), ``loss`` history ``(steps_recorded, ...)``, ``steps``
-    taken (int: the first step at which every net met ``ftol``, or the cap) and ``converged`` per net."""
+    """Result of :func:`gd`.
+
+    Attributes
+    ----------
+    weights : tuple of arrays, the final layers (a diverged net keeps its last finite iterate)
+    loss : array ``(T, *batch)``, the loss at the recorded steps (0, record_every, ...; frozen nets repeat)
+    steps : array ``(*batch)`` int64, per net the step at which it converged or diverged, else the cap
+    status : array ``(*batch)`` int8: ``RUNNING`` (0, hit the cap), ``CONVERGED`` (1), ``DIVERGED`` (2)
+    history : tuple of arrays ``(T, *batch, d_N, d_0)`` per layer if ``record_weights``, else ``None``
+    """
 
     weights: tuple
     loss: Array
-    steps: int
-    converged: Array
+    steps: Array
+    status: Array
+    history: Any = None
+
+
+def _vg(loss_fn, Ws, xp):
+    """Unvalidated value and gradients (the trainer's hot path; inputs checked once at the edge)."""
+    p, s = _partials(Ws)
+    We = p[-1]
+    return loss_fn.value(We), _pullback(loss_fn.grad(We), p, s, xp, Ws)
 
 
 def gd(
-    loss: Any, Ws: Sequence[Array], *, lr: float, steps: int, ftol: float | None = None, record_every: int = 1
+    loss: Any,
+    Ws: Sequence[Array],
+    *,
+    lr: Any,
+    steps: int,
+    ftol: Any = None,
+    record_every: int = 1,
+    record_weights: bool = False,
 ) -> GDRun:
-    r"""Gradient descent :math:`w_j \leftarrow w_j - \eta\,\partial L/\partial w_j` on a diagonal net (batched).
+    r"""Gradient descent :math:`w_j \leftarrow w_j - \eta\,\partial L/\partial w_j` on a batch of diagonal nets.
 
-    The diagonal map's trainer, to be folded into :mod:`linnet.train`'s driver. Stops when every net's loss is
-    ``<= ftol`` (if given) or after ``steps``; a net whose loss turns non-finite raises ``ValueError``.
+    The diagonal map's trainer, to be folded into :mod:`linnet.train`'s driver. ``lr`` and ``ftol`` are scalars
+    or arrays of the nets' batch shape (one per net). A net stops (is frozen) when its loss is ``<= ftol`` or
+    turns non-finite (``DIVERGED``, kept at its last finite iterate); the run ends when no net is running or
+    after ``steps``.
     """
-    lr = check_positive(lr, "lr")
+    Ws, xp = check_layers(Ws)
+    loss_fn = check_loss(loss).check(Ws[0])
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"`steps` must be an int >= 0, got {steps!r}")
     if isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1:
         raise ValueError(f"`record_every` must be an int >= 1, got {record_every!r}")
-    Ws, xp = check_layers(Ws)
-    hist = []
-    L, G = value_and_grad(loss, Ws)
-    k = 0
+    dt = Ws[0].dtype
+    L, G = _vg(loss_fn, Ws, xp)
+    batch = tuple(L.shape)
+    Ws = tuple(xp.broadcast_to(W, batch + tuple(W.shape[-2:])) for W in Ws)
+
+    def per_net(v, name, positive):
+        if isinstance(v, (int, float)):
+            v = check_positive(v, name, allow_zero=not positive)
+            return xp.full(batch, v, dtype=dt)
+        if (
+            not hasattr(v, "shape")
+            or not bool(xp.all(xp.isfinite(v)))
+            or not bool(xp.all(v > 0 if positive else v >= 0))
+        ):
+            raise ValueError(f"`{name}` must be a finite {'positive' if positive else 'non-negative'} number or array")
+        try:
+            return xp.broadcast_to(xp.asarray(v, dtype=dt), batch)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"`{name}` must broadcast to the nets' batch shape {batch}, got {tuple(v.shape)}") from exc
+
+    eta = per_net(lr, "lr", True)
+    tol = None if ftol is None else per_net(ftol, "ftol", False)
+    # divergence: non-finite or |L| > 1e100 max(|L0|, 1) (the dense trainer's test); warnings of diverging nets
+    # are silenced, they are reported by status
+    limit = min(1e100, float(xp.finfo(dt).max) * 1e-8) * xp.maximum(xp.abs(L), xp.ones_like(L))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*(overflow|invalid value)", category=RuntimeWarning)
+        return _gd_loop(loss_fn, Ws, L, G, eta, tol, limit, steps, record_every, record_weights, batch, xp)
+
+
+def _gd_loop(loss_fn, Ws, L, G, eta, tol, limit, steps, record_every, record_weights, batch, xp):
+    status = xp.zeros(batch, dtype=xp.int8)
+    nsteps = xp.full(batch, steps, dtype=xp.int64)
+    hist, whist = [], []
+    k, prev = 0, Ws
     while True:
+        bad = ~(xp.isfinite(L) & (xp.abs(L) <= limit)) & (status == RUNNING)
+        if bool(xp.any(bad)):  # freeze at the last finite iterate (the previous one)
+            status = xp.where(bad, xp.asarray(DIVERGED, dtype=xp.int8), status)
+            nsteps = xp.where(bad, xp.asarray(k, dtype=xp.int64), nsteps)
+            Ws = tuple(xp.where(bad[..., None, None], Wp, W) for W, Wp in zip(Ws, prev))
+            L, G = _vg(loss_fn, Ws, xp)
+        if tol is not None:
+            hit = (L <= tol) & (status == RUNNING)
+            status = xp.where(hit, xp.asarray(CONVERGED, dtype=xp.int8), status)
+            nsteps = xp.where(hit, xp.asarray(k, dtype=xp.int64), nsteps)
         if k % record_every == 0:
             hist.append(L)
-        if not bool(xp.all(xp.isfinite(L))):
-            raise ValueError(f"gradient descent diverged at step {k} (non-finite loss); lower `lr` (got {lr})")
-        done = ftol is not None and bool(xp.all(L <= ftol))
-        if done or k == steps:
+            if record_weights:
+                whist.append(Ws)
+        active = status == RUNNING
+        if k == steps or not bool(xp.any(active)):
             break
-        Ws = tuple(W - lr * g for W, g in zip(Ws, G))
-        L, G = value_and_grad(loss, Ws)
+        step = xp.where(active, eta, xp.zeros_like(eta))[..., None, None]
+        prev = Ws
+        Ws = tuple(W - step * g for W, g in zip(Ws, G))
+        L, G = _vg(loss_fn, Ws, xp)
         k += 1
-    conv = L <= ftol if ftol is not None else xp.zeros(L.shape, dtype=xp.bool)
-    return GDRun(Ws, xp.stack(hist), k, conv)
+    history = tuple(xp.stack([w[j] for w in whist]) for j in range(len(Ws))) if record_weights else None
+    return GDRun(Ws, xp.stack(hist), nsteps, status, history)
 
 
 def flow(

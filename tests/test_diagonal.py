@@ -136,7 +136,7 @@ def test_gd_is_the_explicit_update_and_flow_matches_the_closed_form():
     W2 = tuple(W - 0.01 * g for W, g in zip(W1, ln.diagonal.grad(loss, W1)))
     for a, b in zip(run.weights, W2):
         np.testing.assert_array_equal(a, b)
-    assert run.steps == 2 and run.loss.shape == (3,)
+    assert int(run.steps) == 2 and run.loss.shape == (3,) and int(run.status) == ln.diagonal.RUNNING
     y, a, T = 2.0, 0.1, 3.0
     fl = ln.diagonal.flow(
         ln.SquaredLoss.whitened(np.array([[y]])), (np.array([[a]]), np.array([[a]])), t_max=T, rtol=1e-12, atol=1e-14
@@ -152,3 +152,19 @@ def test_lift_gives_the_two_tower_predictor():
     W = np.concatenate([wp, wm], axis=-1) ** 2
     beta = wp**2 - wm**2
     np.testing.assert_allclose(W @ lifted, beta @ X)
+
+
+def test_gd_per_net_step_sizes_convergence_and_divergence():
+    """Per-net lr: a small step converges (frozen at the step it met ftol), a huge one diverges and keeps its
+    last finite iterate; the recorded weights reproduce the loss history."""
+    loss = ln.SquaredLoss.whitened(np.array([[1.0]]))
+    Ws = tuple(np.full((3, 1, 1), 0.5) for _ in range(3))
+    lr = np.array([0.1, 0.2, 50.0])
+    run = ln.diagonal.gd(loss, Ws, lr=lr, steps=5000, ftol=1e-12, record_weights=True)
+    assert list(run.status) == [ln.diagonal.CONVERGED, ln.diagonal.CONVERGED, ln.diagonal.DIVERGED]
+    assert run.steps[1] < run.steps[0] < 5000
+    assert np.all(np.isfinite(run.weights[0]))
+    L = ln.diagonal.loss(loss, tuple(h for h in run.history))
+    np.testing.assert_array_equal(L[:, :2], run.loss[:, :2])
+    with pytest.raises(ValueError, match="`lr` must"):
+        ln.diagonal.gd(loss, Ws, lr=np.array([0.1, -1.0, 0.1]), steps=3)
