@@ -124,7 +124,7 @@ class GFSSharpnessCheck(Check):
 
     def control(self, ctx: Context) -> Measurement:
         inc = -np.inf
-        for N, y, eta, eos, hist, status, lam in self.runs(ctx):
+        for N, y, _eta, eos, hist, status, _lam in self.runs(ctx):
             ok = _qualifying(hist, status) & eos
             if not ok.any():
                 continue
