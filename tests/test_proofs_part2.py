@@ -6,7 +6,13 @@ import pytest
 import proofs_check.checks  # noqa: F401  (registers the checks)
 from proofs_check import REGISTRY, Context
 
-IDS = ["s18-flattest-minima", "s20-diagonal-nets", "s21-large-step-imbalance", "s22-gfs-sharpness"]
+IDS = [
+    "s18-flattest-minima",
+    "s19-width-one-depth",
+    "s20-diagonal-nets",
+    "s21-large-step-imbalance",
+    "s22-gfs-sharpness",
+]
 
 
 @pytest.fixture(scope="module")
