@@ -378,10 +378,10 @@ def flow(
     r"""Gradient flow :math:`\dot w_j = -\partial L/\partial w_j` of a diagonal net by ``scipy.integrate.solve_ivp``.
 
     The diagonal map's flow trainer (host float64; batched nets integrate as one system). Returns a
-    :class:`linnet._ivp.FlowRun`; ``ftol`` stops when the summed loss reaches it. ``method="LSODA"`` for the stiff
+    :class:`linnet.ivp.FlowRun`; ``ftol`` stops when the summed loss reaches it. ``method="LSODA"`` for the stiff
     small-init runs.
     """
-    from . import _ivp
+    from . import ivp as _ivp
     from ._backend import get_namespace
 
     loss_fn = check_loss(loss)

@@ -113,9 +113,9 @@ def hessian(loss: Any, W1: Array) -> Array:
 def flow(loss: Any, W1: Array, *, t_max: float, t_eval=None, ftol=None, method="DOP853", rtol=1e-10, atol=1e-13):
     r"""Gradient flow :math:`\dot W_1 = -\nabla L(W_1)` by ``scipy.integrate.solve_ivp`` (host float64, NumPy losses).
 
-    Returns a :class:`linnet._ivp.FlowRun` whose ``weights`` is the 1-tuple ``(W1,)``.
+    Returns a :class:`linnet.ivp.FlowRun` whose ``weights`` is the 1-tuple ``(W1,)``.
     """
-    from . import _ivp
+    from . import ivp as _ivp
 
     loss_fn = check_loss(loss)
     W1, _ = _check_W1(W1)

@@ -1,8 +1,9 @@
-r"""Gradient flow of a second product map by SciPy's ``solve_ivp`` on the flattened weights (host float64).
+r"""Gradient flow by SciPy's ``solve_ivp`` on the flattened weights (host float64): stiff and long horizons.
 
-Shared by the diagonal map (:mod:`linnet.diagonal`) and the tied map (:mod:`linnet.tied`) until the training
-driver takes product maps as a capability; then this folds into it. The dense map keeps its own batched
-integrator in :mod:`linnet.train.flow`.
+Shared by the diagonal map (:mod:`linnet.diagonal`) and the tied map (:mod:`linnet.tied`), and, through
+:func:`dense_flow`, by dense nets where a stiff integrator (LSODA) over a long horizon is needed (THEOREMS2 §16b:
+:math:`t = 10^6`), which the batched explicit integrator of :mod:`linnet.train` is not built for. To fold into the
+training driver once it takes product maps and integrators as capabilities.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from ._backend import from_host, to_numpy
 from ._validate import check_positive
 
-__all__ = ["FlowRun", "integrate"]
+__all__ = ["FlowRun", "integrate", "dense_flow"]
 
 
 class FlowRun(NamedTuple):
@@ -103,3 +104,20 @@ def integrate(
     xp = namespace(xp_ref)
     final = tuple(from_host(a, xp, xp_ref.dtype) for a in split(states[-1]))
     return FlowRun(final, np.asarray(ts), states, losses, bool(stopped))
+
+
+def dense_flow(loss, Ws, *, t_max: float, t_eval=None, ftol=None, method="LSODA", rtol=1e-10, atol=1e-13) -> FlowRun:
+    r"""Layer-wise gradient flow :math:`\dot W_j = -\partial L/\partial W_j` of a dense net (one net, NumPy loss).
+
+    The gradient is the engine's (:func:`linnet.grad`); the integrator is ``scipy.integrate.solve_ivp``.
+    """
+    from .calculus import grad
+    from .calculus import loss as deep_loss
+
+    def g(W):
+        return grad(loss, W)
+
+    def f(W):
+        return float(np.sum(deep_loss(loss, W)))
+
+    return integrate(g, f, tuple(Ws), t_max=t_max, t_eval=t_eval, ftol=ftol, method=method, rtol=rtol, atol=atol)
