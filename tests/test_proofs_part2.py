@@ -7,6 +7,7 @@ import proofs_check.checks  # noqa: F401  (registers the checks)
 from proofs_check import REGISTRY, Context
 
 IDS = [
+    "s16-nuclear-norm-and-rank",
     "s18-flattest-minima",
     "s19-width-one-depth",
     "s20-diagonal-nets",
