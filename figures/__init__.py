@@ -32,6 +32,8 @@ NAMES = (
     "bartlett",
     "poggio_cooper",
     "stability",
+    "implicit_regularizer",
+    "width_one_depth",
 )
 
 
