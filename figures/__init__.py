@@ -33,6 +33,8 @@ NAMES = (
     "poggio_cooper",
     "stability",
     "sweep_phase",
+    "implicit_regularizer",
+    "width_one_depth",
 )
 
 

@@ -12,7 +12,19 @@ from .product import end_to_end
 
 __version__ = "0.1.0"
 
-_LAZY = {"train", "theory", "landscape", "linalg", "strategies", "testing", "losses", "calculus"}
+_LAZY = {
+    "diagonal",
+    "tied",
+    "ivp",
+    "train",
+    "theory",
+    "landscape",
+    "linalg",
+    "strategies",
+    "testing",
+    "losses",
+    "calculus",
+}
 
 
 def __getattr__(name):
@@ -30,6 +42,9 @@ def __dir__():
 
 __all__ = [
     "init",
+    "diagonal",
+    "tied",
+    "ivp",
     "train",
     "theory",
     "landscape",

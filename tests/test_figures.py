@@ -18,7 +18,7 @@ from figures import __main__ as cli
 
 def test_registry_modules_have_the_contract():
     """Every registered figure has NAME, TITLE, SOURCE, CAPTION, data and make."""
-    assert len(figures.NAMES) == 13
+    assert len(figures.NAMES) == 15
     for name in figures.NAMES:
         mod = figures.get(name)
         assert mod.NAME == name
@@ -378,3 +378,30 @@ def test_sweep_phase_theory():
     assert d.frac_global[0, -1, -1] <= 0.1 and d.frac_global[1, -1, -1] >= 0.8
     conv = ~np.isnan(d.median_steps)
     assert np.all(d.median_steps[conv] >= 1) and np.all(d.median_steps[conv] <= 1500)
+# figures 13-14: diagonal nets' Q_alpha (THEOREMS2 §20), width-1 depth (THEOREMS2 §19)
+# ---------------------------------------------------------------------------------------------------------------
+
+#: THEOREMS2 §20: gradient flow = argmin Q_alpha to 1e-8 (LSODA rtol 1e-12, host float64)
+GF_ARGMIN_TOL = 1e-8
+
+
+def test_implicit_regularizer_theory():
+    from figures import implicit_regularizer as f
+
+    d = f.data(alphas_gf=(3.0, 0.3))
+    assert np.all(d.gf_err <= GF_ARGMIN_TOL)
+    # kernel -> rich: distance to l1 falls and to l2 grows as alpha shrinks (monotone, both depths)
+    assert np.all(np.diff(d.dist_l1, axis=1) < 0) and np.all(np.diff(d.dist_l2, axis=1) > 0)
+    assert np.all(d.dist_l2[:, 0] < 1e-3)  # alpha = 10: the min-l2 interpolant
+    assert d.dist_l1[1, -1] < 1e-3 < d.dist_l1[0, -1]  # alpha = 1e-4: depth 3 is rich, depth 2 not yet
+    # the penalty shape: ~t^2 at alpha = 10, closer to |t| than to t^2 at alpha = 1e-4
+    assert np.abs(d.shape[0] - d.t**2).max() < 1e-2
+    assert np.abs(d.shape[-1] - np.abs(d.t)).max() < np.abs(d.shape[-1] - d.t**2).max()
+
+
+def test_width_one_depth_theory():
+    from figures import width_one_depth as f
+
+    d = f.data(depths=(4, 8, 12), cap=5000)
+    assert np.all(np.diff(d.median) > 0) and d.slope > 0.1  # THEOREMS2 §19: slope > 0.1 per layer
+    assert np.all(d.control_median <= 10)  # near identity: a handful of steps at every depth up to 64

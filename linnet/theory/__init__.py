@@ -16,6 +16,8 @@ Submodules, by section of THEOREMS.md (everything is re-exported here, as ``ln.t
   :func:`hardt_ma_gradient_domination`, :func:`bhl_sufficient_lr`, :func:`bhl_mode_step`;
 - ``saxe`` (§10 Saxe et al. exact solutions): :func:`saxe_mode`, :func:`saxe_time`, :func:`saxe_deep_rhs`,
   :func:`saxe_deep_time`, :func:`saxe_deep_mode`, :func:`saxe_time_deep_limit`;
+- ``implicit`` (part 2: §16a, §20, §22): :func:`q_alpha`, :func:`q_alpha_argmin`, :func:`entropy_argmin`,
+  :func:`min_l1_interpolant`, :func:`min_l2_interpolant`, :func:`gfs_sharpness`, :func:`h_depth`;
 - ``sharpness`` (§13): :func:`sharpness_balanced`, :func:`sharpness_scalar_min`;
 - ``_common``: private argument checks and array helpers shared by the above.
 
@@ -33,6 +35,15 @@ from .convergence import (
     margin_probability,
     preconditioner_min_eig,
 )
+from .implicit import (
+    entropy_argmin,
+    gfs_sharpness,
+    h_depth,
+    min_l1_interpolant,
+    min_l2_interpolant,
+    q_alpha,
+    q_alpha_argmin,
+)
 from .minima import RRR, CriticalPoint, GlobalMin, baldi_hornik_points, global_min, rrr, rrr_value
 from .residual import (
     GradientDomination,
@@ -49,6 +60,13 @@ from .saxe import saxe_deep_mode, saxe_deep_rhs, saxe_deep_time, saxe_mode, saxe
 from .sharpness import sharpness_balanced, sharpness_scalar_min
 
 __all__ = [
+    "h_depth",
+    "q_alpha",
+    "q_alpha_argmin",
+    "entropy_argmin",
+    "min_l1_interpolant",
+    "min_l2_interpolant",
+    "gfs_sharpness",
     "balancedness_gaps",
     "balancedness",
     "gd_drift",
