@@ -22,7 +22,7 @@ from . import calculus as _c
 from . import product as _p
 from ._backend import from_host, host_rng, is_numpy_namespace, to_numpy
 from ._validate import broadcast_batch as _broadcast_batch
-from ._validate import check_positive, check_weights
+from ._validate import check_loss_against, check_matrix, check_positive, check_weights
 from .losses import Loss, SquaredLoss
 
 __all__ = [
@@ -169,7 +169,7 @@ def classify(
         tols.append(math.sqrt(eps) if v is None else check_positive(v, name))
     gtol, htol, vtol = tols
     widths = _widths(Ws)
-    loss_fn = loss.check(_p.end_to_end(Ws, residual=residual))
+    loss_fn = check_loss_against(loss, _p.end_to_end(Ws, residual=residual))
 
     value, Gs = _c.value_and_grad(loss_fn, Ws, residual=residual)
     gnorm = xp.sqrt(_sqnorm(Gs, xp))
@@ -261,6 +261,7 @@ def symmetry_direction(Ws: Sequence[Array], j: int, A: Array) -> tuple:
         raise ValueError(f"`j` must be a hidden layer index in [1, N - 1] = [1, {N - 1}], got {j!r}")
     j = int(j)
     d = Ws[j - 1].shape[-2]
+    A, _ = check_matrix(A, "A", xp=xp, other="`Ws`")
     if not hasattr(A, "shape") or A.ndim < 2 or tuple(A.shape[-2:]) != (d, d):
         raise ValueError(
             f"`A` must have shape (..., {d}, {d}) (hidden width d_{j} = {d}), got {getattr(A, 'shape', A)!r}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ._backend import namespace
+from ._validate import check_matrix
 
 __all__ = ["gram_powers", "e2e_velocity", "preconditioner", "preconditioner_eigenvalues"]
 
@@ -34,7 +34,7 @@ def gram_powers(W: Array, alphas, *, rtol: Optional[float] = None):
     Returns two lists (left, right) of arrays ``(..., d_N, d_N)`` and ``(..., d_0, d_0)``, computed from the
     full SVD of ``W`` with thresholded singular values; :math:`[\cdot]^0 = I`.
     """
-    xp = namespace(W)
+    W, xp = check_matrix(W, "W")
     U, s, Vt = xp.linalg.svd(W, full_matrices=True)
     s = _threshold(s, rtol, xp)
     dN, d0 = W.shape[-2], W.shape[-1]
@@ -64,7 +64,12 @@ def e2e_velocity(W: Array, G: Array, depth: int, *, rtol: Optional[float] = None
     Arora, Cohen & Hazan, `On the Optimization of Deep Networks: Implicit Acceleration by Overparameterization
     <https://arxiv.org/abs/1802.06509>`_, 2018.
     """
-    xp = namespace(W, G)
+    W, xp = check_matrix(W, "W")
+    G, _ = check_matrix(G, "G", xp=xp, other="`W`")
+    if tuple(G.shape[-2:]) != tuple(W.shape[-2:]) or G.dtype != W.dtype:
+        raise ValueError(
+            f"`G` must have the shape (..., {W.shape[-2]}, {W.shape[-1]}) and dtype {W.dtype} of `W`, got {tuple(G.shape)} {G.dtype}"
+        )
     N = _check_depth(depth)
     alphas = [k / N for k in range(N)]
     left, right = gram_powers(W, alphas, rtol=rtol)
@@ -80,7 +85,7 @@ def preconditioner(W: Array, depth: int, *, rtol: Optional[float] = None) -> Arr
 
     Shape ``(..., d_N d_0, d_N d_0)``; :math:`\operatorname{vec}(\dot W) = -P_W\operatorname{vec}(\nabla\ell)`.
     """
-    xp = namespace(W)
+    W, xp = check_matrix(W, "W")
     N = _check_depth(depth)
     left, right = gram_powers(W, [k / N for k in range(N)], rtol=rtol)
     out = None
@@ -97,7 +102,7 @@ def preconditioner_eigenvalues(W: Array, depth: int, *, rtol: Optional[float] = 
     :math:`r\in[d_N], r'\in[d_0]`, with :math:`\sigma_r := 0` beyond the rank and :math:`0^0 := 1`.
     Returned sorted ascending, shape ``(..., d_N d_0)``.
     """
-    xp = namespace(W)
+    W, xp = check_matrix(W, "W")
     N = _check_depth(depth)
     s = _threshold(xp.linalg.svdvals(W), rtol, xp)
     dN, d0 = W.shape[-2], W.shape[-1]

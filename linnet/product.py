@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional, Sequence
 
-from ._validate import check_weights
+from ._validate import check_bool, check_weights
 
 __all__ = [
     "Partials",
@@ -57,7 +57,7 @@ def _t(A: Optional[Array]) -> Optional[Array]:
 
 def factors(Ws: Sequence[Array], residual: bool, xp) -> tuple:
     """The factors :math:`F_j`: ``W_j`` (plain) or ``I + W_j`` (residual; layers must be square)."""
-    if not residual:
+    if not check_bool(residual, "residual"):
         return tuple(Ws)
     out = []
     for j, W in enumerate(Ws, start=1):

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import get_namespace, namespace
-from .._validate import check_finite, check_positive
+from .._validate import check_finite, check_positive, check_real
 
 Array = Any
 
@@ -40,8 +40,13 @@ def _depth(depth: Any) -> int:
 def _scalars(*args, names):
     """Common namespace and dtype for scalar-or-array arguments; returns ``(xp, arrays...)``.
 
-    Python numbers become 0-d arrays of the arrays' namespace (NumPy when none is an array) and dtype.
+    Python numbers become 0-d arrays of the arrays' namespace (NumPy when none is an array) and dtype; lists and
+    tuples of numbers become arrays. Complex, bool and float16 arrays are refused (never cast to their real part).
     """
+    args = [
+        a if _is_array(a) or isinstance(a, (int, float, np.generic)) else _as_real_array(a, n)
+        for a, n in zip(args, names)
+    ]
     arrays = [a for a in args if _is_array(a)]
     xp = namespace(*arrays) if arrays else get_namespace(None)
     dt = xp.float64
@@ -51,6 +56,10 @@ def _scalars(*args, names):
             break
     out = []
     for a, name in zip(args, names):
+        if _is_array(a) and (not xp.isdtype(a.dtype, ("real floating", "integral")) or "float16" in str(a.dtype)):
+            raise ValueError(
+                f"`{name}` must be a real number or a real (float32/float64/int) array, got dtype {a.dtype}"
+            )
         if _is_array(a):
             a = xp.astype(a, dt) if a.dtype != dt else a
         else:
@@ -61,6 +70,13 @@ def _scalars(*args, names):
         check_finite(a, name, xp=xp)
         out.append(a)
     return (xp, *out)
+
+
+def _as_real_array(a, name: str):
+    """A list or tuple of real numbers as a float64 NumPy array (``ValueError`` naming ``name`` otherwise)."""
+    if isinstance(a, (list, tuple)):
+        return check_real(a, name)
+    return a
 
 
 def _check_all(cond, name: str, expected: str, value) -> None:

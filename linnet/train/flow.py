@@ -246,7 +246,6 @@ def _integrate(
                 break
             out_of_steps = active & (count >= max_steps)
             status = xp.where(out_of_steps, xp.full(batch, MAX_STEPS, dtype=int64), status)
-            fail_at = xp.where(out_of_steps, count, fail_at)
             alive = alive & ~out_of_steps
             active = active & ~out_of_steps
 
@@ -425,7 +424,7 @@ def gradient_flow(
         ``status`` is :data:`CONVERGED` for a net that reached ``t_final``, :data:`MAX_STEPS` for one that ran out
         of steps, :data:`DIVERGED` when its state stopped being finite (its step size collapsed); a failed net
         keeps its last accepted state, which later records repeat, and ``diverged_at`` holds its number of
-        attempted steps.
+        attempted steps (``-1`` for every net that did not diverge, :data:`MAX_STEPS` ones included).
 
     References
     ----------
