@@ -32,6 +32,8 @@ __all__ = [
     "check_same_namespace",
     "check_loss_against",
     "as_native",
+    "check_int",
+    "as_index",
 ]
 
 
@@ -73,6 +75,8 @@ def check_real(value: Any, name: str, *, finite: bool = True):
             f"`{name}` must be a real number or a real array (float32/float64 or int), got dtype {host.dtype}"
         )
     host = host.astype(np.float64)
+    if host.size == 0:
+        raise ValueError(f"`{name}` must not be empty, got {value!r}")
     if finite and not bool(np.all(np.isfinite(host))):
         raise ValueError(f"`{name}` must be finite, got {value!r}")
     return host
@@ -275,7 +279,7 @@ def check_callable_output(out: Any, W: Any, shape: tuple, name: str) -> None:
     """
     if not (hasattr(out, "shape") and hasattr(out, "dtype")):
         raise TypeError(
-            f"the `{name}` callback of the CallableLoss must return an array of shape {shape}, got {type(out).__name__}"
+            f"`loss`: the `{name}` callback of the CallableLoss must return an array of shape {shape}, got {type(out).__name__}"
         )
     import numpy as np
 
@@ -285,16 +289,16 @@ def check_callable_output(out: Any, W: Any, shape: tuple, name: str) -> None:
         same_ns = False
     if not same_ns:
         raise TypeError(
-            f"the `{name}` callback of the CallableLoss must return an array of the namespace of the weights, "
+            f"`loss`: the `{name}` callback of the CallableLoss must return an array of the namespace of the weights, "
             f"got {type(out).__name__}"
         )
     if out.dtype != W.dtype:
         raise ValueError(
-            f"the `{name}` callback of the CallableLoss must return dtype {W.dtype} (that of the weights), got {out.dtype}"
+            f"`loss`: the `{name}` callback of the CallableLoss must return dtype {W.dtype} (that of the weights), got {out.dtype}"
         )
     if tuple(out.shape) != tuple(shape):
         raise ValueError(
-            f"the `{name}` callback of the CallableLoss must return shape {tuple(shape)} for W of shape "
+            f"`loss`: the `{name}` callback of the CallableLoss must return shape {tuple(shape)} for W of shape "
             f"{tuple(W.shape)}, got {tuple(out.shape)}"
         )
 
@@ -347,3 +351,30 @@ def check_orthonormal_columns(Q: Any, name: str, xp: Any) -> None:
     err = xp.max(xp.abs(xp.matmul(Q.mT, Q) - xp.eye(r, dtype=Q.dtype)))
     if float(err) > 1e3 * max(r, Q.shape[-2]) * eps:
         raise ValueError(f"`{name}` must have orthonormal columns: max |{name}^T {name} - I| = {float(err):.3g}")
+
+
+def check_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """An int ``>= minimum`` (NumPy integers and 0-d integer arrays accepted; bools, floats, strings refused)."""
+    import operator
+
+    if isinstance(value, bool):
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}") from None
+    if v < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+    return int(v)
+
+
+def as_index(value: Any):
+    """``value`` as a Python int if it is an integer (NumPy integers and 0-d integer arrays too), else ``None``."""
+    import operator
+
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(operator.index(value))
+    except TypeError:
+        return None

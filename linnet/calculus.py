@@ -18,12 +18,14 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from . import product as _p
+from ._backend import namespace
 from ._validate import (
     broadcast_batch,
     check_bool,
     check_loss,
     check_loss_against,
     check_matrix,
+    check_same_namespace,
     check_weights,
     check_widths,
 )
@@ -96,6 +98,7 @@ def _check_direction(Vs, Ws, name="Vs"):
             f"`{name}` must be a tuple of {len(Ws)} arrays shaped like the layers, got {type(Vs).__name__} of length {len(Vs) if hasattr(Vs, '__len__') else '?'}"
         )
     Vs, _ = check_weights(Vs, name=name)
+    check_same_namespace(Vs[0], namespace(Ws[0]), name, "`Ws`")
     broadcast_batch(
         *(tuple(W.shape[:-2]) for W in Ws),
         *(tuple(V.shape[:-2]) for V in Vs),
@@ -153,7 +156,7 @@ def num_params(Ws: Sequence[Array]) -> int:
 
 def flatten(Ws: Sequence[Array]) -> Array:
     """Concatenate layers 1..N, each flattened row-major, into shape ``(..., P)``."""
-    xp = check_weights(Ws, finite=False)[1]
+    Ws, xp = check_weights(Ws)
     batch = broadcast_batch(*(tuple(W.shape[:-2]) for W in Ws), what="the layers' batch shapes in `Ws`")
     return xp.concat([xp.reshape(xp.broadcast_to(W, batch + tuple(W.shape[-2:])), batch + (-1,)) for W in Ws], axis=-1)
 
@@ -164,7 +167,7 @@ def unflatten(theta: Array, widths: Sequence[int]) -> tuple:
     widths = check_widths(widths)
     P = sum(widths[j] * widths[j + 1] for j in range(len(widths) - 1))
     if theta.shape[-1] != P:
-        raise ValueError(f"`theta` must have last dimension {P} for widths {widths}, got {theta.shape[-1]}")
+        raise ValueError(f"`theta` must have last dimension {P} for `widths` {widths}, got {theta.shape[-1]}")
     out, k = [], 0
     for j in range(1, len(widths)):
         n = widths[j] * widths[j - 1]

@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ._backend import from_host, get_namespace, host_rng, namespace, resolve_dtype
+from ._backend import from_host, get_namespace, host_rng, resolve_dtype
 from ._validate import check_finite, check_matrix, check_orthonormal_columns, check_positive, check_widths
 
 __all__ = ["gaussian", "orthogonal", "zeros", "identity", "balanced", "decoupled", "saxe"]
@@ -176,9 +176,7 @@ def balanced(A: Any, widths: Sequence[int], *, rtol: Optional[float] = None):
     (True, True)
     """
     widths = check_widths(widths)
-    if not hasattr(A, "shape"):
-        A = np.asarray(A, dtype=float)
-    xp = namespace(A)
+    A, xp = check_matrix(A, "A")
     if A.ndim < 2 or tuple(A.shape[-2:]) != (widths[-1], widths[0]):
         raise ValueError(
             f"`A` must have shape (..., {widths[-1]}, {widths[0]}) = (..., d_N, d_0), got {tuple(A.shape)}"

@@ -20,9 +20,18 @@ import numpy as np
 
 from . import calculus as _c
 from . import product as _p
-from ._backend import from_host, host_rng, is_numpy_namespace, to_numpy
+from ._backend import from_host, host_rng, is_numpy_namespace, namespace, to_numpy
+from ._validate import (
+    as_index,
+    check_int,
+    check_loss_against,
+    check_matrix,
+    check_positive,
+    check_real,
+    check_same_namespace,
+    check_weights,
+)
 from ._validate import broadcast_batch as _broadcast_batch
-from ._validate import check_loss_against, check_matrix, check_positive, check_weights
 from .losses import Loss, SquaredLoss
 
 __all__ = [
@@ -257,9 +266,9 @@ def symmetry_direction(Ws: Sequence[Array], j: int, A: Array) -> tuple:
     """
     Ws, xp = check_weights(Ws)
     N = len(Ws)
-    if isinstance(j, bool) or not hasattr(j, "__index__") or not 1 <= int(j) <= N - 1:
+    if as_index(j) is None or not 1 <= as_index(j) <= N - 1:
         raise ValueError(f"`j` must be a hidden layer index in [1, N - 1] = [1, {N - 1}], got {j!r}")
-    j = int(j)
+    j = as_index(j)
     d = Ws[j - 1].shape[-2]
     A, _ = check_matrix(A, "A", xp=xp, other="`Ws`")
     if not hasattr(A, "shape") or A.ndim < 2 or tuple(A.shape[-2:]) != (d, d):
@@ -386,9 +395,7 @@ def top_hessian_eigenvalue(
     batch = tuple(_c.loss(loss, Ws, residual=residual).shape)
     if maxiter is None:
         maxiter = P
-    if isinstance(maxiter, bool) or not hasattr(maxiter, "__index__") or int(maxiter) < 1:
-        raise ValueError(f"`maxiter` must be an int >= 1, got {maxiter!r}")
-    maxiter = min(int(maxiter), P)
+    maxiter = min(check_int(maxiter, "maxiter", minimum=1), P)
     dt = Ws[0].dtype
     rng = host_rng(seed)
     v0 = rng.standard_normal(batch + (P,))
@@ -512,6 +519,9 @@ def random_direction(Ws: Sequence[Array], *, seed: Any = 0, normalize: str = "la
 
 
 def _steps(ts, xp, dt, name):
+    if _is_array(ts):
+        check_same_namespace(ts, xp, name, "`Ws`")
+    ts = from_host(check_real(ts, name), xp, dt)  # a real 1-D sequence: no complex, strings, NaN
     if not _is_array(ts):
         ts = np.asarray(ts, dtype=np.float64)
         if ts.ndim != 1:
@@ -524,6 +534,7 @@ def _steps(ts, xp, dt, name):
 
 def _check_dir(D, Ws, name):
     D, _ = check_weights(D, name=name)
+    check_same_namespace(D[0], namespace(Ws[0]), name, "`Ws`")
     if len(D) != len(Ws):
         raise ValueError(f"`{name}` must have {len(Ws)} layers like `Ws`, got {len(D)}")
     for k, (V, W) in enumerate(zip(D, Ws)):

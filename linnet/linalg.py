@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ._validate import check_matrix
+from ._validate import check_int, check_matrix, check_positive, check_real
 
 __all__ = ["gram_powers", "e2e_velocity", "preconditioner", "preconditioner_eigenvalues"]
 
@@ -18,14 +18,17 @@ Array = Any
 
 
 def _threshold(s, rtol, xp):
-    tol = (rtol if rtol is not None else 1e-12) * xp.max(s, axis=-1, keepdims=True)
+    tol = (check_positive(rtol, "rtol", allow_zero=True) if rtol is not None else 1e-12) * xp.max(
+        s, axis=-1, keepdims=True
+    )
     return xp.where(s > tol, s, xp.zeros_like(s))
 
 
 def _check_depth(depth) -> int:
-    if isinstance(depth, bool) or not hasattr(depth, "__index__") or int(depth) < 1:
-        raise ValueError(f"`depth` must be >= 1 (an int), got {depth!r}")
-    return int(depth)
+    try:
+        return check_int(depth, "depth", minimum=1)
+    except ValueError:
+        raise ValueError(f"`depth` must be >= 1 (an int), got {depth!r}") from None
 
 
 def gram_powers(W: Array, alphas, *, rtol: Optional[float] = None):
@@ -35,6 +38,10 @@ def gram_powers(W: Array, alphas, *, rtol: Optional[float] = None):
     full SVD of ``W`` with thresholded singular values; :math:`[\cdot]^0 = I`.
     """
     W, xp = check_matrix(W, "W")
+    alphas = check_real(alphas, "alphas")
+    if alphas.ndim != 1:
+        raise ValueError(f"`alphas` must be a 1-D sequence of exponents, got shape {alphas.shape}")
+    alphas = [float(a) for a in alphas]
     U, s, Vt = xp.linalg.svd(W, full_matrices=True)
     s = _threshold(s, rtol, xp)
     dN, d0 = W.shape[-2], W.shape[-1]
@@ -45,7 +52,7 @@ def gram_powers(W: Array, alphas, *, rtol: Optional[float] = None):
             left.append(xp.broadcast_to(xp.eye(dN, dtype=W.dtype), W.shape[:-2] + (dN, dN)))
             right.append(xp.broadcast_to(xp.eye(d0, dtype=W.dtype), W.shape[:-2] + (d0, d0)))
             continue
-        p = xp.where(s > 0, s ** (2 * a), xp.zeros_like(s))
+        p = xp.where(s > 0, xp.where(s > 0, s, xp.ones_like(s)) ** (2 * a), xp.zeros_like(s))  # no 0**(-x)
         Uk, Vk = U[..., :, :k], Vt[..., :k, :].mT
         left.append(xp.matmul(Uk * p[..., None, :], Uk.mT))
         right.append(xp.matmul(Vk * p[..., None, :], Vk.mT))

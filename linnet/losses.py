@@ -199,7 +199,7 @@ class SquaredLoss(Loss):
             or Syy.shape[-1] != Syx.shape[-2]
         ):
             raise ValueError(
-                "population statistics must have shapes Sxx (d0, d0), Syx (dN, d0), Syy (dN, dN); "
+                "`Sxx`, `Syx`, `Syy`: population statistics must have shapes Sxx (d0, d0), Syx (dN, d0), Syy (dN, dN); "
                 f"got {tuple(Sxx.shape)}, {tuple(Syx.shape)}, {tuple(Syy.shape)}"
             )
         if not bool(xp.all(xp.abs(Sxx - Sxx.mT) <= 1e3 * xp.finfo(Sxx.dtype).eps * (xp.max(xp.abs(Sxx)) + 1))):

@@ -64,7 +64,8 @@ def factors(Ws: Sequence[Array], residual: bool, xp) -> tuple:
         d = W.shape[-1]
         if W.shape[-2] != d:
             raise ValueError(
-                f"residual nets need square layers: layer {j} has shape {tuple(W.shape[-2:])}, expected ({d}, {d})"
+                f"`Ws` with `residual=True`: residual nets need square layers: layer {j} has shape "
+                f"{tuple(W.shape[-2:])}, expected ({d}, {d})"
             )
         out.append(W + xp.eye(d, dtype=W.dtype))
     return tuple(out)

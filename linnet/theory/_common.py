@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import get_namespace, namespace
-from .._validate import check_finite, check_positive, check_real
+from .._validate import check_finite, check_int, check_positive, check_real
 
 Array = Any
 
@@ -27,9 +27,7 @@ def _fro(A, xp):
 
 def _int(value: Any, name: str, lo: int = 1) -> int:
     """An integer ``>= lo`` (bools refused; NumPy integers accepted), returned as ``int``."""
-    if isinstance(value, bool) or not hasattr(value, "__index__") or int(value) < lo:
-        raise ValueError(f"`{name}` must be an int >= {lo}, got {value!r}")
-    return int(value)
+    return check_int(value, name, minimum=lo)
 
 
 def _depth(depth: Any) -> int:
@@ -48,7 +46,11 @@ def _scalars(*args, names):
         for a, n in zip(args, names)
     ]
     arrays = [a for a in args if _is_array(a)]
-    xp = namespace(*arrays) if arrays else get_namespace(None)
+    try:
+        xp = namespace(*arrays) if arrays else get_namespace(None)
+    except TypeError:
+        named = ", ".join(f"`{n}`" for a, n in zip(args, names) if _is_array(a))
+        raise ValueError(f"{named} must be arrays of one array namespace (or Python numbers)") from None
     dt = xp.float64
     for a in arrays:
         if xp.isdtype(a.dtype, "real floating"):

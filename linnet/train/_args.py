@@ -13,18 +13,13 @@ import numpy as np  # host side only: argument checks
 from .. import product as _p
 from .._backend import dtype_name, from_host
 from .._validate import broadcast_batch as _broadcast_shapes
-from .._validate import check_bool, check_loss_against, check_positive, check_real, check_weights
+from .._validate import check_bool, check_int, check_loss_against, check_positive, check_real, check_weights
 from .._validate import check_loss as _check_loss
 from ..losses import Loss
 
 
 def _check_int(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
-    v = int(value.__index__())
-    if v < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
-    return v
+    return check_int(value, name, minimum=minimum)
 
 
 def _check_lr(lr: Any, xp, dt, name: str = "lr"):
@@ -32,6 +27,8 @@ def _check_lr(lr: Any, xp, dt, name: str = "lr"):
     if isinstance(lr, (int, float, np.floating, np.integer)) and not isinstance(lr, bool):
         return check_positive(lr, name, allow_zero=True), ()
     host = check_real(lr, name, finite=False)  # refuses complex, bool, None, strings
+    if host.size == 0:
+        raise ValueError(f"`{name}` must be a finite real >= 0 or a non-empty array of them, got {lr!r}")
     if host.ndim == 0:
         return check_positive(float(host), name, allow_zero=True), ()
     if not (np.all(np.isfinite(host)) and np.all(host >= 0)):

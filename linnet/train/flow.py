@@ -18,8 +18,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np  # host side only: argument checks, float64 epsilon
 
 from .. import _backend, _step
-from .._backend import dtype_name, is_numpy_namespace, to_numpy
-from .._validate import check_positive
+from .._backend import dtype_name, is_numpy_namespace
+from .._validate import check_positive, check_real
 from ..losses import Loss
 from ._args import _broadcast_shapes, _broadcast_weights, _check_int, _prepare
 from .trajectory import (
@@ -141,7 +141,7 @@ def _check_times(t_final, times):
         rec = [0.0, T]
     else:
         try:
-            rec = [float(t) for t in np.asarray(to_numpy(times), dtype=np.float64).reshape(-1)]
+            rec = [float(t) for t in check_real(times, "times", finite=False).reshape(-1)]
         except (TypeError, ValueError):
             raise ValueError(f"`times` must be a sequence of reals in [0, t_final], got {times!r}") from None
         if not rec:
