@@ -133,6 +133,14 @@ def classify(
        :math:`\nabla\ell(W_e) = 0` (within the gradient tolerance), which makes :math:`W_e` a minimiser of
        :math:`\ell` over all matrices and hence :math:`W` a global minimiser of :math:`L`.
 
+    How the gradient tolerance is chosen: the default :math:`g_{\rm tol} = \sqrt{\epsilon}` (about ``1.5e-8`` in
+    float64) asks for criticality to round-off level, relative to the natural gradient size of (1), which is
+    at least 1, so the test is absolute for problems of unit scale. A point that an iterative method left
+    with a larger gradient is labelled ``'not critical'`` however close to a minimum it is: 2000 GD steps on
+    a unit-scale problem typically leave :math:`\|\nabla L\| \sim 10^{-8}` to :math:`10^{-6}`. Either train
+    to the tolerance (``ln.train.gd(..., gtol=1e-9)``, which stops each net there) or pass the ``gtol`` you
+    trained to; ``grad_norm`` in the result shows what was measured.
+
     Labels: ``'not critical'`` if (1) fails; else ``'global minimum'`` if (3) holds; else ``'strict saddle'`` if
     ``index > 0``; else (the Hessian is PSD) ``'non-strict saddle'`` when ``n_zero > 0`` **and theory rules out
     non-global local minima** for this problem, else ``'local minimum'``.
