@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from . import _progress
 from . import calculus as _c
 from . import product as _p
 from ._backend import from_host, host_rng, is_numpy_namespace, namespace, to_numpy
@@ -364,6 +365,7 @@ def top_hessian_eigenvalue(
     maxiter: Optional[int] = None,
     seed: Any = 0,
     method: str = "auto",
+    progress: Optional[bool] = None,
 ) -> TopEigenvalue:
     r"""Largest (algebraic) Hessian eigenvalue :math:`\lambda_{\max}(\nabla^2L)` from exact Hessian-vector products.
 
@@ -383,6 +385,8 @@ def top_hessian_eigenvalue(
     maxiter : int, optional, at most this many Lanczos steps (default ``P``, exact in exact arithmetic)
     seed : int or Generator, the random start vector (host NumPy, same on every backend)
     method : ``'auto'``, ``'eigsh'`` (NumPy, one net) or ``'lanczos'``
+    progress : bool, optional, a progress display (HVPs done) on stderr, as for
+        :func:`linnet.train.gradient_flow` (default: only in a terminal, after 2 s, never under pytest)
 
     Examples
     --------
@@ -409,8 +413,15 @@ def top_hessian_eigenvalue(
     v0 = rng.standard_normal(batch + (P,))
 
     def H(theta):
+        _progress.tick()
         Vs = _c.unflatten(theta, widths)
         return _c.flatten(_c.hvp(loss, Ws, Vs, residual=residual))
+
+    with _progress.task("top_hessian_eigenvalue", unit="HVP", progress=progress):
+        return _top_dispatch(loss, Ws, H, residual, method, batch, xp, P, v0, tol, maxiter, dt)
+
+
+def _top_dispatch(loss, Ws, H, residual, method, batch, xp, P, v0, tol, maxiter, dt):
 
     if method == "eigsh" and (batch != () or not is_numpy_namespace(xp)):
         raise ValueError("`method='eigsh'` needs one net (no batch) on NumPy; use 'lanczos'")

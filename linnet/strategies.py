@@ -30,8 +30,8 @@ try:
     from hypothesis import strategies as st
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "linnet.strategies needs hypothesis, which the `test` extra installs: pip install \"linnet[test]\" "
-        "(or pip install -e \".[test]\" in a checkout; or pip install hypothesis)"
+        'linnet.strategies needs hypothesis, which the `test` extra installs: pip install "linnet[test]" '
+        '(or pip install -e ".[test]" in a checkout; or pip install hypothesis)'
     ) from exc
 
 from . import init as _init

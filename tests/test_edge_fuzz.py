@@ -256,7 +256,8 @@ SPECS = {
     "linnet.train.gradient_flow": (
         ln.train.gradient_flow,
         [A("loss", "loss", loss_), A("Ws", "layers", ws), K("t_final", "pos", _c(0.3)), K("times", "times", _c(None))]
-        + [K("max_steps", "int", _c(200)), K("rtol", "pos", _c(1e-6)), K("residual", "bool", _c(False))],
+        + [K("max_steps", "int", _c(200)), K("rtol", "pos", _c(1e-6)), K("residual", "bool", _c(False))]
+        + [K("progress", "bool", _c(None))],
     ),
     "linnet.train.end_to_end_flow": (
         ln.train.end_to_end_flow,
@@ -383,7 +384,8 @@ SPECS = {
     "linnet.landscape.top_hessian_eigenvalue": (
         ln.landscape.top_hessian_eigenvalue,
         [A("loss", "loss", loss_), A("Ws", "layers", ws), K("residual", "bool", _c(False)), K("tol", "pos", _c(1e-8))]
-        + [K("maxiter", "int", _c(None)), K("seed", "seed", _c(0)), K("method", "str", _c("auto"))],
+        + [K("maxiter", "int", _c(None)), K("seed", "seed", _c(0)), K("method", "str", _c("auto"))]
+        + [K("progress", "bool", _c(None))],
     ),
     "linnet.landscape.random_direction": (
         ln.landscape.random_direction,

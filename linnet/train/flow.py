@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np  # host side only: argument checks, float64 epsilon
 
-from .. import _backend, _step
+from .. import _backend, _progress, _step
 from .._backend import dtype_name, is_numpy_namespace
 from .._validate import check_positive, check_real
 from ..losses import Loss
@@ -241,6 +241,7 @@ def _integrate(
 
     for tn in targets:
         while True:
+            _progress.tick(it)  # a no-op unless a progress display is on (gradient_flow's `progress`)
             active = alive & (t < tn)
             if it % check_every == 0 and not bool(xp.any(active)):
                 break
@@ -391,6 +392,7 @@ def gradient_flow(
     max_steps: int = 100_000,
     keep_history: bool = False,
     check_every: int = 1,
+    progress: Optional[bool] = None,
 ) -> Trajectory:
     r"""Gradient flow :math:`\dot W_j = -\partial L/\partial W_j` on a batch of nets, to time ``t_final``.
 
@@ -417,6 +419,10 @@ def gradient_flow(
         Also record the weights at ``times``.
     check_every : int
         Iterations between host-side checks of whether every net reached the next record time.
+    progress : bool, optional
+        Show a progress bar on stderr (loop iterations out of ``max_steps``; tqdm if installed, the
+        ``progress`` extra). Default: only when stderr is a terminal and the run lasts over 2 s (never under
+        pytest; ``LINNET_PROGRESS=0``/``1`` switches it off/on). It never changes the result.
 
     Returns
     -------
@@ -453,17 +459,20 @@ def gradient_flow(
         L, G = _step.value_and_grads(loss_fn, W, residual, xp, out=out, fast_value=fast_value)
         return L, tuple(_np.negative(g, out=o) for g, o in zip(G, out))
 
-    return _solve(
-        rhs,
-        Ws,
-        batch,
-        xp,
-        t_final=t_final,
-        times=times,
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        keep_history=keep_history,
-        check_every=check_every,
-        rhs_into=rhs_into,
-    )
+    with _progress.task(
+        "gradient_flow", total=_check_int(max_steps, "max_steps", minimum=1), unit="step", progress=progress
+    ):
+        return _solve(
+            rhs,
+            Ws,
+            batch,
+            xp,
+            t_final=t_final,
+            times=times,
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            keep_history=keep_history,
+            check_every=check_every,
+            rhs_into=rhs_into,
+        )
