@@ -236,6 +236,9 @@ EDGE_CASES = [
         r"`U` must have orthonormal columns",
     ),
     ("symmetry_direction NaN", lambda: ln.landscape.symmetry_direction(GAUSS, 1, np.full((2, 2), np.nan)), r"`A`"),
+    # found by the fuzzing: scipy's NaN for a huge noncentrality; theory scalars whose shapes do not broadcast
+    ("margin_probability NaN", lambda: ln.theory.margin_probability(204396.0, 1.0, 2), r"`phi_norm` / `s` too large"),
+    ("bhl_mode_step shapes", lambda: ln.theory.bhl_mode_step([0.0, 0.0], [0.0, 0.0, 1.0], 1.0, 3), r"`theta`, `lam`"),
     # batch shapes that do not broadcast
     ("end_to_end batches", lambda: ln.end_to_end((W3a, W3b)), r"batch shapes in `Ws` must broadcast"),
     ("gd batches", lambda: ln.train.gd(WHITE, (W3a, W3b), lr=0.1, steps=2), r"`Ws`"),

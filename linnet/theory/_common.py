@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import get_namespace, namespace
-from .._validate import check_finite, check_int, check_positive, check_real
+from .._validate import broadcast_batch, check_finite, check_int, check_positive, check_real
 
 Array = Any
 
@@ -71,6 +71,9 @@ def _scalars(*args, names):
                 raise ValueError(f"`{name}` must be a real number or a real array, got {a!r}") from None
         check_finite(a, name, xp=xp)
         out.append(a)
+    broadcast_batch(
+        *(tuple(a.shape) for a in out), what=f"the shapes of {', '.join(f'`{n}`' for n in names[: len(out)])}"
+    )
     return (xp, *out)
 
 

@@ -181,6 +181,11 @@ def margin_probability(phi_norm: Any, s: Any, d0: int) -> Any:
             raise ValueError(f"`{name}` must be finite and > 0, got {value!r}")
     lam = pn**2 / sn**2
     p = ncx2.cdf(lam, d0, lam)
+    if not np.all(np.isfinite(p)):  # scipy's ncx2 gives NaN for very large noncentrality
+        raise ValueError(
+            "`phi_norm` / `s` too large: the noncentral chi-squared CDF is not computable for "
+            f"(phi_norm/s)^2 = {float(np.max(lam)):.3g}"
+        )
     if arrays:
         xp = namespace(*arrays)
         return from_host(p, xp, arrays[0].dtype if xp.isdtype(arrays[0].dtype, "real floating") else None)
