@@ -431,6 +431,7 @@ class CallableLoss(Loss):
         self.shape = check_loss_shape(shape)
         self.convex, self.differentiable = bool(convex), bool(differentiable)
         self._min = min_value
+        self._checked: set = set()
 
     def astype(self, dtype):
         return self
@@ -441,12 +442,20 @@ class CallableLoss(Loss):
         return self._hvp is not None
 
     def check(self, W) -> "CallableLoss":
-        """Shapes agree, and the callbacks return arrays of the right shape, namespace and dtype at ``W``."""
+        """Shapes agree, and the callbacks return arrays of the right shape, namespace and dtype at ``W``.
+
+        Checked once per shape, dtype and array type of ``W`` (repeated calls, e.g. one per HVP of an
+        eigenvalue iteration, cost nothing more).
+        """
         out = super().check(W)
+        key = (tuple(W.shape), str(W.dtype), type(W))
+        if key in self._checked:
+            return out
         check_callable_output(self._value(W), W, tuple(W.shape[:-2]), "value")
         check_callable_output(self._grad(W), W, tuple(W.shape), "grad")
         if self._hvp is not None:
             check_callable_output(self._hvp(W, W), W, tuple(W.shape), "hvp")
+        self._checked.add(key)
         return out
 
     def value(self, W):
