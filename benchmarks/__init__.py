@@ -1,4 +1,4 @@
-"""linnet throughput and memory benchmarks (issue 5): ``python -m benchmarks [--backend numpy|cupy] [--json PATH]``.
+"""linnet throughput and memory benchmarks: ``python -m benchmarks [--backend numpy|cupy] [--json PATH]``.
 
 Workloads (float64):
 

@@ -160,11 +160,24 @@ def main(argv=None) -> int:
         "peak": matmul_rate(be, (n, n), (n, n), repeats=3 if args.quick else 10),
         "workloads": {},
     }
-    for name in names:
+    print(
+        f"benchmarks {','.join(names)} on {args.backend}{' (quick)' if args.quick else ''}: the run time depends on "
+        "the cores, their load and the BLAS (about 3.5 min for all four on 2 idle cores); progress below",
+        file=sys.stderr,
+        flush=True,
+    )
+    t_all = time.perf_counter()
+    for i, name in enumerate(names, start=1):
         t0 = time.perf_counter()
-        print(f"running {name} ...", file=sys.stderr, flush=True)
+        print(f"[{i}/{len(names)}] {name} ...", file=sys.stderr, flush=True)
         res["workloads"][name] = WORKLOADS[name](be, sz)
         res["workloads"][name]["wall_s"] = time.perf_counter() - t0
+        done = time.perf_counter() - t_all
+        print(
+            f"[{i}/{len(names)}] {name} done in {res['workloads'][name]['wall_s']:.1f} s ({done:.0f} s so far)",
+            file=sys.stderr,
+            flush=True,
+        )
     import os
 
     res["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None

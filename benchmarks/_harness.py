@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import resource
+import sys
 import time
 import tracemalloc
 from contextlib import contextmanager
@@ -86,6 +87,8 @@ def _rss_peak() -> int:
 def race(fns: dict[str, Callable[[], object]], *, repeats: int, sync: Callable[[], None] = lambda: None) -> dict:
     """Time each function ``repeats`` times, interleaved (so load changes hit all alike); best and median seconds."""
     times: dict[str, list] = {k: [] for k in fns}
+    t_start = time.perf_counter()
+    print(f"  timing {', '.join(fns)} ({repeats} repeats) ...", end="", file=sys.stderr, flush=True)
     for f in fns.values():  # warm-up (buffers, caches, thread pool)
         f()
     sync()
@@ -95,6 +98,7 @@ def race(fns: dict[str, Callable[[], object]], *, repeats: int, sync: Callable[[
             f()
             sync()
             times[k].append(time.perf_counter() - t0)
+    print(f" {time.perf_counter() - t_start:.1f} s", file=sys.stderr, flush=True)
     return {k: {"best_s": min(v), "median_s": float(np.median(v)), "repeats": len(v)} for k, v in times.items()}
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared GPU check of issue 5, as one command that fits one short device call (about 8 minutes at most):
+# The prepared GPU check of the benchmarks, as one command that fits one short device call (about 8 minutes at most):
 #   1. the engine's tests on CuPy            (LINNET_BACKENDS=cupy pytest, not slow; 150 s cap)
 #   2. W2 at B = 65536 and W1 at depth 8      (python -m benchmarks --backend cupy; 120 s + 90 s caps)
 #   3. W3 and W4 on CuPy                      (90 s cap)

@@ -1,5 +1,5 @@
 """W5: linnet.sweep throughput, in-process against a local Dask cluster of 2 worker processes, and the cost of
-one task (issue 15). The numbers feed the README's paper plan of a 10^6-run sweep."""
+one task. The numbers feed the README's paper plan of a 10^6-run sweep."""
 
 from __future__ import annotations
 

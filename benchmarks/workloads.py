@@ -1,4 +1,4 @@
-"""Workloads W1-W4 of issue 5, each timed side by side with its baseline(s) in the same run."""
+"""Workloads W1-W4 (the engine's speed targets), each timed side by side with its baseline(s) in the same run."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .sweep_workload import w5
 
 
 class Sizes:
-    """Problem sizes: the issue's (``quick=False``) or tiny ones for a smoke run (``quick=True``)."""
+    """Problem sizes: the full ones (``quick=False``) or tiny ones for a smoke run (``quick=True``)."""
 
     def __init__(self, quick: bool, gpu: bool):
         q = quick

@@ -11,9 +11,6 @@
 # continuum of global minima.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")  # headless; in a notebook, remove this line to see the figures inline
 import matplotlib.pyplot as plt
 import numpy as np
 

@@ -10,9 +10,6 @@
 # in: whatever the random start, GD lands at the same loss value — the closed-form optimum.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

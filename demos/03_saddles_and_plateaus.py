@@ -11,9 +11,6 @@
 # shrinks, much faster at depth 3 than at depth 2.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

@@ -8,9 +8,6 @@
 # time the drift is $O(\eta)$: halve the step, halve the drift.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

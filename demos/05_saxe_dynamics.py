@@ -9,9 +9,6 @@
 # small *random* initialisation the curves are close to this, not equal (their Fig. 3).
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

@@ -9,9 +9,6 @@
 # Both conditions matter: without a margin GD can get stuck at a saddle; far from balanced it can blow up.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

@@ -12,9 +12,6 @@
 #   scalar-mode mechanism (their constants are unconfirmed): with even depth the loss stays $\ge \lambda^2/2$.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

@@ -10,9 +10,6 @@
 #   $\lambda_{\max} = N|\varphi|^{2-2/N}$ (THEOREMS.md §13, derived and verified).
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

@@ -52,7 +52,9 @@ def get_namespace(xp: Any = None):
         try:
             mod = importlib.import_module(_BACKEND_MODULES[xp])
         except ImportError as exc:  # pragma: no cover - depends on the machine
-            raise ValueError(f"backend {xp!r} is not importable here: {exc}") from exc
+            extra = {"array_api_strict": "test", "cupy": "gpu"}.get(xp)
+            hint = f' (install the `{extra}` extra: pip install -e ".[{extra}]")' if extra else ""
+            raise ValueError(f"backend {xp!r} is not importable here{hint}: {exc}") from exc
         return mod
     if xp is np:
         return importlib.import_module("array_api_compat.numpy")

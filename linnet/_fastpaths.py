@@ -33,7 +33,7 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, Optional
 
-from . import _backend
+from . import _backend, _progress
 from ._backend import is_numpy_namespace
 from .losses import SquaredLoss
 
@@ -543,6 +543,7 @@ class LeanHVP:
 
     def matvec(self, v):
         """``H v`` for a flat host vector ``v`` (length P), as float64 NumPy."""
+        _progress.tick()  # a no-op unless top_hessian_eigenvalue shows progress
         v = _np.asarray(v, dtype=_np.float64).reshape(-1)
         Vs, k = [], 0
         for s, n in zip(self.shapes, self.sizes):

@@ -1,4 +1,15 @@
-"""Argument checks at the public edge: every failure is a ``ValueError`` naming the argument."""
+"""Argument checks at the public edge: every failure is a ``ValueError`` naming the argument.
+
+The public functions call these once per call, before any array work; the hot paths behind them (training
+loops, fused kernels, HVP operators) never re-check. Rules shared by every check:
+
+* arrays are real floating (float32 or float64; NumPy arrays of non-native byte order and ``np.matrix`` are
+  converted to plain native float arrays, every other dtype is refused), finite, and have no zero-size
+  dimension (every width, sample count and batch size is ``>= 1``);
+* arrays passed together come from one array namespace;
+* batch dimensions (leading axes) of arrays used together broadcast by the matmul rules;
+* flags are real bools (``True``/``False`` or NumPy bools), counts are ints (NumPy integers accepted).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +27,87 @@ __all__ = [
     "check_loss",
     "check_matrix",
     "broadcast_batch",
+    "check_bool",
+    "check_real",
+    "check_same_namespace",
+    "check_loss_against",
+    "as_native",
+    "check_int",
+    "as_index",
 ]
+
+
+def as_native(a: Any) -> Any:
+    """A NumPy array as a plain native-byte-order ``ndarray`` (``np.matrix``, ``'>f8'``); other objects as is."""
+    import numpy as np
+
+    if isinstance(a, np.ndarray):
+        if type(a) is not np.ndarray:
+            a = np.asarray(a)
+        if a.dtype.byteorder not in ("=", "|") and a.dtype.byteorder != np.dtype(a.dtype.name).byteorder:
+            a = a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` as a Python bool; only ``True``/``False`` and NumPy bools are accepted."""
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"`{name}` must be a bool (True or False), got {value!r} of type {type(value).__name__}")
+
+
+def check_real(value: Any, name: str, *, finite: bool = True):
+    """A real number or real array (no complex, bool, string or object) as a host float64 NumPy array."""
+    import numpy as np
+
+    from ._backend import to_numpy
+
+    if isinstance(value, (bool, np.bool_, str, bytes)) or value is None:
+        raise ValueError(f"`{name}` must be a real number or a real array, got {value!r}")
+    try:
+        host = np.asarray(to_numpy(value) if hasattr(value, "__array_namespace__") else value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a real number or a real array, got {value!r}") from None
+    if host.dtype.kind not in "fiu" or host.dtype.itemsize < 4 and host.dtype.kind == "f":
+        raise ValueError(
+            f"`{name}` must be a real number or a real array (float32/float64 or int), got dtype {host.dtype}"
+        )
+    host = host.astype(np.float64)
+    if host.size == 0:
+        raise ValueError(f"`{name}` must not be empty, got {value!r}")
+    if finite and not bool(np.all(np.isfinite(host))):
+        raise ValueError(f"`{name}` must be finite, got {value!r}")
+    return host
+
+
+def check_same_namespace(a: Any, xp: Any, name: str, other: str) -> None:
+    """Raise unless the array ``a`` belongs to the namespace ``xp`` (that of ``other``)."""
+    try:
+        ok = namespace(a) is xp
+    except TypeError:
+        ok = False
+    if not ok:
+        mine = getattr(namespace(a), "__name__", "?") if hasattr(a, "__array_namespace__") else type(a).__name__
+        raise ValueError(
+            f"`{name}` must come from the array namespace of {other} ({getattr(xp, '__name__', xp)}), got {mine}"
+        )
+
+
+def check_loss_against(loss: Any, We: Any, name: str = "Ws"):
+    """``loss.check(We)`` (the loss in the dtype of the end-to-end matrix), after a namespace check.
+
+    ``We`` is the end-to-end matrix of the nets given as ``name``; a disagreement raises ``ValueError`` naming
+    both ``loss`` and ``name`` once.
+    """
+    ref = loss.reference_array() if hasattr(loss, "reference_array") else None
+    if ref is not None:
+        check_same_namespace(We, namespace(ref), name, "`loss`")
+    try:
+        return loss.check(We)
+    except ValueError as exc:
+        raise ValueError(f"`loss` and `{name}` disagree: {exc}") from None
 
 
 def check_weights(Ws: Any, *, name: str = "Ws", finite: bool = True):
@@ -29,7 +120,7 @@ def check_weights(Ws: Any, *, name: str = "Ws", finite: bool = True):
         raise ValueError(f"`{name}` must be a tuple or list of arrays (one per layer), got {type(Ws).__name__}")
     if len(Ws) < 1:
         raise ValueError(f"`{name}` must have at least 1 layer, got 0")
-    Ws = tuple(Ws)
+    Ws = tuple(as_native(W) for W in Ws)
     try:
         xp = namespace(*Ws)
     except TypeError as exc:
@@ -51,6 +142,13 @@ def check_weights(Ws: Any, *, name: str = "Ws", finite: bool = True):
         dtype_name(dt)
     except ValueError:
         raise ValueError(f"`{name}` must have dtype float32 or float64, got {dt}") from None
+    for j, W in enumerate(Ws):
+        if 0 in tuple(W.shape):
+            raise ValueError(
+                f"`{name}[{j}]` must have every width and batch size >= 1 (zero-width layers are not supported), "
+                f"got shape {tuple(W.shape)}"
+            )
+    broadcast_batch(*(tuple(W.shape[:-2]) for W in Ws), what=f"the layers' batch shapes in `{name}`")
     if finite:
         for j, W in enumerate(Ws, start=1):
             check_finite(W, f"{name}[{j - 1}]", xp=xp)
@@ -78,7 +176,15 @@ def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
 
 def check_widths(widths: Any, *, name: str = "widths", min_len: int = 2) -> tuple[int, ...]:
     """Validate widths ``(d_0, d_1, ..., d_N)``: positive ints, at least ``min_len`` of them."""
-    if isinstance(widths, int) or not isinstance(widths, Sequence):
+    if hasattr(widths, "ndim") and hasattr(widths, "dtype") and getattr(widths, "ndim", 0) == 1:
+        import numpy as np
+
+        from ._backend import to_numpy
+
+        host = np.asarray(to_numpy(widths))
+        if host.dtype.kind in "iu":
+            widths = tuple(int(w) for w in host)
+    if isinstance(widths, (int, str)) or not isinstance(widths, Sequence):
         raise ValueError(f"`{name}` must be a sequence of positive ints (d_0, ..., d_N), got {widths!r}")
     widths = tuple(widths)
     if len(widths) < min_len:
@@ -119,21 +225,156 @@ def broadcast_batch(*shapes: tuple, what: str = "batch shapes") -> tuple:
     return tuple(out)
 
 
-def check_matrix(a: Any, name: str, *, xp=None):
-    """Validate a real floating, finite array of shape ``(..., rows, cols)`` and return ``(a, xp)``.
+def check_matrix(a: Any, name: str, *, xp=None, min_ndim: int = 2, other: str = "the other arrays"):
+    """Validate a real floating (float32/float64), finite, non-empty array with ``ndim >= min_ndim``.
 
-    Host inputs such as lists become float64 NumPy arrays; arrays keep their namespace.
+    Returns ``(a, xp)``. Host inputs such as lists become float64 NumPy arrays; arrays keep their namespace
+    (NumPy ones become native ``ndarray``). With ``xp`` given, ``a`` must belong to it (``other`` names the
+    arrays that fixed it).
     """
-    if a is None:
-        raise ValueError(f"`{name}` must be an array, got None")
-    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
-        import numpy as np
+    import numpy as np
 
-        a = np.asarray(a, dtype=np.float64)
-    xp = xp or namespace(a)
-    if a.ndim < 2:
-        raise ValueError(f"`{name}` must have at least 2 dimensions (..., rows, cols), got shape {tuple(a.shape)}")
-    if not xp.isdtype(a.dtype, "real floating"):
-        raise ValueError(f"`{name}` must have a real floating dtype (float32 or float64), got {a.dtype}")
+    if a is None or isinstance(a, (str, bytes, bool, complex)):
+        raise ValueError(f"`{name}` must be an array, got {a!r}")
+    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+        try:
+            a = np.asarray(a, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"`{name}` must be a real array, got {type(a).__name__}") from None
+    a = as_native(a)
+    if xp is None:
+        try:
+            xp = namespace(a)
+        except TypeError:
+            raise ValueError(f"`{name}` must be an array of an array-API namespace, got {type(a).__name__}") from None
+    else:
+        check_same_namespace(a, xp, name, other)
+    if a.ndim < min_ndim:
+        dims = "(..., rows, cols)" if min_ndim == 2 else f"({min_ndim} or more)"
+        raise ValueError(f"`{name}` must have at least {min_ndim} dimensions {dims}, got shape {tuple(a.shape)}")
+    try:
+        dtype_name(a.dtype)
+    except ValueError:
+        raise ValueError(f"`{name}` must have a real floating dtype (float32 or float64), got {a.dtype}") from None
+    if 0 in tuple(a.shape):
+        raise ValueError(f"`{name}` must not be empty (every dimension >= 1), got shape {tuple(a.shape)}")
     check_finite(a, name, xp=xp)
     return a, xp
+
+
+def check_loss_shape(shape: Any) -> tuple:
+    """``(d_N, d_0)``: a tuple or list of two ints ``>= 1`` (NumPy integers accepted)."""
+    if not isinstance(shape, (tuple, list)) or len(shape) != 2:
+        raise ValueError(f"`shape` must be (d_N, d_0), a tuple of two ints >= 1, got {shape!r}")
+    for s in shape:
+        if isinstance(s, bool) or not hasattr(s, "__index__") or int(s) < 1:
+            raise ValueError(f"`shape` must be (d_N, d_0), a tuple of two ints >= 1, got {shape!r}")
+    return tuple(int(s) for s in shape)
+
+
+def check_callable_output(out: Any, W: Any, shape: tuple, name: str) -> None:
+    """Raise ``TypeError``/``ValueError`` naming the callback ``name`` unless ``out`` is an array like ``W``.
+
+    ``out`` must be an array of the namespace and dtype of ``W`` whose shape broadcasts to ``shape``.
+    """
+    if not (hasattr(out, "shape") and hasattr(out, "dtype")):
+        raise TypeError(
+            f"`loss`: the `{name}` callback of the CallableLoss must return an array of shape {shape}, got {type(out).__name__}"
+        )
+    import numpy as np
+
+    try:
+        same_ns = namespace(out if not isinstance(out, np.generic) else np.asarray(out)) is namespace(W)
+    except TypeError:
+        same_ns = False
+    if not same_ns:
+        raise TypeError(
+            f"`loss`: the `{name}` callback of the CallableLoss must return an array of the namespace of the weights, "
+            f"got {type(out).__name__}"
+        )
+    if out.dtype != W.dtype:
+        raise ValueError(
+            f"`loss`: the `{name}` callback of the CallableLoss must return dtype {W.dtype} (that of the weights), got {out.dtype}"
+        )
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(
+            f"`loss`: the `{name}` callback of the CallableLoss must return shape {tuple(shape)} for W of shape "
+            f"{tuple(W.shape)}, got {tuple(out.shape)}"
+        )
+
+
+def check_population(Sxx: Any, Syx: Any, Syy: Any, Phi: Any, xp: Any) -> None:
+    r"""Consistency of population statistics (a joint second moment), within a tolerance from the dtype.
+
+    The joint matrix :math:`J = \begin{pmatrix}\Sigma_{yy} & \Sigma_{yx}\\ \Sigma_{yx}^\top & \Sigma_{xx}\end{pmatrix}`
+    must be PSD: its smallest eigenvalue :math:`\ge -\tau`, :math:`\tau = 10^3\,n\,\varepsilon\,\|J\|_2`.
+    ``Syy`` PSD and ``Syx`` in the row space of ``Sxx`` follow from it (a PSD block matrix has
+    :math:`\operatorname{range}\Sigma_{yx}^\top \subseteq \operatorname{range}\Sigma_{xx}`); the row-space residual
+    :math:`\|\Sigma_{yx} - \Phi\Sigma_{xx}\|_F` is also checked directly against
+    :math:`10\sqrt{n\varepsilon}\,\|J\|_2`, the largest residual round-off can leave along the directions of
+    ``Sxx`` that the pseudo-inverse drops (their eigenvalues are below :math:`d_0\varepsilon\|\Sigma_{xx}\|_2`,
+    and Cauchy–Schwarz bounds the matching entries of a true covariance by the square root of that times
+    :math:`\|\Sigma_{yy}\|_2`). DERIVED+VERIFIED (tests/test_validation.py).
+    """
+    eps = float(xp.finfo(Sxx.dtype).eps)
+    batch = broadcast_batch(
+        tuple(Sxx.shape[:-2]),
+        tuple(Syx.shape[:-2]),
+        tuple(Syy.shape[:-2]),
+        what="the batch shapes of `Sxx`, `Syx`, `Syy`",
+    )
+    dN, d0 = Syx.shape[-2], Syx.shape[-1]
+    n = dN + d0
+    b = lambda a, r, c: xp.broadcast_to(a, batch + (r, c))  # noqa: E731
+    top = xp.concat([b(Syy, dN, dN), b(Syx, dN, d0)], axis=-1)
+    bottom = xp.concat([b(Syx.mT, d0, dN), b(Sxx, d0, d0)], axis=-1)
+    J = xp.concat([top, bottom], axis=-2)
+    mu = xp.linalg.eigvalsh(0.5 * (J + J.mT))
+    scale = xp.max(xp.abs(mu), axis=-1)
+    if bool(xp.any(mu[..., 0] < -1e3 * n * eps * scale)):
+        raise ValueError(
+            "`Syy`, `Syx`, `Sxx` must form a positive semi-definite joint second moment [[Syy, Syx], [Syx^T, Sxx]]: "
+            f"its smallest eigenvalue is {float(xp.min(mu[..., 0])):.3g} (e.g. `Syy` not PSD, or `Syx` too large)"
+        )
+    res = xp.sqrt(xp.sum((Syx - xp.matmul(Phi, Sxx)) ** 2, axis=(-2, -1)))
+    if bool(xp.any(res > 10 * (n * eps) ** 0.5 * scale)):
+        raise ValueError(
+            "`Syx` must lie in the row space of `Sxx` (true of any joint covariance): "
+            f"||Syx - Syx Sxx^+ Sxx||_F = {float(xp.max(res)):.3g}"
+        )
+
+
+def check_orthonormal_columns(Q: Any, name: str, xp: Any) -> None:
+    r"""Raise unless :math:`\|Q^\top Q - I\|_{\max} \le 10^3\,r\,\varepsilon` (orthonormal columns, round-off allowed)."""
+    r = Q.shape[-1]
+    eps = float(xp.finfo(Q.dtype).eps)
+    err = xp.max(xp.abs(xp.matmul(Q.mT, Q) - xp.eye(r, dtype=Q.dtype)))
+    if float(err) > 1e3 * max(r, Q.shape[-2]) * eps:
+        raise ValueError(f"`{name}` must have orthonormal columns: max |{name}^T {name} - I| = {float(err):.3g}")
+
+
+def check_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """An int ``>= minimum`` (NumPy integers and 0-d integer arrays accepted; bools, floats, strings refused)."""
+    import operator
+
+    if isinstance(value, bool):
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}") from None
+    if v < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+    return int(v)
+
+
+def as_index(value: Any):
+    """``value`` as a Python int if it is an integer (NumPy integers and 0-d integer arrays too), else ``None``."""
+    import operator
+
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(operator.index(value))
+    except TypeError:
+        return None

@@ -18,7 +18,17 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from . import product as _p
-from ._validate import broadcast_batch, check_loss, check_weights
+from ._backend import namespace
+from ._validate import (
+    broadcast_batch,
+    check_bool,
+    check_loss,
+    check_loss_against,
+    check_matrix,
+    check_same_namespace,
+    check_weights,
+    check_widths,
+)
 from .losses import Loss, SquaredLoss
 
 __all__ = ["loss", "grad", "value_and_grad", "hvp", "hessian", "gauss_newton_hvp", "flatten", "unflatten", "num_params"]
@@ -38,9 +48,9 @@ def _prepare(loss_fn, Ws, residual, *, suffixes=True):
     Ws, xp = check_weights(Ws)
     nets = broadcast_batch(*(tuple(W.shape[:-2]) for W in Ws), what="the layers' batch shapes in `Ws`")
     broadcast_batch(nets, _problem_batch(loss_fn), what="the batch shapes of `Ws` and of the problem in `loss`")
-    Fs = _p.factors(Ws, residual, xp)
+    Fs = _p.factors(Ws, check_bool(residual, "residual"), xp)
     parts = _p.partials(Fs, xp, suffixes=suffixes)
-    return loss_fn.check(parts.prefix[-1]), Ws, xp, parts
+    return check_loss_against(loss_fn, parts.prefix[-1]), Ws, xp, parts
 
 
 def loss(loss: Loss, Ws: Sequence[Array], *, residual: bool = False) -> Array:
@@ -88,6 +98,12 @@ def _check_direction(Vs, Ws, name="Vs"):
             f"`{name}` must be a tuple of {len(Ws)} arrays shaped like the layers, got {type(Vs).__name__} of length {len(Vs) if hasattr(Vs, '__len__') else '?'}"
         )
     Vs, _ = check_weights(Vs, name=name)
+    check_same_namespace(Vs[0], namespace(Ws[0]), name, "`Ws`")
+    broadcast_batch(
+        *(tuple(W.shape[:-2]) for W in Ws),
+        *(tuple(V.shape[:-2]) for V in Vs),
+        what=f"the batch shapes of `{name}` and `Ws`",
+    )
     for j, (V, W) in enumerate(zip(Vs, Ws), start=1):
         if tuple(V.shape[-2:]) != tuple(W.shape[-2:]):
             raise ValueError(
@@ -134,25 +150,24 @@ def gauss_newton_hvp(loss: Loss, Ws: Sequence[Array], Vs: Sequence[Array], *, re
 
 def num_params(Ws: Sequence[Array]) -> int:
     """Number of parameters of one net: :math:`\\sum_j d_j d_{j-1}`."""
+    Ws = check_weights(Ws, finite=False)[0]
     return sum(int(W.shape[-1]) * int(W.shape[-2]) for W in Ws)
 
 
 def flatten(Ws: Sequence[Array]) -> Array:
     """Concatenate layers 1..N, each flattened row-major, into shape ``(..., P)``."""
-    xp = check_weights(Ws, finite=False)[1]
+    Ws, xp = check_weights(Ws)
     batch = broadcast_batch(*(tuple(W.shape[:-2]) for W in Ws), what="the layers' batch shapes in `Ws`")
     return xp.concat([xp.reshape(xp.broadcast_to(W, batch + tuple(W.shape[-2:])), batch + (-1,)) for W in Ws], axis=-1)
 
 
 def unflatten(theta: Array, widths: Sequence[int]) -> tuple:
     """Inverse of :func:`flatten`: split ``(..., P)`` into layers of shapes ``(..., d_j, d_{j-1})``."""
-    from ._backend import namespace
-
-    xp = namespace(theta)
-    widths = tuple(int(w) for w in widths)
+    theta, xp = check_matrix(theta, "theta", min_ndim=1)
+    widths = check_widths(widths)
     P = sum(widths[j] * widths[j + 1] for j in range(len(widths) - 1))
     if theta.shape[-1] != P:
-        raise ValueError(f"`theta` must have last dimension {P} for widths {widths}, got {theta.shape[-1]}")
+        raise ValueError(f"`theta` must have last dimension {P} for `widths` {widths}, got {theta.shape[-1]}")
     out, k = [], 0
     for j in range(1, len(widths)):
         n = widths[j] * widths[j - 1]

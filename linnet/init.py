@@ -15,8 +15,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ._backend import from_host, get_namespace, host_rng, namespace, resolve_dtype
-from ._validate import check_finite, check_positive, check_widths
+from ._backend import from_host, get_namespace, host_rng, resolve_dtype
+from ._validate import check_finite, check_matrix, check_orthonormal_columns, check_positive, check_widths
 
 __all__ = ["gaussian", "orthogonal", "zeros", "identity", "balanced", "decoupled", "saxe"]
 
@@ -176,9 +176,7 @@ def balanced(A: Any, widths: Sequence[int], *, rtol: Optional[float] = None):
     (True, True)
     """
     widths = check_widths(widths)
-    if not hasattr(A, "shape"):
-        A = np.asarray(A, dtype=float)
-    xp = namespace(A)
+    A, xp = check_matrix(A, "A")
     if A.ndim < 2 or tuple(A.shape[-2:]) != (widths[-1], widths[0]):
         raise ValueError(
             f"`A` must have shape (..., {widths[-1]}, {widths[0]}) = (..., d_N, d_0), got {tuple(A.shape)}"
@@ -233,7 +231,9 @@ def decoupled(U: Any, V: Any, strengths: Any, widths: Sequence[int], *, seed: An
     networks <https://arxiv.org/abs/1312.6120>`_, 2014, §2 (decoupled initial conditions, eq. 15).
     """
     widths = check_widths(widths)
-    xp = namespace(U, V, strengths)
+    U, xp = check_matrix(U, "U")
+    V, _ = check_matrix(V, "V", xp=xp, other="`U`")
+    strengths, _ = check_matrix(strengths, "strengths", xp=xp, min_ndim=1, other="`U`")
     r = U.shape[-1]
     if U.ndim != 2 or V.ndim != 2 or V.shape[-1] != r or U.shape[0] != widths[-1] or V.shape[0] != widths[0]:
         raise ValueError(
@@ -243,6 +243,10 @@ def decoupled(U: Any, V: Any, strengths: Any, widths: Sequence[int], *, seed: An
         raise ValueError(f"`strengths` must have last dimension r = {r}, got {tuple(strengths.shape)}")
     if bool(xp.any(strengths < 0)):
         raise ValueError("`strengths` must be >= 0 (a balanced decoupled net has u_alpha = a_alpha^N)")
+    check_orthonormal_columns(U, "U", xp)
+    check_orthonormal_columns(V, "V", xp)
+    if strengths.dtype != U.dtype or V.dtype != U.dtype:
+        raise ValueError(f"`U`, `V`, `strengths` must share one dtype, got {U.dtype}, {V.dtype}, {strengths.dtype}")
     N = len(widths) - 1
     if min(widths[1:-1] or [r]) < r:
         raise ValueError(f"every hidden width must be >= r = {r}, got widths {widths}")

@@ -18,11 +18,21 @@ from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from . import _progress
 from . import calculus as _c
 from . import product as _p
-from ._backend import from_host, host_rng, is_numpy_namespace, to_numpy
+from ._backend import from_host, host_rng, is_numpy_namespace, namespace, to_numpy
+from ._validate import (
+    as_index,
+    check_int,
+    check_loss_against,
+    check_matrix,
+    check_positive,
+    check_real,
+    check_same_namespace,
+    check_weights,
+)
 from ._validate import broadcast_batch as _broadcast_batch
-from ._validate import check_positive, check_weights
 from .losses import Loss, SquaredLoss
 
 __all__ = [
@@ -124,6 +134,14 @@ def classify(
        :math:`\nabla\ell(W_e) = 0` (within the gradient tolerance), which makes :math:`W_e` a minimiser of
        :math:`\ell` over all matrices and hence :math:`W` a global minimiser of :math:`L`.
 
+    How the gradient tolerance is chosen: the default :math:`g_{\rm tol} = \sqrt{\epsilon}` (about ``1.5e-8`` in
+    float64) asks for criticality to round-off level, relative to the natural gradient size of (1), which is
+    at least 1, so the test is absolute for problems of unit scale. A point that an iterative method left
+    with a larger gradient is labelled ``'not critical'`` however close to a minimum it is: 2000 GD steps on
+    a unit-scale problem typically leave :math:`\|\nabla L\| \sim 10^{-8}` to :math:`10^{-6}`. Either train
+    to the tolerance (``ln.train.gd(..., gtol=1e-9)``, which stops each net there) or pass the ``gtol`` you
+    trained to; ``grad_norm`` in the result shows what was measured.
+
     Labels: ``'not critical'`` if (1) fails; else ``'global minimum'`` if (3) holds; else ``'strict saddle'`` if
     ``index > 0``; else (the Hessian is PSD) ``'non-strict saddle'`` when ``n_zero > 0`` **and theory rules out
     non-global local minima** for this problem, else ``'local minimum'``.
@@ -169,7 +187,7 @@ def classify(
         tols.append(math.sqrt(eps) if v is None else check_positive(v, name))
     gtol, htol, vtol = tols
     widths = _widths(Ws)
-    loss_fn = loss.check(_p.end_to_end(Ws, residual=residual))
+    loss_fn = check_loss_against(loss, _p.end_to_end(Ws, residual=residual))
 
     value, Gs = _c.value_and_grad(loss_fn, Ws, residual=residual)
     gnorm = xp.sqrt(_sqnorm(Gs, xp))
@@ -257,10 +275,11 @@ def symmetry_direction(Ws: Sequence[Array], j: int, A: Array) -> tuple:
     """
     Ws, xp = check_weights(Ws)
     N = len(Ws)
-    if isinstance(j, bool) or not hasattr(j, "__index__") or not 1 <= int(j) <= N - 1:
+    if as_index(j) is None or not 1 <= as_index(j) <= N - 1:
         raise ValueError(f"`j` must be a hidden layer index in [1, N - 1] = [1, {N - 1}], got {j!r}")
-    j = int(j)
+    j = as_index(j)
     d = Ws[j - 1].shape[-2]
+    A, _ = check_matrix(A, "A", xp=xp, other="`Ws`")
     if not hasattr(A, "shape") or A.ndim < 2 or tuple(A.shape[-2:]) != (d, d):
         raise ValueError(
             f"`A` must have shape (..., {d}, {d}) (hidden width d_{j} = {d}), got {getattr(A, 'shape', A)!r}"
@@ -346,6 +365,7 @@ def top_hessian_eigenvalue(
     maxiter: Optional[int] = None,
     seed: Any = 0,
     method: str = "auto",
+    progress: Optional[bool] = None,
 ) -> TopEigenvalue:
     r"""Largest (algebraic) Hessian eigenvalue :math:`\lambda_{\max}(\nabla^2L)` from exact Hessian-vector products.
 
@@ -365,6 +385,8 @@ def top_hessian_eigenvalue(
     maxiter : int, optional, at most this many Lanczos steps (default ``P``, exact in exact arithmetic)
     seed : int or Generator, the random start vector (host NumPy, same on every backend)
     method : ``'auto'``, ``'eigsh'`` (NumPy, one net) or ``'lanczos'``
+    progress : bool, optional, a progress display (HVPs done) on stderr, as for
+        :func:`linnet.train.gradient_flow` (default: only in a terminal, after 2 s, never under pytest)
 
     Examples
     --------
@@ -385,16 +407,21 @@ def top_hessian_eigenvalue(
     batch = tuple(_c.loss(loss, Ws, residual=residual).shape)
     if maxiter is None:
         maxiter = P
-    if isinstance(maxiter, bool) or not hasattr(maxiter, "__index__") or int(maxiter) < 1:
-        raise ValueError(f"`maxiter` must be an int >= 1, got {maxiter!r}")
-    maxiter = min(int(maxiter), P)
+    maxiter = min(check_int(maxiter, "maxiter", minimum=1), P)
     dt = Ws[0].dtype
     rng = host_rng(seed)
     v0 = rng.standard_normal(batch + (P,))
 
     def H(theta):
+        _progress.tick()
         Vs = _c.unflatten(theta, widths)
         return _c.flatten(_c.hvp(loss, Ws, Vs, residual=residual))
+
+    with _progress.task("top_hessian_eigenvalue", unit="HVP", progress=progress):
+        return _top_dispatch(loss, Ws, H, residual, method, batch, xp, P, v0, tol, maxiter, dt)
+
+
+def _top_dispatch(loss, Ws, H, residual, method, batch, xp, P, v0, tol, maxiter, dt):
 
     if method == "eigsh" and (batch != () or not is_numpy_namespace(xp)):
         raise ValueError("`method='eigsh'` needs one net (no batch) on NumPy; use 'lanczos'")
@@ -511,6 +538,9 @@ def random_direction(Ws: Sequence[Array], *, seed: Any = 0, normalize: str = "la
 
 
 def _steps(ts, xp, dt, name):
+    if _is_array(ts):
+        check_same_namespace(ts, xp, name, "`Ws`")
+    ts = from_host(check_real(ts, name), xp, dt)  # a real 1-D sequence: no complex, strings, NaN
     if not _is_array(ts):
         ts = np.asarray(ts, dtype=np.float64)
         if ts.ndim != 1:
@@ -523,6 +553,7 @@ def _steps(ts, xp, dt, name):
 
 def _check_dir(D, Ws, name):
     D, _ = check_weights(D, name=name)
+    check_same_namespace(D[0], namespace(Ws[0]), name, "`Ws`")
     if len(D) != len(Ws):
         raise ValueError(f"`{name}` must have {len(Ws)} layers like `Ws`, got {len(D)}")
     for k, (V, W) in enumerate(zip(D, Ws)):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ._backend import namespace
+from ._validate import check_int, check_matrix, check_positive, check_real
 
 __all__ = ["gram_powers", "e2e_velocity", "preconditioner", "preconditioner_eigenvalues"]
 
@@ -18,14 +18,17 @@ Array = Any
 
 
 def _threshold(s, rtol, xp):
-    tol = (rtol if rtol is not None else 1e-12) * xp.max(s, axis=-1, keepdims=True)
+    tol = (check_positive(rtol, "rtol", allow_zero=True) if rtol is not None else 1e-12) * xp.max(
+        s, axis=-1, keepdims=True
+    )
     return xp.where(s > tol, s, xp.zeros_like(s))
 
 
 def _check_depth(depth) -> int:
-    if isinstance(depth, bool) or not hasattr(depth, "__index__") or int(depth) < 1:
-        raise ValueError(f"`depth` must be >= 1 (an int), got {depth!r}")
-    return int(depth)
+    try:
+        return check_int(depth, "depth", minimum=1)
+    except ValueError:
+        raise ValueError(f"`depth` must be >= 1 (an int), got {depth!r}") from None
 
 
 def gram_powers(W: Array, alphas, *, rtol: Optional[float] = None):
@@ -34,7 +37,11 @@ def gram_powers(W: Array, alphas, *, rtol: Optional[float] = None):
     Returns two lists (left, right) of arrays ``(..., d_N, d_N)`` and ``(..., d_0, d_0)``, computed from the
     full SVD of ``W`` with thresholded singular values; :math:`[\cdot]^0 = I`.
     """
-    xp = namespace(W)
+    W, xp = check_matrix(W, "W")
+    alphas = check_real(alphas, "alphas")
+    if alphas.ndim != 1:
+        raise ValueError(f"`alphas` must be a 1-D sequence of exponents, got shape {alphas.shape}")
+    alphas = [float(a) for a in alphas]
     U, s, Vt = xp.linalg.svd(W, full_matrices=True)
     s = _threshold(s, rtol, xp)
     dN, d0 = W.shape[-2], W.shape[-1]
@@ -45,7 +52,7 @@ def gram_powers(W: Array, alphas, *, rtol: Optional[float] = None):
             left.append(xp.broadcast_to(xp.eye(dN, dtype=W.dtype), W.shape[:-2] + (dN, dN)))
             right.append(xp.broadcast_to(xp.eye(d0, dtype=W.dtype), W.shape[:-2] + (d0, d0)))
             continue
-        p = xp.where(s > 0, s ** (2 * a), xp.zeros_like(s))
+        p = xp.where(s > 0, xp.where(s > 0, s, xp.ones_like(s)) ** (2 * a), xp.zeros_like(s))  # no 0**(-x)
         Uk, Vk = U[..., :, :k], Vt[..., :k, :].mT
         left.append(xp.matmul(Uk * p[..., None, :], Uk.mT))
         right.append(xp.matmul(Vk * p[..., None, :], Vk.mT))
@@ -64,7 +71,12 @@ def e2e_velocity(W: Array, G: Array, depth: int, *, rtol: Optional[float] = None
     Arora, Cohen & Hazan, `On the Optimization of Deep Networks: Implicit Acceleration by Overparameterization
     <https://arxiv.org/abs/1802.06509>`_, 2018.
     """
-    xp = namespace(W, G)
+    W, xp = check_matrix(W, "W")
+    G, _ = check_matrix(G, "G", xp=xp, other="`W`")
+    if tuple(G.shape[-2:]) != tuple(W.shape[-2:]) or G.dtype != W.dtype:
+        raise ValueError(
+            f"`G` must have the shape (..., {W.shape[-2]}, {W.shape[-1]}) and dtype {W.dtype} of `W`, got {tuple(G.shape)} {G.dtype}"
+        )
     N = _check_depth(depth)
     alphas = [k / N for k in range(N)]
     left, right = gram_powers(W, alphas, rtol=rtol)
@@ -80,7 +92,7 @@ def preconditioner(W: Array, depth: int, *, rtol: Optional[float] = None) -> Arr
 
     Shape ``(..., d_N d_0, d_N d_0)``; :math:`\operatorname{vec}(\dot W) = -P_W\operatorname{vec}(\nabla\ell)`.
     """
-    xp = namespace(W)
+    W, xp = check_matrix(W, "W")
     N = _check_depth(depth)
     left, right = gram_powers(W, [k / N for k in range(N)], rtol=rtol)
     out = None
@@ -97,7 +109,7 @@ def preconditioner_eigenvalues(W: Array, depth: int, *, rtol: Optional[float] = 
     :math:`r\in[d_N], r'\in[d_0]`, with :math:`\sigma_r := 0` beyond the rank and :math:`0^0 := 1`.
     Returned sorted ascending, shape ``(..., d_N d_0)``.
     """
-    xp = namespace(W)
+    W, xp = check_matrix(W, "W")
     N = _check_depth(depth)
     s = _threshold(xp.linalg.svdvals(W), rtol, xp)
     dN, d0 = W.shape[-2], W.shape[-1]

@@ -13,7 +13,14 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from ._backend import namespace
-from ._validate import check_matrix, check_positive
+from ._validate import (
+    broadcast_batch,
+    check_callable_output,
+    check_loss_shape,
+    check_matrix,
+    check_population,
+    check_positive,
+)
 
 __all__ = ["Loss", "SquaredLoss", "LpLoss", "HuberLoss", "CallableLoss"]
 
@@ -23,7 +30,8 @@ Array = Any
 def _as_data(X, Y):
     """Validate samples-as-columns data ``X (..., d_0, m)``, ``Y (..., d_N, m)``: same ``m``, same dtype."""
     X, xp = check_matrix(X, "X")
-    Y, _ = check_matrix(Y, "Y", xp=xp)
+    Y, _ = check_matrix(Y, "Y", xp=xp, other="`X`")
+    broadcast_batch(tuple(X.shape[:-2]), tuple(Y.shape[:-2]), what="the batch shapes of `X` and `Y`")
     if X.shape[-1] != Y.shape[-1]:
         raise ValueError(
             f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}"
@@ -77,10 +85,14 @@ class Loss:
         """Return this loss in the dtype of ``W`` after checking that shapes agree."""
         if tuple(W.shape[-2:]) != tuple(self.shape):
             raise ValueError(
-                f"`Ws` and `loss` disagree: the nets' end-to-end matrix has shape (d_N, d_0) = {tuple(W.shape[-2:])}, "
+                f"the nets' end-to-end matrix has shape (d_N, d_0) = {tuple(W.shape[-2:])}, "
                 f"the loss expects {tuple(self.shape)}"
             )
         return self.astype(W.dtype)
+
+    def reference_array(self):
+        """An array of the loss's data (its namespace must be that of the weights), or ``None`` if it has none."""
+        return None
 
 
 class SquaredLoss(Loss):
@@ -115,6 +127,9 @@ class SquaredLoss(Loss):
         self.factor, self.factor_weight = factor, float(factor_weight)  # Sxx = factor_weight * F F^T
         self.shape = tuple(Syx.shape[-2:])
         self._cache = {}
+
+    def reference_array(self):
+        return self.Syx
 
     # ---- constructors -------------------------------------------------------------------------------------
     @classmethod
@@ -167,8 +182,11 @@ class SquaredLoss(Loss):
     def population(cls, Sxx, Syx, Syy) -> "SquaredLoss":
         r"""Population form :math:`\ell(W) = \tfrac12\operatorname{tr}(W\Sigma_{xx}W^\top) - \operatorname{tr}(W\Sigma_{yx}^\top) + \tfrac12\operatorname{tr}\Sigma_{yy}`.
 
-        ``Sxx`` must be symmetric positive semi-definite with ``Syx`` in its row space (true of any joint
-        covariance).
+        ``Sxx`` must be symmetric positive semi-definite with ``Syx`` in its row space and the joint second
+        moment :math:`\begin{pmatrix}\Sigma_{yy} & \Sigma_{yx}\\ \Sigma_{yx}^\top & \Sigma_{xx}\end{pmatrix}`
+        positive semi-definite (true of any joint covariance); all three are checked within a tolerance from
+        the dtype, and a violation raises ``ValueError`` (otherwise value and gradient would disagree, or the
+        loss could be negative).
         """
         Sxx, xp = check_matrix(Sxx, "Sxx")
         Syx, _ = check_matrix(Syx, "Syx", xp=xp)
@@ -181,7 +199,7 @@ class SquaredLoss(Loss):
             or Syy.shape[-1] != Syx.shape[-2]
         ):
             raise ValueError(
-                "population statistics must have shapes Sxx (d0, d0), Syx (dN, d0), Syy (dN, dN); "
+                "`Sxx`, `Syx`, `Syy`: population statistics must have shapes Sxx (d0, d0), Syx (dN, d0), Syy (dN, dN); "
                 f"got {tuple(Sxx.shape)}, {tuple(Syx.shape)}, {tuple(Syy.shape)}"
             )
         if not bool(xp.all(xp.abs(Sxx - Sxx.mT) <= 1e3 * xp.finfo(Sxx.dtype).eps * (xp.max(xp.abs(Sxx)) + 1))):
@@ -192,6 +210,7 @@ class SquaredLoss(Loss):
             raise ValueError("`Sxx` must be positive semi-definite, got a negative eigenvalue")
         inv = xp.where(keep, 1.0 / xp.where(keep, lam, xp.ones_like(lam)), xp.zeros_like(lam))
         Phi = xp.matmul(xp.matmul(Syx, V) * inv[..., None, :], V.mT)
+        check_population(Sxx, Syx, Syy, Phi, xp)
         factor = V * xp.sqrt(xp.where(keep, lam, xp.zeros_like(lam)))[..., None, :]
         tr_yy = _trace(Syy, xp)
         c0 = 0.5 * (tr_yy - _trace(xp.matmul(Phi, Syx.mT), xp))
@@ -280,6 +299,9 @@ class LpLoss(Loss):
         self.shape = (Y.shape[-2], X.shape[-2])
         self._cache = {}
 
+    def reference_array(self):
+        return self.X
+
     def astype(self, dtype) -> "LpLoss":
         if self.X.dtype == dtype:
             return self
@@ -329,6 +351,9 @@ class HuberLoss(Loss):
         self.X, self.Y, self.m = X, Y, X.shape[-1]
         self.shape = (Y.shape[-2], X.shape[-2])
 
+    def reference_array(self):
+        return self.X
+
     def astype(self, dtype) -> "HuberLoss":
         if self.X.dtype == dtype:
             return self
@@ -368,6 +393,16 @@ class CallableLoss(Loss):
     Used for controls such as a non-convex :math:`\ell` (THEOREMS.md §5 control (ii)). ``convex`` is
     whatever the caller declares.
 
+    Batch semantics: ``W`` has shape ``(..., d_N, d_0)`` with any leading batch dimensions (a batch of nets,
+    and the basis directions :func:`linnet.hessian` stacks in front); ``value(W)`` must return an array of
+    shape ``W.shape[:-2]``, ``grad(W)`` and ``hvp(W, D)`` arrays of the broadcast shape of ``W`` (and ``D``),
+    all in the namespace and dtype of ``W``. The public functions call the callbacks once at ``W`` to check
+    this and raise ``TypeError``/``ValueError`` naming the callback otherwise (the loops behind them never
+    re-check). ``hvp`` may be ``None`` for first-order use (:func:`linnet.loss`, :func:`linnet.grad`,
+    :func:`linnet.train.gd`, ...); second-order functions (:func:`linnet.hvp`, :func:`linnet.hessian`,
+    :func:`linnet.landscape.classify`, ...) then raise ``ValueError`` asking for it. It has no samples, so
+    :func:`linnet.train.sgd` refuses it.
+
     Examples
     --------
     >>> import numpy as np, linnet as ln
@@ -382,7 +417,7 @@ class CallableLoss(Loss):
         self,
         value: Callable,
         grad: Callable,
-        hvp: Callable,
+        hvp: Optional[Callable] = None,
         *,
         shape: tuple,
         convex: bool = False,
@@ -390,17 +425,38 @@ class CallableLoss(Loss):
         min_value: Optional[float] = None,
     ):
         for name, f in (("value", value), ("grad", grad), ("hvp", hvp)):
-            if not callable(f):
+            if not callable(f) and not (name == "hvp" and f is None):
                 raise ValueError(f"`{name}` must be callable, got {type(f).__name__}")
-        if len(tuple(shape)) != 2:
-            raise ValueError(f"`shape` must be (d_N, d_0), got {shape!r}")
         self._value, self._grad, self._hvp = value, grad, hvp
-        self.shape = tuple(int(s) for s in shape)
+        self.shape = check_loss_shape(shape)
         self.convex, self.differentiable = bool(convex), bool(differentiable)
         self._min = min_value
+        self._checked: set = set()
 
     def astype(self, dtype):
         return self
+
+    @property
+    def has_hvp(self) -> bool:
+        """Whether an ``hvp`` callback was given (second-order functions need it)."""
+        return self._hvp is not None
+
+    def check(self, W) -> "CallableLoss":
+        """Shapes agree, and the callbacks return arrays of the right shape, namespace and dtype at ``W``.
+
+        Checked once per shape, dtype and array type of ``W`` (repeated calls, e.g. one per HVP of an
+        eigenvalue iteration, cost nothing more).
+        """
+        out = super().check(W)
+        key = (tuple(W.shape), str(W.dtype), type(W))
+        if key in self._checked:
+            return out
+        check_callable_output(self._value(W), W, tuple(W.shape[:-2]), "value")
+        check_callable_output(self._grad(W), W, tuple(W.shape), "grad")
+        if self._hvp is not None:
+            check_callable_output(self._hvp(W, W), W, tuple(W.shape), "hvp")
+        self._checked.add(key)
+        return out
 
     def value(self, W):
         return self._value(W)
@@ -409,6 +465,11 @@ class CallableLoss(Loss):
         return self._grad(W)
 
     def hvp(self, W, D):
+        if self._hvp is None:
+            raise ValueError(
+                "`loss` is a CallableLoss without `hvp`: second-order functions need it, "
+                "build it with CallableLoss(value, grad, hvp, shape=...)"
+            )
         return self._hvp(W, D)
 
     def min_value(self):

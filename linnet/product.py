@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional, Sequence
 
-from ._validate import check_weights
+from ._validate import check_bool, check_weights
 
 __all__ = [
     "Partials",
@@ -57,14 +57,15 @@ def _t(A: Optional[Array]) -> Optional[Array]:
 
 def factors(Ws: Sequence[Array], residual: bool, xp) -> tuple:
     """The factors :math:`F_j`: ``W_j`` (plain) or ``I + W_j`` (residual; layers must be square)."""
-    if not residual:
+    if not check_bool(residual, "residual"):
         return tuple(Ws)
     out = []
     for j, W in enumerate(Ws, start=1):
         d = W.shape[-1]
         if W.shape[-2] != d:
             raise ValueError(
-                f"residual nets need square layers: layer {j} has shape {tuple(W.shape[-2:])}, expected ({d}, {d})"
+                f"`Ws` with `residual=True`: residual nets need square layers: layer {j} has shape "
+                f"{tuple(W.shape[-2:])}, expected ({d}, {d})"
             )
         out.append(W + xp.eye(d, dtype=W.dtype))
     return tuple(out)

@@ -25,7 +25,14 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 import numpy as np
-from hypothesis import strategies as st
+
+try:
+    from hypothesis import strategies as st
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        'linnet.strategies needs hypothesis, which the `test` extra installs: pip install "linnet[test]" '
+        '(or pip install -e ".[test]" in a checkout; or pip install hypothesis)'
+    ) from exc
 
 from . import init as _init
 from ._backend import from_host, get_namespace, namespace, resolve_dtype

@@ -101,3 +101,16 @@ def test_assert_close_checks_values_dtype_and_shape(xp):
         assert_close(a, B.from_host(np.array([1.0, 2.0, 3.0]), xp))
     assert rel_error(a, B.from_host(np.array([0.0, 0.0]), xp)) > 1e300
     assert abs(rel_error(B.from_host(np.array([3.0, 4.0]), xp), np.array([3.0, 0.0])) - 4 / 3) < 1e-15
+
+
+def test_strategies_without_hypothesis_says_what_to_install():
+    """Importing linnet.strategies where hypothesis is missing raises ImportError naming the `test` extra."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['hypothesis'] = None\n"  # None in sys.modules makes `import hypothesis` fail
+        "try:\n    import linnet.strategies\nexcept ImportError as e:\n    print('IMPORTERROR', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert "IMPORTERROR" in out and "test" in out and "pip install" in out, out

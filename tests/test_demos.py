@@ -46,3 +46,37 @@ def test_demo_uses_only_the_public_api(path):
     """Demos import linnet's public API only (no private modules)."""
     text = path.read_text()
     assert "linnet._" not in text and "from linnet." not in text
+
+
+@pytest.mark.parametrize("path", DEMOS, ids=lambda p: p.stem)
+def test_demo_leaves_the_backend_to_its_host(path):
+    """No demo forces a Matplotlib backend: Jupyter shows its figures inline, scripts and tests choose their own
+    (the tests set ``MPLBACKEND=Agg``; a headless script falls back to Agg by itself)."""
+    text = path.read_text()
+    assert "matplotlib.use(" not in text and "plt.switch_backend" not in text
+
+
+def _figures_drawn(text):
+    return text.count("plt.subplots(") + text.count("plt.figure(")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", DEMOS, ids=lambda p: p.stem)
+def test_demo_as_executed_notebook_shows_its_figures_inline(path, tmp_path):
+    """Converted to a notebook and executed in a Jupyter kernel, a demo shows one inline PNG per figure it draws."""
+    jupytext = pytest.importorskip("jupytext")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    nb = jupytext.reads(path.read_text(), fmt="py:percent")
+    env_backend = os.environ.pop("MPLBACKEND", None)  # the kernel must pick Jupyter's inline backend
+    try:
+        nbclient.NotebookClient(
+            nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
+    finally:
+        if env_backend is not None:
+            os.environ["MPLBACKEND"] = env_backend
+    images = sum(
+        1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    )
+    assert images >= _figures_drawn(path.read_text()) >= 1, images

@@ -405,3 +405,32 @@ def test_width_one_depth_theory():
     d = f.data(depths=(4, 8, 12), cap=5000)
     assert np.all(np.diff(d.median) > 0) and d.slope > 0.1  # THEOREMS2 §19: slope > 0.1 per layer
     assert np.all(d.control_median <= 10)  # near identity: a handful of steps at every depth up to 64
+# figures whose plotted data carry no round-off-level quantity: the same bytes on every BLAS kernel. The other six
+# (balancedness, deficiency_margin, acceleration, hardt_ma, bartlett, poggio_cooper) plot quantities at round-off
+# level (gradient flow's balancedness gaps, reconstruction errors, losses down to 1e-33) and differ in pixels
+# between BLAS kernels; reproduce that with OPENBLAS_CORETYPE=Prescott on an OpenBLAS NumPy.
+KERNEL_STABLE = ("saxe_curves", "saxe_depth", "scalar_landscape", "baldi_hornik", "hessian_spectra", "stability")
+
+
+@pytest.mark.slow
+def test_committed_gallery_reproduced_on_another_blas_kernel(tmp_path):
+    """From a clean checkout, `python -m figures` under another OpenBLAS kernel rewrites the kernel-stable
+    figures of docs/gallery byte for byte (same Matplotlib as made them)."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = dict(os.environ, OPENBLAS_CORETYPE="Prescott", MPLBACKEND="Agg")
+    proc = subprocess.run(
+        [sys.executable, "-m", "figures", "--out", str(tmp_path), *KERNEL_STABLE],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in KERNEL_STABLE:
+        assert (tmp_path / f"{name}.png").read_bytes() == (root / "docs" / "gallery" / f"{name}.png").read_bytes(), name

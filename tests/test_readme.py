@@ -28,6 +28,9 @@ def test_api_at_a_glance_runs():
     assert ns["L"].shape == (256,)
     assert ln_shape(ns) == (256, 3, 4)
     assert len(ns["labels"]) == 4
+    # what the comments promise a user: converged nets, classified as the global minima they are
+    assert list(ns["run"].status_names[:4]) == ["converged"] * 4
+    assert list(ns["labels"]) == ["global minimum"] * 4
 
 
 def ln_shape(ns):

@@ -180,3 +180,161 @@ def test_batch_shapes_that_do_not_broadcast_name_the_arguments():
     """The batch-mismatch error names `Ws` (or `loss`) and both batch shapes."""
     with pytest.raises(ValueError, match="`Ws`|`loss`"):
         ln.loss(ln.SquaredLoss.whitened(np.ones((3, 2, 2))), (np.ones((4, 2, 2)),))
+
+
+# ---- edge classes of the "every input checked at the edge" pass ------------------------------------------------
+
+STRICT = get_namespace("array_api_strict")
+W3a, W3b = np.ones((3, 2, 2)), np.ones((4, 2, 2))
+GAUSS = ln.init.gaussian((2, 2, 2), scale=0.5, seed=0)
+SQ_NO_HVP = ln.CallableLoss(lambda W: 0.5 * np.sum(W * W, axis=(-2, -1)), lambda W: W, None, shape=(2, 2))
+
+EDGE_CASES = [
+    # population statistics (silently wrong before: value and gradient disagreed, or the loss was negative)
+    (
+        "Syx outside the row space of Sxx",
+        lambda: ln.SquaredLoss.population(np.diag([1.0, 1.0, 0.0, 0.0]), np.ones((4, 4)), 10 * np.eye(4)),
+        r"`Syy`, `Syx`, `Sxx` must form a positive semi-definite|`Syx` must lie in the row space",
+    ),
+    (
+        "Syy not PSD",
+        lambda: ln.SquaredLoss.population(np.eye(2), np.zeros((2, 2)), -np.eye(2)),
+        r"positive semi-definite joint second moment.*`Syy`",
+    ),
+    ("joint not PSD", lambda: ln.SquaredLoss.population(np.eye(2), 5 * np.eye(2), np.eye(2)), r"`Syx`"),
+    # empty and zero sizes
+    ("Lp zero samples", lambda: ln.LpLoss(np.ones((2, 0)), np.ones((1, 0))), r"`X` must not be empty"),
+    ("Huber zero samples", lambda: ln.HuberLoss(np.ones((2, 0)), np.ones((1, 0))), r"`X` must not be empty"),
+    ("squared zero samples", lambda: ln.SquaredLoss.from_data(np.ones((2, 0)), np.ones((1, 0))), r"`X`"),
+    ("zero-width layer hessian", lambda: ln.hessian(WHITE, (np.ones((0, 2)), np.ones((2, 0)))), r"`Ws\[0\]`.*>= 1"),
+    ("zero-width layer gd", lambda: ln.train.gd(WHITE, (np.ones((0, 2)), np.ones((2, 0))), lr=0.1, steps=2), r"`Ws"),
+    ("zero batch", lambda: ln.loss(WHITE, (np.ones((0, 2, 2)),)), r"`Ws\[0\]`"),
+    # Python types and complex numbers
+    ("complex lr", lambda: ln.train.gd(WHITE, GAUSS, lr=0.1 + 1j, steps=2), r"`lr` must be a real"),
+    ("complex lr array", lambda: ln.train.gd(WHITE, GAUSS, lr=np.array([0.1 + 0j]), steps=2), r"`lr`"),
+    ("complex saxe s", lambda: ln.theory.saxe_mode(1.0, np.array([1 + 1j]), 0.1), r"`s` must be a real"),
+    (
+        "residual 'False'",
+        lambda: ln.train.gd(WHITE, GAUSS, lr=0.1, steps=2, residual="False"),
+        r"`residual` must be a bool",
+    ),
+    ("residual 'no'", lambda: ln.loss(WHITE, GAUSS, residual="no"), r"`residual` must be a bool"),
+    ("residual 1", lambda: ln.end_to_end(GAUSS, residual=1), r"`residual` must be a bool"),
+    ("callable shape=3", lambda: ln.CallableLoss(abs, abs, abs, shape=3), r"`shape` must be \(d_N, d_0\)"),
+    ("unflatten float width", lambda: ln.unflatten(np.ones(9), (2.9, 3)), r"`widths` must hold positive ints"),
+    ("unflatten negative width", lambda: ln.unflatten(np.ones(6), (-2, 3)), r"`widths`"),
+    ("unflatten NaN", lambda: ln.unflatten(np.full(4, np.nan), (2, 2)), r"`theta` must be finite"),
+    # non-finite values
+    (
+        "decoupled NaN strengths",
+        lambda: ln.init.decoupled(np.eye(2), np.eye(2), np.array([np.nan, 1.0]), (2, 2, 2)),
+        r"`strengths` must be finite",
+    ),
+    (
+        "decoupled U not orthonormal",
+        lambda: ln.init.decoupled(2 * np.eye(2), np.eye(2), np.ones(2), (2, 2, 2)),
+        r"`U` must have orthonormal columns",
+    ),
+    ("symmetry_direction NaN", lambda: ln.landscape.symmetry_direction(GAUSS, 1, np.full((2, 2), np.nan)), r"`A`"),
+    # found by the fuzzing: scipy's NaN for a huge noncentrality; theory scalars whose shapes do not broadcast
+    ("margin_probability NaN", lambda: ln.theory.margin_probability(204396.0, 1.0, 2), r"`phi_norm` / `s` too large"),
+    ("bhl_mode_step shapes", lambda: ln.theory.bhl_mode_step([0.0, 0.0], [0.0, 0.0, 1.0], 1.0, 3), r"`theta`, `lam`"),
+    # batch shapes that do not broadcast
+    ("end_to_end batches", lambda: ln.end_to_end((W3a, W3b)), r"batch shapes in `Ws` must broadcast"),
+    ("gd batches", lambda: ln.train.gd(WHITE, (W3a, W3b), lr=0.1, steps=2), r"`Ws`"),
+    ("classify batches", lambda: ln.landscape.classify(WHITE, (W3a, W3b)), r"`Ws`"),
+    ("balancedness batches", lambda: ln.theory.balancedness((W3a, W3b)), r"`Ws`"),
+    ("hvp direction batch", lambda: ln.hvp(WHITE, (W3a,), (W3b,)), r"`Vs` and `Ws`"),
+    ("X, Y batches", lambda: ln.SquaredLoss.from_data(np.ones((3, 2, 4)), np.ones((2, 1, 4))), r"`X` and `Y`"),
+    ("Lp X, Y batches", lambda: ln.LpLoss(np.ones((3, 2, 4)), np.ones((2, 1, 4))), r"`X` and `Y`"),
+    ("Huber X, Y batches", lambda: ln.HuberLoss(np.ones((3, 2, 4)), np.ones((2, 1, 4))), r"`X` and `Y`"),
+    # namespaces
+    ("numpy loss, strict weights", lambda: ln.loss(WHITE, (from_host(W2, STRICT),)), r"`Ws` must come from.*`loss`"),
+    ("strict X, numpy Y", lambda: ln.SquaredLoss.from_data(from_host(X, STRICT), Y), r"`Y` must come from.*`X`"),
+    # dtypes
+    ("float16 X", lambda: ln.SquaredLoss.from_data(X.astype(np.float16), Y.astype(np.float16)), r"`X`.*float16"),
+    ("float16 linalg", lambda: preconditioner(W2.astype(np.float16), 2), r"`W`.*float16"),
+    ("1-D linalg", lambda: ln.linalg.preconditioner_eigenvalues(np.ones(2), 2), r"`W` must have at least 2"),
+    # CallableLoss callbacks
+    (
+        "callable value a float",
+        lambda: ln.loss(ln.CallableLoss(lambda W: 1.0, lambda W: W, None, shape=(2, 2)), (W2,)),
+        r"`value` callback.*must return an array",
+    ),
+    (
+        "callable grad wrong shape",
+        lambda: ln.grad(
+            ln.CallableLoss(lambda W: np.sum(W, axis=(-2, -1)), lambda W: np.ones(3), None, shape=(2, 2)), (W2,)
+        ),
+        r"`grad` callback.*shape \(2, 2\)",
+    ),
+    ("callable without hvp in hvp", lambda: ln.hvp(SQ_NO_HVP, (W2,), (W2,)), r"`loss` is a CallableLoss without `hvp`"),
+    (
+        "sgd callable",
+        lambda: ln.train.sgd(SQ_NO_HVP, (W2,), lr=0.1, steps=2, batch_size=1),
+        r"`loss`.*train it with gd",
+    ),
+    # messages that named the wrong argument or repeated themselves
+    (
+        "end_to_end_gd names We0 once",
+        lambda: ln.train.end_to_end_gd(WHITE, np.ones((3, 2)), depth=2, lr=0.1, steps=2),
+        r"^`loss` and `We0` disagree: the nets' end-to-end matrix",
+    ),
+]
+
+
+@pytest.mark.parametrize("thunk, pattern", [c[1:] for c in EDGE_CASES], ids=[c[0] for c in EDGE_CASES])
+def test_edge_case_raises_from_linnet_naming_the_argument(thunk, pattern):
+    """ValueError/TypeError whose message matches, raised by linnet itself (last traceback frame inside linnet)."""
+    with pytest.raises((ValueError, TypeError), match=pattern) as info:
+        thunk()
+    assert "linnet" in info.traceback[-1].path.parts, info.traceback[-1].path
+
+
+def test_accepted_inputs_that_used_to_fail():
+    """Big-endian float64, np.matrix layers, NumPy integer widths, lists of strengths: accepted, same numbers."""
+    ref = float(ln.loss(WHITE, (W2 * 0.5,)))
+    assert float(ln.loss(WHITE, ((W2 * 0.5).astype(">f8"),))) == ref
+    with pytest.warns(PendingDeprecationWarning):  # NumPy's own warning on building a matrix
+        mat = np.matrix(W2 * 0.5)
+    assert float(ln.loss(WHITE, (mat,))) == ref
+    a = ln.init.gaussian(np.array([2, 3, 2]), seed=0)
+    b = ln.init.gaussian((2, 3, 2), seed=0)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    c = ln.init.decoupled(np.eye(2), np.eye(2), [1.0, 4.0], (2, 2, 2))
+    d = ln.init.decoupled(np.eye(2), np.eye(2), np.array([1.0, 4.0]), (2, 2, 2))
+    assert all(np.array_equal(x, y) for x, y in zip(c, d))
+    assert np.array_equal(
+        ln.theory.saxe_mode([0.0, 1.0], [2.0, 2.0], 0.1), ln.theory.saxe_mode(np.array([0.0, 1.0]), 2.0, 0.1)
+    )
+
+
+def test_population_accepts_true_covariances_with_singular_sxx():
+    """Positive control of the consistency check: statistics of data whose inputs span 2 of 4 dimensions pass,
+    in float64 and float32, and give the loss of the data (the negative controls are in EDGE_CASES)."""
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((4, 2))
+    Xd = B @ rng.standard_normal((2, 50))  # rank 2 in R^4: Sxx singular
+    Yd = rng.standard_normal((3, 4)) @ Xd + 0.1 * rng.standard_normal((3, 50))
+    W = rng.standard_normal((3, 4))
+    for dt in (np.float64, np.float32):
+        x, y = Xd.astype(dt), Yd.astype(dt)
+        m = x.shape[1]
+        pop = ln.SquaredLoss.population(x @ x.T / m, y @ x.T / m, y @ y.T / m)
+        ref = ln.SquaredLoss.from_data(x, y)
+        tol = 1e3 * np.finfo(dt).eps * float(ref.value(W.astype(dt)))
+        assert abs(float(pop.value(W.astype(dt))) - float(ref.value(W.astype(dt)))) <= tol
+
+
+def test_gradient_flow_max_steps_is_not_diverged():
+    """A flow that runs out of steps has status max_steps and diverged_at -1 (as Trajectory documents)."""
+    run = ln.train.gradient_flow(WHITE, GAUSS, t_final=50.0, max_steps=2)
+    assert str(run.status_names) == "max_steps" and int(run.diverged_at) == -1
+
+
+def test_callable_loss_hvp_optional_for_first_order_use():
+    """Without hvp a CallableLoss still trains with gd (same numbers as with it) and gives gradients."""
+    with_hvp = ln.CallableLoss(lambda W: 0.5 * np.sum(W * W, axis=(-2, -1)), lambda W: W, lambda W, D: D, shape=(2, 2))
+    a = ln.train.gd(SQ_NO_HVP, GAUSS, lr=0.1, steps=5)
+    b = ln.train.gd(with_hvp, GAUSS, lr=0.1, steps=5)
+    assert np.array_equal(np.asarray(a.loss), np.asarray(b.loss))

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import get_namespace, namespace
-from .._validate import check_finite, check_positive
+from .._validate import broadcast_batch, check_finite, check_int, check_positive, check_real
 
 Array = Any
 
@@ -27,9 +27,7 @@ def _fro(A, xp):
 
 def _int(value: Any, name: str, lo: int = 1) -> int:
     """An integer ``>= lo`` (bools refused; NumPy integers accepted), returned as ``int``."""
-    if isinstance(value, bool) or not hasattr(value, "__index__") or int(value) < lo:
-        raise ValueError(f"`{name}` must be an int >= {lo}, got {value!r}")
-    return int(value)
+    return check_int(value, name, minimum=lo)
 
 
 def _depth(depth: Any) -> int:
@@ -40,10 +38,19 @@ def _depth(depth: Any) -> int:
 def _scalars(*args, names):
     """Common namespace and dtype for scalar-or-array arguments; returns ``(xp, arrays...)``.
 
-    Python numbers become 0-d arrays of the arrays' namespace (NumPy when none is an array) and dtype.
+    Python numbers become 0-d arrays of the arrays' namespace (NumPy when none is an array) and dtype; lists and
+    tuples of numbers become arrays. Complex, bool and float16 arrays are refused (never cast to their real part).
     """
+    args = [
+        a if _is_array(a) or isinstance(a, (int, float, np.generic)) else _as_real_array(a, n)
+        for a, n in zip(args, names)
+    ]
     arrays = [a for a in args if _is_array(a)]
-    xp = namespace(*arrays) if arrays else get_namespace(None)
+    try:
+        xp = namespace(*arrays) if arrays else get_namespace(None)
+    except TypeError:
+        named = ", ".join(f"`{n}`" for a, n in zip(args, names) if _is_array(a))
+        raise ValueError(f"{named} must be arrays of one array namespace (or Python numbers)") from None
     dt = xp.float64
     for a in arrays:
         if xp.isdtype(a.dtype, "real floating"):
@@ -51,6 +58,10 @@ def _scalars(*args, names):
             break
     out = []
     for a, name in zip(args, names):
+        if _is_array(a) and (not xp.isdtype(a.dtype, ("real floating", "integral")) or "float16" in str(a.dtype)):
+            raise ValueError(
+                f"`{name}` must be a real number or a real (float32/float64/int) array, got dtype {a.dtype}"
+            )
         if _is_array(a):
             a = xp.astype(a, dt) if a.dtype != dt else a
         else:
@@ -60,7 +71,17 @@ def _scalars(*args, names):
                 raise ValueError(f"`{name}` must be a real number or a real array, got {a!r}") from None
         check_finite(a, name, xp=xp)
         out.append(a)
+    broadcast_batch(
+        *(tuple(a.shape) for a in out), what=f"the shapes of {', '.join(f'`{n}`' for n in names[: len(out)])}"
+    )
     return (xp, *out)
+
+
+def _as_real_array(a, name: str):
+    """A list or tuple of real numbers as a float64 NumPy array (``ValueError`` naming ``name`` otherwise)."""
+    if isinstance(a, (list, tuple)):
+        return check_real(a, name)
+    return a
 
 
 def _check_all(cond, name: str, expected: str, value) -> None:

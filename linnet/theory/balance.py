@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .._validate import check_weights
+from .._validate import check_same_namespace, check_weights
 from ._common import Array, _fro, _is_array, _positive
 
 __all__ = ["balancedness_gaps", "balancedness", "gd_drift"]
@@ -84,6 +84,7 @@ def gd_drift(Ws: Sequence[Array], Gs: Sequence[Array], lr: Any) -> tuple:
     """
     Ws, xp = check_weights(Ws)
     Gs, _ = check_weights(Gs, name="Gs")
+    check_same_namespace(Gs[0], xp, "Gs", "`Ws`")
     if len(Gs) != len(Ws):
         raise ValueError(f"`Gs` must have {len(Ws)} layers like `Ws`, got {len(Gs)}")
     for j, (G, W) in enumerate(zip(Gs, Ws)):

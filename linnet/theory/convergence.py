@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._backend import from_host, namespace, to_numpy
-from .._validate import check_matrix
+from .._backend import from_host, namespace
+from .._validate import check_matrix, check_real
 from ._common import Array, _all_positive, _depth, _fro, _int, _is_array, _positive, _scalars
 
 __all__ = [
@@ -49,7 +49,7 @@ def deficiency_margin(We: Array, Phi: Array) -> Array:
     0.5
     """
     We, xp = check_matrix(We, "We")
-    Phi, _ = check_matrix(Phi, "Phi", xp=xp)
+    Phi, _ = check_matrix(Phi, "Phi", xp=xp, other="`We`")
     if tuple(We.shape[-2:]) != tuple(Phi.shape[-2:]):
         raise ValueError(
             f"`We` must have the shape of `Phi` (..., {Phi.shape[-2]}, {Phi.shape[-1]}), got {tuple(We.shape)}"
@@ -174,13 +174,18 @@ def margin_probability(phi_norm: Any, s: Any, d0: int) -> Any:
 
     d0 = _int(d0, "d0")
     arrays = [a for a in (phi_norm, s) if _is_array(a)]
-    pn = np.asarray(to_numpy(phi_norm), dtype=np.float64)
-    sn = np.asarray(to_numpy(s), dtype=np.float64)
+    pn = check_real(phi_norm, "phi_norm", finite=False)
+    sn = check_real(s, "s", finite=False)
     for host, value, name in ((pn, phi_norm, "phi_norm"), (sn, s, "s")):
         if not np.all(np.isfinite(host)) or np.any(host <= 0):
             raise ValueError(f"`{name}` must be finite and > 0, got {value!r}")
     lam = pn**2 / sn**2
     p = ncx2.cdf(lam, d0, lam)
+    if not np.all(np.isfinite(p)):  # scipy's ncx2 gives NaN for very large noncentrality
+        raise ValueError(
+            "`phi_norm` / `s` too large: the noncentral chi-squared CDF is not computable for "
+            f"(phi_norm/s)^2 = {float(np.max(lam)):.3g}"
+        )
     if arrays:
         xp = namespace(*arrays)
         return from_host(p, xp, arrays[0].dtype if xp.isdtype(arrays[0].dtype, "real floating") else None)

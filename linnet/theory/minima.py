@@ -16,7 +16,7 @@ from typing import NamedTuple, Optional, Sequence
 import numpy as np
 
 from .._backend import namespace, to_numpy
-from .._validate import check_positive, check_widths
+from .._validate import as_index, check_positive, check_widths
 from ..losses import Loss, SquaredLoss
 from ._common import Array, _int
 
@@ -217,9 +217,9 @@ def baldi_hornik_points(loss: SquaredLoss, p: int, *, rtol: Optional[float] = No
             f"`loss` must be a single problem (Phi of shape (q, n)), got Phi of shape {tuple(loss.Phi.shape)}"
         )
     q, n = loss.shape
-    if isinstance(p, bool) or not hasattr(p, "__index__") or not 1 <= int(p) < min(n, q):
+    if as_index(p) is None or not 1 <= as_index(p) < min(n, q):
         raise ValueError(f"`p` must be an int with 1 <= p < min(n, q) = {min(n, q)}, got {p!r}")
-    p = int(p)
+    p = as_index(p)
     eps = float(xp.finfo(loss.Phi.dtype).eps)
     tol = math.sqrt(eps) if rtol is None else check_positive(rtol, "rtol")
     Phi = loss.Phi

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, Optional, Sequence
 import numpy as np
 
 from .._backend import from_host, namespace, to_numpy
-from .._validate import check_finite, check_matrix, check_positive, check_weights
+from .._validate import check_bool, check_finite, check_matrix, check_positive, check_real, check_weights
 from ..losses import SquaredLoss
 from ._common import Array, _check_all, _depth, _is_array, _scalars
 
@@ -40,9 +40,9 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------------------------
 # §8 Hardt–Ma residual networks
 # ---------------------------------------------------------------------------------------------------------------
-def _square(R, name="R"):
+def _square(R, name="R", xp=None, other="`R`"):
     """A real floating square matrix ``(..., d, d)`` (see ``linnet._validate.check_matrix``)."""
-    R, xp = check_matrix(R, name)
+    R, xp = check_matrix(R, name, xp=xp, other=other)
     if R.shape[-1] != R.shape[-2]:
         raise ValueError(f"`{name}` must be square (..., d, d), got {tuple(R.shape)}")
     return R, xp
@@ -187,7 +187,7 @@ def hardt_ma_loss(R: Array, Sigma: Array) -> SquaredLoss:
     :math:`\tfrac12`).
     """
     R, xp = _square(R)
-    Sigma, _ = _square(Sigma, "Sigma")
+    Sigma, _ = _square(Sigma, "Sigma", xp)
     if Sigma.shape[-1] != R.shape[-1]:
         raise ValueError(f"`Sigma` must be ({R.shape[-1]}, {R.shape[-1]}) like `R`, got {tuple(Sigma.shape)}")
     d = R.shape[-1]
@@ -204,6 +204,7 @@ def hardt_ma_risk(As: Sequence[Array], R: Array, Sigma: Array) -> Array:
     """
     from ..calculus import loss as _loss
 
+    check_matrix(R, "R", xp=check_weights(As, name="As")[1], other="`As`")
     return 2.0 * _loss(hardt_ma_loss(R, Sigma), As, residual=True)
 
 
@@ -224,6 +225,7 @@ def hardt_ma_risk_grad(As: Sequence[Array], R: Array, Sigma: Array) -> tuple:
     """
     from ..calculus import grad as _grad
 
+    check_matrix(R, "R", xp=check_weights(As, name="As")[1], other="`As`")
     return tuple(2.0 * g for g in _grad(hardt_ma_loss(R, Sigma), As, residual=True))
 
 
@@ -268,7 +270,8 @@ def hardt_ma_gradient_domination(
     R : array ``(d, d)``, optional; the target. Without it only ``coefficient`` is returned.
     """
     As, xp = check_weights(As, name="As")
-    Sigma, _ = _square(Sigma, "Sigma")
+    Sigma, _ = _square(Sigma, "Sigma", xp, "`As`")
+    corrected = check_bool(corrected, "corrected")
     tau = check_positive(tau, "tau", allow_zero=True)
     if tau >= 1:
         raise ValueError(f"`tau` must be in [0, 1), got {tau!r}")
@@ -317,7 +320,7 @@ def bhl_sufficient_lr(eigs: Any, depth: int) -> Any:
     """
     L = _depth(depth)
     if not _is_array(eigs):
-        eigs = np.asarray(eigs, dtype=np.float64)
+        eigs = check_real(eigs, "eigs")
         if eigs.ndim == 0:
             eigs = eigs[None]
     xp = namespace(eigs)

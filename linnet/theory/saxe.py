@@ -18,7 +18,7 @@ import numpy as np
 
 from .._backend import from_host
 from .._validate import check_positive
-from ._common import _all_positive, _check_all, _depth, _scalars
+from ._common import _all_positive, _check_all, _depth, _int, _scalars
 
 __all__ = [
     "saxe_mode",
@@ -203,7 +203,7 @@ def saxe_deep_mode(t: Any, s: Any, u0: Any, depth: int, *, tau: float = 1.0, max
     v = v0 * 1
     hi = v0 + (target - T0)  # T' >= 1, so the root is at most this
     eps = float(xp.finfo(v.dtype).eps)
-    for _ in range(max_iter):
+    for _ in range(_int(max_iter, "max_iter")):
         F = _deep_T(v, beta, xp) - target
         dF = (1.0 + xp.exp(-v)) ** beta
         step = -F / dF

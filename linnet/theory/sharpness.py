@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from .._validate import check_matrix
+from .._validate import check_matrix, check_real
 from ._common import Array, _check_all, _depth, _is_array, _scalars
 
 __all__ = ["sharpness_balanced", "sharpness_scalar_min"]
@@ -54,7 +52,7 @@ def sharpness_scalar_min(w: Any, phi: Any) -> Any:
     5.0
     """
     if not _is_array(w):
-        w = np.asarray(w, dtype=np.float64)
+        w = check_real(w, "w")
     xp, w, phi = _scalars(w, phi, names=("w", "phi"))
     if w.ndim < 1:
         raise ValueError(f"`w` must have the layers on its last axis (..., N), got shape {tuple(w.shape)}")

@@ -11,32 +11,24 @@ from typing import Any, Optional
 import numpy as np  # host side only: argument checks
 
 from .. import product as _p
-from .._backend import dtype_name, from_host, to_numpy
+from .._backend import dtype_name, from_host
 from .._validate import broadcast_batch as _broadcast_shapes
+from .._validate import check_bool, check_int, check_loss_against, check_positive, check_real, check_weights
 from .._validate import check_loss as _check_loss
-from .._validate import check_positive, check_weights
 from ..losses import Loss
 
 
 def _check_int(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
-    v = int(value.__index__())
-    if v < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
-    return v
+    return check_int(value, name, minimum=minimum)
 
 
 def _check_lr(lr: Any, xp, dt, name: str = "lr"):
     """A finite lr >= 0: a Python float, or an array (the weights' dtype) broadcastable to the batch."""
     if isinstance(lr, (int, float, np.floating, np.integer)) and not isinstance(lr, bool):
         return check_positive(lr, name, allow_zero=True), ()
-    if isinstance(lr, bool) or lr is None:
-        raise ValueError(f"`{name}` must be a finite real >= 0 or an array of them, got {lr!r}")
-    try:
-        host = np.asarray(to_numpy(lr), dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a finite real >= 0 or an array of them, got {lr!r}") from None
+    host = check_real(lr, name, finite=False)  # refuses complex, bool, None, strings
+    if host.size == 0:
+        raise ValueError(f"`{name}` must be a finite real >= 0 or a non-empty array of them, got {lr!r}")
     if host.ndim == 0:
         return check_positive(float(host), name, allow_zero=True), ()
     if not (np.all(np.isfinite(host)) and np.all(host >= 0)):
@@ -100,7 +92,7 @@ def _prepare(loss: Any, Ws: Any, residual: bool, name: str = "Ws"):
     """Validate loss and weights; return the loss in the weights' dtype, the weights, xp and the batch shape."""
     loss = _check_loss(loss)
     Ws, xp = check_weights(Ws, name=name)
-    Fs = _p.factors(Ws, bool(residual), xp)
+    Fs = _p.factors(Ws, check_bool(residual, "residual"), xp)
     We = Fs[0]
     for F in Fs[1:]:
         We = xp.matmul(F, We)
@@ -110,10 +102,7 @@ def _prepare(loss: Any, Ws: Any, residual: bool, name: str = "Ws"):
 
 def _check_against(loss: Loss, We, name: str):
     """The loss in the dtype of ``We`` and the batch shape of the nets broadcast with the problem."""
-    try:
-        loss_fn = loss.check(We)
-    except ValueError as exc:
-        raise ValueError(f"`loss` and `{name}` disagree: {exc}") from None
+    loss_fn = check_loss_against(loss, We, name)
     problem = tuple(getattr(getattr(loss_fn, "Phi", None), "shape", ())[:-2])
     try:
         _broadcast_shapes(tuple(We.shape[:-2]), problem)

@@ -538,7 +538,11 @@ def gd(
         Train the residual net :math:`(I+W_N)\cdots(I+W_1)`.
     gtol, ftol : float, optional
         A net has converged (and is frozen) once :math:`(\sum_j\|\partial L/\partial W_j\|_F^2)^{1/2} \le`
-        ``gtol`` or its loss is ``<= ftol``.
+        ``gtol`` or its loss is ``<= ftol``. Both are absolute (in the units of the loss and its gradient). With
+        neither, no convergence test runs: every net that does not diverge ends with status ``max_steps``
+        whatever its gradient, and ``max_steps`` then only means "ran all its steps". To learn where nets ended,
+        pass ``gtol`` (e.g. ``1e-9`` for a problem of unit scale), or measure the end point
+        (``ln.grad(loss, run.weights)``, :func:`linnet.landscape.classify`).
     record_every : int
         Record the loss at steps ``0, r, 2r, ...`` and at the last step.
     record_steps : sequence of int, optional

@@ -17,9 +17,9 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np  # host side only: argument checks, float64 epsilon
 
-from .. import _backend, _step
-from .._backend import dtype_name, is_numpy_namespace, to_numpy
-from .._validate import check_positive
+from .. import _backend, _progress, _step
+from .._backend import dtype_name, is_numpy_namespace
+from .._validate import check_positive, check_real
 from ..losses import Loss
 from ._args import _broadcast_shapes, _broadcast_weights, _check_int, _prepare
 from .trajectory import (
@@ -141,7 +141,7 @@ def _check_times(t_final, times):
         rec = [0.0, T]
     else:
         try:
-            rec = [float(t) for t in np.asarray(to_numpy(times), dtype=np.float64).reshape(-1)]
+            rec = [float(t) for t in check_real(times, "times", finite=False).reshape(-1)]
         except (TypeError, ValueError):
             raise ValueError(f"`times` must be a sequence of reals in [0, t_final], got {times!r}") from None
         if not rec:
@@ -241,12 +241,12 @@ def _integrate(
 
     for tn in targets:
         while True:
+            _progress.tick(it)  # a no-op unless a progress display is on (gradient_flow's `progress`)
             active = alive & (t < tn)
             if it % check_every == 0 and not bool(xp.any(active)):
                 break
             out_of_steps = active & (count >= max_steps)
             status = xp.where(out_of_steps, xp.full(batch, MAX_STEPS, dtype=int64), status)
-            fail_at = xp.where(out_of_steps, count, fail_at)
             alive = alive & ~out_of_steps
             active = active & ~out_of_steps
 
@@ -392,6 +392,7 @@ def gradient_flow(
     max_steps: int = 100_000,
     keep_history: bool = False,
     check_every: int = 1,
+    progress: Optional[bool] = None,
 ) -> Trajectory:
     r"""Gradient flow :math:`\dot W_j = -\partial L/\partial W_j` on a batch of nets, to time ``t_final``.
 
@@ -418,6 +419,10 @@ def gradient_flow(
         Also record the weights at ``times``.
     check_every : int
         Iterations between host-side checks of whether every net reached the next record time.
+    progress : bool, optional
+        Show a progress bar on stderr (loop iterations out of ``max_steps``; tqdm if installed, the
+        ``progress`` extra). Default: only when stderr is a terminal and the run lasts over 2 s (never under
+        pytest; ``LINNET_PROGRESS=0``/``1`` switches it off/on). It never changes the result.
 
     Returns
     -------
@@ -425,7 +430,7 @@ def gradient_flow(
         ``status`` is :data:`CONVERGED` for a net that reached ``t_final``, :data:`MAX_STEPS` for one that ran out
         of steps, :data:`DIVERGED` when its state stopped being finite (its step size collapsed); a failed net
         keeps its last accepted state, which later records repeat, and ``diverged_at`` holds its number of
-        attempted steps.
+        attempted steps (``-1`` for every net that did not diverge, :data:`MAX_STEPS` ones included).
 
     References
     ----------
@@ -454,17 +459,20 @@ def gradient_flow(
         L, G = _step.value_and_grads(loss_fn, W, residual, xp, out=out, fast_value=fast_value)
         return L, tuple(_np.negative(g, out=o) for g, o in zip(G, out))
 
-    return _solve(
-        rhs,
-        Ws,
-        batch,
-        xp,
-        t_final=t_final,
-        times=times,
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        keep_history=keep_history,
-        check_every=check_every,
-        rhs_into=rhs_into,
-    )
+    with _progress.task(
+        "gradient_flow", total=_check_int(max_steps, "max_steps", minimum=1), unit="step", progress=progress
+    ):
+        return _solve(
+            rhs,
+            Ws,
+            batch,
+            xp,
+            t_final=t_final,
+            times=times,
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            keep_history=keep_history,
+            check_every=check_every,
+            rhs_into=rhs_into,
+        )

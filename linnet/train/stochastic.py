@@ -35,7 +35,9 @@ def _samples_of(loss_fn: Loss) -> int:
     if isinstance(loss_fn, (LpLoss, HuberLoss)):
         return loss_fn.X.shape[-1]
     raise ValueError(
-        f"`loss` must carry data for sgd (SquaredLoss.from_data, LpLoss or HuberLoss), got {type(loss_fn).__name__}"
+        f"`loss` must carry data for sgd (SquaredLoss.from_data, LpLoss or HuberLoss), got {type(loss_fn).__name__}: "
+        "sgd draws minibatches of samples, which this loss has none of; train it with gd, momentum or "
+        "gradient_flow, or build the loss from samples X, Y"
     )
 
 
