@@ -39,7 +39,7 @@ import warnings
 from typing import Any, NamedTuple, Sequence
 
 from ._backend import namespace
-from ._validate import broadcast_batch, check_finite, check_loss, check_positive, dtype_name
+from ._validate import broadcast_batch, check_finite, check_loss, check_loss_against, check_positive, dtype_name
 
 __all__ = [
     "check_layers",
@@ -120,7 +120,7 @@ def _prepare(loss_fn, Ws):
     loss_fn = check_loss(loss_fn)
     Ws, xp = check_layers(Ws)
     p, s = _partials(Ws)
-    return loss_fn.check(p[-1]), Ws, xp, p, s
+    return check_loss_against(loss_fn, p[-1]), Ws, xp, p, s
 
 
 def end_to_end(Ws: Sequence[Array]) -> Array:
@@ -305,7 +305,7 @@ def gd(
     after ``steps``.
     """
     Ws, xp = check_layers(Ws)
-    loss_fn = check_loss(loss).check(Ws[0])
+    loss_fn = check_loss_against(check_loss(loss), Ws[0])
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"`steps` must be an int >= 0, got {steps!r}")
     if isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._validate import check_loss, check_matrix, dtype_name
+from ._validate import check_loss, check_loss_against, check_matrix, dtype_name
 
 __all__ = ["end_to_end", "loss", "grad", "value_and_grad", "hvp", "hessian", "flow"]
 
@@ -41,7 +41,7 @@ def _prepare(loss_fn, W1):
     loss_fn = check_loss(loss_fn)
     W1, xp = _check_W1(W1)
     We = xp.matmul(W1.mT, W1)
-    return loss_fn.check(We), W1, xp, We
+    return check_loss_against(loss_fn, We, "W1"), W1, xp, We
 
 
 def end_to_end(W1: Array) -> Array:

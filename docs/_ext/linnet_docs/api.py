@@ -29,6 +29,18 @@ API_MODULES = (
     "linnet.product",
     "linnet.testing",
     "linnet.strategies",
+    "linnet.diagonal",
+    "linnet.tied",
+    "linnet.ivp",
+    "linnet.sweep",
+    "linnet.sweep.backends",
+    "linnet.sweep.chunking",
+    "linnet.sweep.progress",
+    "linnet.sweep.runner",
+    "linnet.sweep.seeding",
+    "linnet.sweep.spec",
+    "linnet.sweep.storage",
+    "linnet.sweep.table",
 )
 
 #: Public linnet modules that could not be imported while looking for undocumented ones (name -> error).
