@@ -368,6 +368,15 @@ class CallableLoss(Loss):
     Used for controls such as a non-convex :math:`\ell` (THEOREMS.md §5 control (ii)). ``convex`` is
     whatever the caller declares.
 
+    **Batching.** The engine calls ``value(W)`` with ``W`` of shape ``(..., d_N, d_0)`` (a batch of nets) and
+    expects shape ``(...)`` back; ``grad(W)`` and ``hvp(W, D)`` return ``(..., d_N, d_0)``. Write them with
+    reductions over the last two axes only (``axis=(-2, -1)``) and let a batch of problems ride on leading
+    dimensions of the data the functions close over: those broadcast against the nets' batch like any loss's.
+
+    **hvp is optional.** Without it (``hvp=None``) first-order methods (:func:`linnet.grad`, ``train.gd``,
+    ``train.sgd``, ``train.gradient_flow``) work as usual, and second-order functions (:func:`linnet.hvp`,
+    :func:`linnet.hessian`, sharpness) raise ``ValueError`` naming ``hvp``.
+
     Examples
     --------
     >>> import numpy as np, linnet as ln
@@ -382,7 +391,7 @@ class CallableLoss(Loss):
         self,
         value: Callable,
         grad: Callable,
-        hvp: Callable,
+        hvp: Optional[Callable] = None,
         *,
         shape: tuple,
         convex: bool = False,
@@ -390,7 +399,7 @@ class CallableLoss(Loss):
         min_value: Optional[float] = None,
     ):
         for name, f in (("value", value), ("grad", grad), ("hvp", hvp)):
-            if not callable(f):
+            if not callable(f) and not (name == "hvp" and f is None):
                 raise ValueError(f"`{name}` must be callable, got {type(f).__name__}")
         if len(tuple(shape)) != 2:
             raise ValueError(f"`shape` must be (d_N, d_0), got {shape!r}")
@@ -409,6 +418,11 @@ class CallableLoss(Loss):
         return self._grad(W)
 
     def hvp(self, W, D):
+        if self._hvp is None:
+            raise ValueError(
+                "`loss` has no `hvp`: this CallableLoss was built without one, so second-order quantities "
+                "(HVPs, Hessians, sharpness) are unavailable; pass hvp=... to CallableLoss"
+            )
         return self._hvp(W, D)
 
     def min_value(self):
