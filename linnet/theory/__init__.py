@@ -16,6 +16,8 @@ Submodules, by section of THEOREMS.md (everything is re-exported here, as ``ln.t
   :func:`hardt_ma_gradient_domination`, :func:`bhl_sufficient_lr`, :func:`bhl_mode_step`;
 - ``saxe`` (§10 Saxe et al. exact solutions): :func:`saxe_mode`, :func:`saxe_time`, :func:`saxe_deep_rhs`,
   :func:`saxe_deep_time`, :func:`saxe_deep_mode`, :func:`saxe_time_deep_limit`;
+- ``lowrank`` (part 2 §15–§16 helpers): :func:`effective_rank`, :func:`stable_rank`, :func:`unobserved_error`,
+  :func:`low_rank_matrix`, :func:`random_mask`, :func:`gaussian_measurements`, :func:`min_nuclear_norm`;
 - ``sharpness`` (§13): :func:`sharpness_balanced`, :func:`sharpness_scalar_min`;
 - ``_common``: private argument checks and array helpers shared by the above.
 
@@ -33,6 +35,16 @@ from .convergence import (
     margin_probability,
     preconditioner_min_eig,
 )
+from .lowrank import (
+    NuclearNormSolution,
+    effective_rank,
+    gaussian_measurements,
+    low_rank_matrix,
+    min_nuclear_norm,
+    random_mask,
+    stable_rank,
+    unobserved_error,
+)
 from .minima import RRR, CriticalPoint, GlobalMin, baldi_hornik_points, global_min, rrr, rrr_value
 from .residual import (
     GradientDomination,
@@ -49,6 +61,14 @@ from .saxe import saxe_deep_mode, saxe_deep_rhs, saxe_deep_time, saxe_mode, saxe
 from .sharpness import sharpness_balanced, sharpness_scalar_min
 
 __all__ = [
+    "effective_rank",
+    "stable_rank",
+    "unobserved_error",
+    "low_rank_matrix",
+    "random_mask",
+    "gaussian_measurements",
+    "NuclearNormSolution",
+    "min_nuclear_norm",
     "balancedness_gaps",
     "balancedness",
     "gd_drift",
