@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from .._backend import from_host, host_rng, namespace, to_numpy
+from .._backend import from_host, host_rng, to_numpy
 from .._validate import check_matrix
 
 __all__ = [
