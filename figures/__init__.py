@@ -32,6 +32,9 @@ NAMES = (
     "bartlett",
     "poggio_cooper",
     "stability",
+    "svd_dynamics",
+    "completion_depth",
+    "separable_alignment",
 )
 
 

@@ -174,7 +174,8 @@ def min_nuclear_norm(A, y, *, rho: Optional[float] = None, tol: float = 1e-8, ma
     (Boyd, Parikh, Chu, Peleato & Eckstein, "Distributed optimization and statistical learning via the
     alternating direction method of multipliers", FnT ML 3, 2011, §5): the :math:`X` step is the affine projection
     :math:`X = V - \mathcal A^+(\mathcal AV - y)`, the :math:`Z` step singular-value thresholding at
-    :math:`1/\rho` (Cai, Candès & Shen, arXiv:0810.3286). It stops on a **certified duality gap**: the dual of the
+    :math:`1/\rho` (Cai, Candès & Shen, arXiv:0810.3286), with :math:`\rho` adapted by residual balancing
+    (Boyd et al. §3.4.1; ``rho`` is the initial value). It stops on a **certified duality gap**: the dual of the
     problem is :math:`\max_\lambda\langle\lambda, y\rangle` s.t. :math:`\|\mathcal A^*\lambda\|_2\le1`; with
     :math:`\lambda` the least-squares fit of :math:`\mathcal A^*\lambda\approx\rho U` (scaled dual variable) rescaled
     to feasibility, :math:`\langle\lambda, y\rangle\le p^\star\le\|X\|_*` for the primal-feasible :math:`X`.
@@ -211,8 +212,14 @@ def min_nuclear_norm(A, y, *, rho: Optional[float] = None, tol: float = 1e-8, ma
     for it in range(1, int(max_iter) + 1):
         X = project(Z - U)
         Us, s, Vt = np.linalg.svd(X + U, full_matrices=False)
-        Z = (Us * np.maximum(s - 1.0 / rho, 0.0)) @ Vt
+        Z_prev, Z = Z, (Us * np.maximum(s - 1.0 / rho, 0.0)) @ Vt
         U = U + X - Z
+        # residual balancing (Boyd et al. 2011, §3.4.1): keeps primal and dual residuals within a factor 10
+        r_pri, r_dual = np.linalg.norm(X - Z), rho * np.linalg.norm(Z - Z_prev)
+        if r_pri > 10 * r_dual:
+            rho, U = 2 * rho, U / 2
+        elif r_dual > 10 * r_pri:
+            rho, U = rho / 2, 2 * U
         if it % 10 == 0 or it == max_iter:
             lam = Ap.T @ (rho * U).reshape(-1)  # least-squares A^T lam ~ rho U
             G = (Af.T @ lam).reshape(dN, d0)
