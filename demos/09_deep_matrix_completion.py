@@ -21,7 +21,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import linnet as ln
-from linnet.theory import effective_rank, low_rank_matrix, random_mask, unobserved_error
+
+effective_rank, unobserved_error = ln.theory.effective_rank, ln.theory.unobserved_error
+low_rank_matrix, random_mask = ln.theory.low_rank_matrix, ln.theory.random_mask
 
 n, r, seeds = 30, 5, 3
 sv = np.sqrt(n) / 2 * np.linspace(3.0, 1.0, r)  # singular values of M
