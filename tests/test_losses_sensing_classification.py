@@ -251,6 +251,13 @@ def test_gradient_flow_and_hessian_accept_the_new_losses():
     assert run.loss[-1] < run.loss[0]
     H = ln.hessian(loss, Ws)
     assert np.allclose(H, H.T, atol=1e-12)
+    M, mask = _completion(seed=11, shape=(4, 4), p=0.7)
+    comp = ln.MatrixCompletionLoss(M, mask)
+    Wb = ln.init.balanced(0.1 * np.eye(4), (4, 4, 4, 4))
+    L0 = float(ln.loss(comp, Wb))
+    assert ln.train.momentum(comp, Wb, lr=0.2, beta=0.5, steps=200).loss[-1] < 0.1 * L0
+    e2e = ln.train.end_to_end_flow(comp, ln.end_to_end(Wb), depth=3, t_final=50.0)
+    assert e2e.loss[-1] < 0.1 * L0
 
 
 def test_callable_loss_without_hvp_is_first_order_only():
