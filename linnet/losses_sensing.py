@@ -168,7 +168,7 @@ class MatrixCompletionLoss(Loss):
     Parameters
     ----------
     M : array ``(..., d_N, d_0)``
-        The matrix to complete (its unobserved entries are never read).
+        The matrix to complete; its unobserved entries are never read (they may be NaN) and are stored as 0.
     mask : array ``(..., d_N, d_0)`` of bools (or 0/1 values)
         Observed entries; broadcasts with ``M`` (one mask for a batch of matrices, or one per problem).
     reduction : ``"mean"`` (default) or ``"sum"`` (THEOREMS2 §15's depth protocol: :math:`\frac12\|P_\Omega(W-M)\|_F^2`).
@@ -187,7 +187,10 @@ class MatrixCompletionLoss(Loss):
     """
 
     def __init__(self, M, mask, *, reduction: str = "mean"):
-        M, xp = check_matrix(M, "M")
+        if not hasattr(M, "shape") or not hasattr(M, "dtype"):
+            M = np.asarray(M, dtype=np.float64)
+        if M.ndim < 2:
+            raise ValueError(f"`M` must have at least 2 dimensions (..., d_N, d_0), got shape {tuple(M.shape)}")
         reduction = _reduction(reduction)
         host = np.asarray(to_numpy(mask))
         if host.dtype != np.bool_:
@@ -204,6 +207,11 @@ class MatrixCompletionLoss(Loss):
             raise ValueError(
                 f"the batch shapes of `mask` {host.shape[:-2]} and `M` {tuple(M.shape[:-2])} must broadcast"
             ) from None
+        xp = namespace(M)
+        if not xp.isdtype(M.dtype, "real floating"):
+            raise ValueError(f"`M` must have a real floating dtype (float32 or float64), got {M.dtype}")
+        # unobserved entries are never read: they may hold anything (NaN for "unknown"); observed ones must be finite
+        M, _ = check_matrix(xp.where(xp.asarray(host), M, xp.zeros_like(M)), "M (observed entries)", xp=xp)
         counts = host.reshape(host.shape[:-2] + (-1,)).sum(axis=-1)
         if np.any(counts == 0):
             raise ValueError("`mask` must observe at least one entry of every matrix, got an empty mask")

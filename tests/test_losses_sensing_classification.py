@@ -198,6 +198,10 @@ def test_completion_is_sensing_with_unit_measurements():
     # unobserved entries of M are never used
     M2 = M + 100.0 * (~mask)
     assert_close(ln.MatrixCompletionLoss(M2, mask).grad(W), comp.grad(W))
+    M3 = np.where(mask, M, np.nan)  # unknown entries as NaN
+    assert_close(ln.MatrixCompletionLoss(M3, mask).value(W), comp.value(W))
+    with pytest.raises(ValueError, match="`M"):
+        ln.MatrixCompletionLoss(np.where(mask, np.nan, M), mask)  # an observed NaN is an error
 
 
 def test_margin_losses_are_stable_at_large_margins(xp, dtype_name):
