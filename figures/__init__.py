@@ -35,6 +35,9 @@ NAMES = (
     "sweep_phase",
     "implicit_regularizer",
     "width_one_depth",
+    "svd_dynamics",
+    "completion_depth",
+    "separable_alignment",
 )
 
 

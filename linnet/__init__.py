@@ -8,6 +8,8 @@ closed-form gradients, Hessian-vector products and Hessians, batched over indepe
 from . import init, product
 from .calculus import flatten, gauss_newton_hvp, grad, hessian, hvp, loss, num_params, unflatten, value_and_grad
 from .losses import CallableLoss, HuberLoss, Loss, LpLoss, SquaredLoss
+from .losses_classification import ExponentialLoss, LogisticLoss, max_margin_direction
+from .losses_sensing import LinearMeasurementLoss, MatrixCompletionLoss
 from .product import end_to_end
 
 __version__ = "0.1.0"
@@ -65,4 +67,9 @@ __all__ = [
     "LpLoss",
     "HuberLoss",
     "CallableLoss",
+    "LinearMeasurementLoss",
+    "MatrixCompletionLoss",
+    "LogisticLoss",
+    "ExponentialLoss",
+    "max_margin_direction",
 ]

@@ -18,6 +18,8 @@ Submodules, by section of THEOREMS.md (everything is re-exported here, as ``ln.t
   :func:`saxe_deep_time`, :func:`saxe_deep_mode`, :func:`saxe_time_deep_limit`;
 - ``implicit`` (part 2: §16a, §20, §22): :func:`q_alpha`, :func:`q_alpha_argmin`, :func:`entropy_argmin`,
   :func:`min_l1_interpolant`, :func:`min_l2_interpolant`, :func:`gfs_sharpness`, :func:`h_depth`;
+- ``lowrank`` (part 2 §15–§16 helpers): :func:`effective_rank`, :func:`stable_rank`, :func:`unobserved_error`,
+  :func:`low_rank_matrix`, :func:`random_mask`, :func:`gaussian_measurements`, :func:`min_nuclear_norm`;
 - ``sharpness`` (§13): :func:`sharpness_balanced`, :func:`sharpness_scalar_min`;
 - ``_common``: private argument checks and array helpers shared by the above.
 
@@ -43,6 +45,15 @@ from .implicit import (
     min_l2_interpolant,
     q_alpha,
     q_alpha_argmin,
+from .lowrank import (
+    NuclearNormSolution,
+    effective_rank,
+    gaussian_measurements,
+    low_rank_matrix,
+    min_nuclear_norm,
+    random_mask,
+    stable_rank,
+    unobserved_error,
 )
 from .minima import RRR, CriticalPoint, GlobalMin, baldi_hornik_points, global_min, rrr, rrr_value
 from .residual import (
@@ -67,6 +78,14 @@ __all__ = [
     "min_l1_interpolant",
     "min_l2_interpolant",
     "gfs_sharpness",
+    "effective_rank",
+    "stable_rank",
+    "unobserved_error",
+    "low_rank_matrix",
+    "random_mask",
+    "gaussian_measurements",
+    "NuclearNormSolution",
+    "min_nuclear_norm",
     "balancedness_gaps",
     "balancedness",
     "gd_drift",

@@ -34,10 +34,13 @@ def _samples_of(loss_fn: Loss) -> int:
         return loss_fn.data[0].shape[-1]
     if isinstance(loss_fn, (LpLoss, HuberLoss)):
         return loss_fn.X.shape[-1]
+    n = getattr(loss_fn, "num_samples", None)  # any loss that says how many samples subsample() draws from
+    if n is not None:
+        return int(n)
     raise ValueError(
-        f"`loss` must carry data for sgd (SquaredLoss.from_data, LpLoss or HuberLoss), got {type(loss_fn).__name__}: "
-        "sgd draws minibatches of samples, which this loss has none of; train it with gd, momentum or "
-        "gradient_flow, or build the loss from samples X, Y"
+        f"`loss` must carry data for sgd (SquaredLoss.from_data, LpLoss, HuberLoss or a loss with `num_samples` and "
+        f"`subsample`), got {type(loss_fn).__name__}: sgd draws minibatches of samples, which this loss has none "
+        "of; train it with gd, momentum or gradient_flow, or build the loss from samples"
     )
 
 
