@@ -10,7 +10,6 @@
 # With a sparse truth, the rich regime generalizes and the kernel regime does not.
 
 # %%
-import matplotlib
 
 import matplotlib.pyplot as plt
 import numpy as np

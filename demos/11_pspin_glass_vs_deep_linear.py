@@ -12,7 +12,6 @@
 # families, every local minimum is global, and the minimum is the only index-0 point.
 
 # %%
-import matplotlib
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -45,6 +45,7 @@ from .implicit import (
     min_l2_interpolant,
     q_alpha,
     q_alpha_argmin,
+)
 from .lowrank import (
     NuclearNormSolution,
     effective_rank,
