@@ -5,9 +5,9 @@ The engine is pure array code through the Python array API (NumPy, CuPy, array-a
 closed-form gradients, Hessian-vector products and Hessians, batched over independent nets.
 """
 
-from . import init, product
+from . import backend, init, product
 from .calculus import flatten, gauss_newton_hvp, grad, hessian, hvp, loss, num_params, unflatten, value_and_grad
-from .losses import CallableLoss, HuberLoss, Loss, LpLoss, SquaredLoss
+from .losses import CallableLoss, HuberLoss, Loss, LpLoss, QuadraticForm, SquaredLoss
 from .product import end_to_end
 
 __version__ = "0.1.0"
@@ -29,6 +29,7 @@ def __dir__():
 
 
 __all__ = [
+    "backend",
     "init",
     "train",
     "theory",
@@ -50,4 +51,5 @@ __all__ = [
     "LpLoss",
     "HuberLoss",
     "CallableLoss",
+    "QuadraticForm",
 ]

@@ -6,13 +6,14 @@ import math
 from typing import Any, Sequence
 
 from ._backend import dtype_name, namespace
+from ._backend import np as _np
 
 __all__ = [
     "check_weights",
     "check_finite",
     "check_positive",
     "check_widths",
-    "check_same_dtype",
+    "check_bool",
     "check_loss",
     "check_matrix",
     "broadcast_batch",
@@ -92,17 +93,26 @@ def check_widths(widths: Any, *, name: str = "widths", min_len: int = 2) -> tupl
     return tuple(int(w) for w in widths)
 
 
-def check_same_dtype(a: Any, ref_dtype: Any, name: str) -> None:
-    """Raise if ``a.dtype`` differs from ``ref_dtype``."""
-    if a.dtype != ref_dtype:
-        raise ValueError(f"`{name}` must have dtype {ref_dtype} (that of the weights), got {a.dtype}")
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` as a Python bool: ``True``/``False`` or a NumPy bool (``np.bool_``); anything else (``0``, the
+    string ``"False"``) is a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, _np.bool_):
+        return bool(value)
+    raise ValueError(f"`{name}` must be a bool (True or False), got {value!r} of type {type(value).__name__}")
+
+
+#: What a loss must provide (the protocol of :class:`linnet.losses.Loss`), checked without importing it.
+_LOSS_PROTOCOL = ("value", "grad", "hvp", "check", "astype", "quadratic_form")
 
 
 def check_loss(loss: Any):
-    """Return ``loss`` after checking it is a linnet loss (an instance of :class:`linnet.losses.Loss`)."""
-    from .losses import Loss
-
-    if not isinstance(loss, Loss):
+    """Return ``loss`` after checking it is a linnet loss: it has ``shape`` and the methods of the loss protocol
+    (:class:`linnet.losses.Loss` and its subclasses do)."""
+    if isinstance(loss, type) or not all(callable(getattr(loss, m, None)) for m in _LOSS_PROTOCOL) or not hasattr(
+        loss, "shape"
+    ):
         raise ValueError(f"`loss` must be a linnet loss (e.g. SquaredLoss), got {type(loss).__name__}")
     return loss
 

@@ -187,9 +187,3 @@ def pullback_derivative(p: Partials, G: Array, Vs: Sequence[Array], xp, *, dP=No
         else:
             out.append(terms[0] if len(terms) == 1 else terms[0] + terms[1])
     return tuple(out)
-
-
-def check_and_factor(Ws: Sequence[Array], residual: bool, *, name: str = "Ws"):
-    """Validate ``Ws`` and return ``(Ws, xp, factors)``."""
-    Ws, xp = check_weights(Ws, name=name)
-    return Ws, xp, factors(Ws, residual, xp)

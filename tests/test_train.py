@@ -640,8 +640,8 @@ def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
     from linnet import _fastpaths
     from linnet.train import descent
 
-    monkeypatch.setattr(_fastpaths, "MIN_NETS_PER_CHUNK", 16)
-    monkeypatch.setattr(_fastpaths, "MIN_WORK_PER_CHUNK", 1.0)
+    monkeypatch.setattr(_fastpaths.threads, "MIN_NETS_PER_CHUNK", 16)
+    monkeypatch.setattr(_fastpaths.threads, "MIN_WORK_PER_CHUNK", 1.0)
     calls = {"fused": 0}
     real_step = descent._step.value_and_grads
 

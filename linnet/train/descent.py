@@ -15,8 +15,9 @@ import threading
 from typing import Any, Callable, Optional, Sequence
 
 from .. import _backend, _fastpaths, _step
-from .._backend import is_numpy_namespace
-from ..losses import HuberLoss, Loss, LpLoss, SquaredLoss
+from .._backend import Array, is_numpy_namespace
+from .._fastpaths import threads as _threads
+from ..losses import Loss
 from ._args import (
     _broadcast_shapes,
     _broadcast_weights,
@@ -45,10 +46,6 @@ from .trajectory import (
 __all__ = ["gd", "momentum"]
 
 _np = _backend.np  # NumPy, as imported by linnet._backend (in-place fast windows on the NumPy namespace only)
-
-Array = Any
-
-_BUILTIN = (SquaredLoss, LpLoss, HuberLoss)
 
 
 def _descend(
@@ -345,7 +342,7 @@ class _NumpyBuffers:
         self._factor_cache = None
         self.cur = 0
         self._local = threading.local()
-        n = max(1, min(_fastpaths._threads(), self.nb // _UPDATE_MIN_NETS_PER_THREAD))
+        n = max(1, min(_threads.num_threads(), self.nb // _UPDATE_MIN_NETS_PER_THREAD))
         self.bounds = [self.nb * i // n for i in range(n + 1)]
 
     def _empty(self):
@@ -392,15 +389,7 @@ class _NumpyBuffers:
         Wn = [w.reshape(f) for w, f in zip(Wn, fl)]
         Mn = None if Mn is None else [m.reshape(f) for m, f in zip(Mn, fl)]
         args = (W, V, Mom, Wn, Mn, sa, beta)
-        bnd = self.bounds
-        if len(bnd) == 2:
-            self._update_range(0, bnd[1], *args)
-            return
-        pool = _fastpaths._get_pool(len(bnd) - 2)
-        futs = [pool.submit(self._update_range, bnd[i], bnd[i + 1], *args) for i in range(1, len(bnd) - 1)]
-        self._update_range(bnd[0], bnd[1], *args)
-        for f in futs:
-            f.result()
+        _threads.run_split(self.bounds, lambda lo, hi: self._update_range(lo, hi, *args))
 
     def _update_range(self, lo, hi, W, V, Mom, Wn, Mn, sa, beta):
         scratch = getattr(self._local, "x", None)
@@ -425,7 +414,7 @@ class _NumpyBuffers:
 
 
 def _np_buffers(W0, batch) -> Optional[_NumpyBuffers]:
-    if not all(type(w) is _np.ndarray for w in W0):
+    if not _fastpaths.enabled() or not all(type(w) is _np.ndarray for w in W0):
         return None
     return _NumpyBuffers(W0, batch)
 
@@ -488,7 +477,7 @@ def _layer_descent(loss: Loss, Ws: Sequence[Array], *, beta: float, residual: bo
             evaluate_into=evaluate_into,
             evaluate_fused=evaluate_fused,
             beta=beta,
-            check_weights_finite=not isinstance(loss_fn, _BUILTIN),
+            check_weights_finite=not loss_fn.finite_value_implies_finite_weights,
             **opts,
         )
 

@@ -13,7 +13,7 @@ import numpy as np  # host side only: minibatch indices
 
 from .. import _step
 from .._backend import host_rng
-from ..losses import HuberLoss, Loss, LpLoss, SquaredLoss
+from ..losses import Loss
 from ._args import _check_int, _check_loss, _prepare
 from .descent import _descend, _descent_setup
 from .trajectory import Trajectory, _quiet
@@ -24,19 +24,14 @@ Array = Any
 
 
 def _samples_of(loss_fn: Loss) -> int:
-    """The number of samples ``m`` of a loss that carries data; ``ValueError`` otherwise."""
-    if isinstance(loss_fn, SquaredLoss):
-        if loss_fn.data is None:
-            raise ValueError(
-                "`loss` must carry data for sgd: build it with SquaredLoss.from_data(X, Y) "
-                "(whitened/population losses have no samples to draw)"
-            )
-        return loss_fn.data[0].shape[-1]
-    if isinstance(loss_fn, (LpLoss, HuberLoss)):
-        return loss_fn.X.shape[-1]
-    raise ValueError(
-        f"`loss` must carry data for sgd (SquaredLoss.from_data, LpLoss or HuberLoss), got {type(loss_fn).__name__}"
-    )
+    """The number of samples ``m`` of a loss that carries data (its ``n_samples``); ``ValueError`` otherwise."""
+    m = loss_fn.n_samples
+    if m is None:
+        raise ValueError(
+            "`loss` must carry data for sgd (a loss with samples: SquaredLoss.from_data(X, Y), LpLoss, HuberLoss; "
+            f"whitened/population losses have no samples to draw), got {type(loss_fn).__name__} without samples"
+        )
+    return m
 
 
 def sgd(
