@@ -446,7 +446,7 @@ def _w3_problem(be: Backend, d: int, batch=()):
 
 def w3(be: Backend, sz: Sizes) -> dict:
     """Dense Hessian (depth 3, widths d: 3 d^2 parameters) and its top eigenvalue by eigsh on exact HVPs."""
-    from linnet._backend import to_numpy
+    from linnet.backend import to_numpy
 
     d = sz.w3_width
     loss, Ws = _w3_problem(be, d)
@@ -540,7 +540,7 @@ def w4(be: Backend, sz: Sizes) -> dict:
         return {"skipped": "linnet.train.gradient_flow is not available"}
     from scipy.integrate import solve_ivp
 
-    from linnet._backend import to_numpy
+    from linnet.backend import to_numpy
 
     B, T = sz.w4_batch, sz.w4_t
     loss, Ws, Phi = _w2_problem(be, B, seed=5)

@@ -36,7 +36,7 @@ STATUSES = ("CONFIRMED", "DERIVED+VERIFIED", "UNCONFIRMED", "MIXED")
 
 def host(a: Any) -> np.ndarray:
     """A copy of an array of any backend as a float64 NumPy array (for host-side references)."""
-    from linnet._backend import to_numpy
+    from linnet.backend import to_numpy
 
     return np.asarray(to_numpy(a), dtype=np.float64)
 
@@ -59,7 +59,7 @@ class Context:
     @property
     def xp(self):
         """The array namespace of ``backend``."""
-        from linnet._backend import get_namespace
+        from linnet.backend import get_namespace
 
         return get_namespace(self.backend)
 
@@ -78,7 +78,7 @@ class Context:
 
     def asarray(self, a: Any):
         """Move a host array to the backend in the context's dtype."""
-        from linnet._backend import from_host
+        from linnet.backend import from_host
 
         return from_host(a, self.xp, self.dtype)
 
