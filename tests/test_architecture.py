@@ -176,6 +176,7 @@ def _weighted_target():
     return _WeightedTarget(rng.standard_normal((3, 4)), rng.standard_normal((4, 4)))
 
 
+@pytest.mark.fastpath
 def test_a_new_quadratic_loss_takes_the_fast_path_by_its_capability():
     """The kernel serves a loss it has never seen, through ``quadratic_form()`` alone, and agrees with the loss's
     own value/grad through the generic code."""
@@ -199,6 +200,7 @@ def test_a_new_quadratic_loss_takes_the_fast_path_by_its_capability():
     assert float(np.max(run.loss[-1])) < 0.5 * float(np.min(run.loss[0]))
 
 
+@pytest.mark.fastpath
 def test_a_loss_without_the_capability_stays_generic():
     loss = _weighted_target()
     plain = ln.CallableLoss(loss.value, loss.grad, loss.hvp, shape=loss.shape)

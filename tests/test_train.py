@@ -283,6 +283,7 @@ def test_callable_loss_with_finite_loss_of_infinite_weights():
         assert np.array_equal(run.weights[0], ref.weights[0]) and np.array_equal(run.loss, ref.loss)
 
 
+@pytest.mark.fastpath
 @pytest.mark.parametrize("beta", [0.0, 0.7])
 def test_numpy_in_place_descent_is_the_plain_update(beta):
     """The NumPy fast path (reused buffers, in-place updates, threads over the batch) performs exactly the array
@@ -633,6 +634,7 @@ def _fused_cases():
     }
 
 
+@pytest.mark.fastpath
 @pytest.mark.parametrize("case", list(_fused_cases()))
 def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
     """The NumPy gd, heavy-ball and SGD loops with the update fused into the gradient pass give exactly (every bit
@@ -673,6 +675,7 @@ def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
         assert (np.asarray(ref.status) == train.DIVERGED).any() and (np.asarray(ref.status) != train.DIVERGED).any()
 
 
+@pytest.mark.fastpath
 @pytest.mark.parametrize("method", ["gd", "momentum"])
 def test_fast_values_never_change_the_result(method, monkeypatch):
     """Fast loss values (one product less per step for a loss from data) serve only the divergence test inside
@@ -710,6 +713,7 @@ def test_fast_values_never_change_the_result(method, monkeypatch):
     assert calls["fast"] > 0  # fast values were used (for check_every > 1)
 
 
+@pytest.mark.fastpath
 def test_divergences_in_many_windows_keep_the_fast_windows(monkeypatch):
     """Each window in which a net diverges is replayed exactly; the run goes back to fast windows afterwards
     (it once stayed exact for good after three replays, halving the speed of learning-rate sweeps)."""
@@ -741,6 +745,7 @@ def test_divergences_in_many_windows_keep_the_fast_windows(monkeypatch):
     assert calls["fused"] == expected
 
 
+@pytest.mark.fastpath
 def test_false_alarms_stay_exact_and_change_nothing(monkeypatch):
     """A fast window whose event the exact replay does not confirm (here: forced by a huge fast-value margin)
     changes nothing in the result; after three such false alarms the run stays exact."""
