@@ -23,8 +23,9 @@ The identity is represented by ``None`` so that no product with :math:`I` is eve
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
+from ._backend import Array
 from ._validate import check_weights
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
     "pullback_derivative",
 ]
 
-Array = Any
 
 
 def _mm(A: Optional[Array], B: Optional[Array], xp) -> Optional[Array]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import time
 import zlib
-from typing import Any, Callable, NamedTuple
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class Measurement(NamedTuple):
     holds: bool
     relation: str = "<="
     note: str = ""
-    details: dict = {}
+    details: Mapping[str, Any] = MappingProxyType({})  # read-only empty default: no mutable default shared by all
 
     @classmethod
     def compare(cls, figure: float, bound: float, relation: str = "<=", note: str = "", **details) -> "Measurement":
@@ -160,8 +161,8 @@ class Verdict(NamedTuple):
 
     def as_dict(self) -> dict:
         d = self._asdict()
-        d["result"] = self.result._asdict()
-        d["control"] = self.control._asdict()
+        d["result"] = self.result._asdict() | {"details": dict(self.result.details)}
+        d["control"] = self.control._asdict() | {"details": dict(self.control.details)}
         d["ok"] = self.ok
         d["control_failed"] = self.control_failed
         return d

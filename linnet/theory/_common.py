@@ -9,10 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import get_namespace, namespace
+from .._backend import Array, get_namespace, namespace  # noqa: F401 - Array: the shared alias, re-exported
 from .._validate import check_finite, check_positive
-
-Array = Any
 
 
 def _is_array(a) -> bool:

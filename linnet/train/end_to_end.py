@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
+from .._backend import Array
 from .._validate import check_weights
 from ..linalg import e2e_velocity
 from ..losses import Loss
@@ -27,7 +28,6 @@ from .trajectory import Trajectory, _quiet, _weights_finite
 
 __all__ = ["end_to_end_gd", "end_to_end_flow"]
 
-Array = Any
 
 
 def _check_e2e(loss, We0, depth):

@@ -13,12 +13,12 @@ Hairer, Nørsett & Wanner, Solving Ordinary Differential Equations I, §II.4–I
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np  # host side only: argument checks, float64 epsilon
 
 from .. import _backend, _step
-from .._backend import dtype_name, is_numpy_namespace, to_numpy
+from .._backend import Array, dtype_name, is_numpy_namespace, to_numpy
 from .._validate import check_positive
 from ..losses import Loss
 from ._args import _broadcast_shapes, _broadcast_weights, _check_int, _prepare
@@ -38,7 +38,6 @@ __all__ = ["gradient_flow"]
 
 _np = _backend.np  # NumPy, as imported by linnet._backend (stage buffers on the NumPy namespace only)
 
-Array = Any
 
 # Dormand & Prince, "A family of embedded Runge-Kutta formulae", J. Comput. Appl. Math. 6 (1980) 19-26;
 # Hairer, Norsett & Wanner, Solving ODEs I, 2nd ed., Table II.5.2 (DOPRI5). Nodes c are not needed: the

@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 import numpy as np  # host side only: minibatch indices
 
 from .. import _step
-from .._backend import host_rng
+from .._backend import Array, host_rng
 from ..losses import Loss
 from ._args import _check_int, _check_loss, _prepare
 from .descent import _descend, _descent_setup
@@ -20,7 +20,6 @@ from .trajectory import Trajectory, _quiet
 
 __all__ = ["sgd"]
 
-Array = Any
 
 
 def _samples_of(loss_fn: Loss) -> int:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import numpy as np  # host side only: status names
 
-from .._backend import to_numpy
+from .._backend import Array, to_numpy
 
 __all__ = ["Trajectory", "CONVERGED", "MAX_STEPS", "DIVERGED", "STATUS_NAMES", "DIVERGENCE_FACTOR"]
 
-Array = Any
 
 CONVERGED = 0  #: met ``gtol``/``ftol`` (descent) or reached ``t_final`` (flows)
 MAX_STEPS = 1  #: ran out of steps (descent: the normal end without tolerances)
