@@ -756,7 +756,7 @@ def test_false_alarms_stay_exact_and_change_nothing(monkeypatch):
     Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(4,), seed=3)
     kw = dict(lr=np.array([0.05, 3.0, 0.1, 40.0]), steps=60, record_every=7, check_every=6)
     ref = train.gd(loss, Ws, **kw)
-    monkeypatch.setattr(descent, "_FAST_VALUE_MARGIN", 1.0)  # threshold 0: every fast value is an alarm
+    monkeypatch.setattr(descent.driver, "_FAST_VALUE_MARGIN", 1.0)  # threshold 0: every fast value is an alarm
     real_step = descent._step.value_and_grads
     calls = {"fast": 0}
 
@@ -856,7 +856,7 @@ def test_numpy_windows_are_bitwise_the_array_code_loop(case, monkeypatch):
 
     got = _numpy_window_cases()[case]()
     with monkeypatch.context() as m:
-        m.setattr(descent, "_np_buffers", lambda W0, batch: None)  # the array-code loop on NumPy arrays
+        m.setattr(descent.driver, "_np_buffers", lambda W0, batch: None)  # the array-code loop on NumPy arrays
         ref = _numpy_window_cases()[case]()
     if case != "callable":
         assert (np.asarray(ref.status) == train.DIVERGED).sum() > 3
