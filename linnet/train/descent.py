@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence
 from .. import _step
 from .._backend import Array
 from ..losses import Loss
+from . import driver  # noqa: F401 - the driver module, for tests that reach into it
 from ._args import (
     _broadcast_shapes,
     _broadcast_weights,
@@ -27,7 +28,6 @@ from ._args import (
     _record_schedule,
     _with_lr,
 )
-from . import driver  # noqa: F401 - the driver module, for tests that reach into it
 from .driver import _descend
 from .trajectory import Trajectory, _quiet
 
