@@ -43,6 +43,25 @@ class Sizes:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+#: The workloads, registered by :func:`workload` where they are defined (name -> function(be, sz) -> dict).
+WORKLOADS: dict = {}
+#: Per workload, the rough cost of a full run (``"light"`` or ``"heavy"``): tests smoke-run the light ones only.
+COST: dict = {}
+
+
+def workload(name: str, *, cost: str = "heavy"):
+    """Register ``fn(be, sz) -> dict`` as workload ``name`` (a new workload is one decorated function here and
+    one ``@table(name)`` formatter in ``__main__``; nothing else lists it)."""
+
+    def deco(fn):
+        if name in WORKLOADS:
+            raise ValueError(f"workload {name!r} registered twice")
+        WORKLOADS[name], COST[name] = fn, cost
+        return fn
+
+    return deco
+
+
 def _gd_loop(loss, residual, xp, lr):
     """The engine's hot path in a minimal GD loop (what linnet.train does per step, without its bookkeeping)."""
 
@@ -75,6 +94,7 @@ def _stat(r: dict, per: float) -> float:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@workload("W1", cost="heavy")
 def w1(be: Backend, sz: Sizes) -> dict:
     """One full-batch GD step of a width-``d`` net of depth N on a squared loss from data.
 
@@ -283,6 +303,7 @@ def _python_loop(Phi, lr):
     return run
 
 
+@workload("W2", cost="light")
 def w2(be: Backend, sz: Sizes) -> dict:
     """B nets (depth 4, width 8) on one shared whitened problem: GD net·steps per second, memory."""
     xp = be.xp
@@ -444,6 +465,7 @@ def _w3_problem(be: Backend, d: int, batch=()):
     return loss, Ws
 
 
+@workload("W3", cost="heavy")
 def w3(be: Backend, sz: Sizes) -> dict:
     """Dense Hessian (depth 3, widths d: 3 d^2 parameters) and its top eigenvalue by eigsh on exact HVPs."""
     from linnet.backend import to_numpy
@@ -533,6 +555,7 @@ def w3(be: Backend, sz: Sizes) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@workload("W4", cost="heavy")
 def w4(be: Backend, sz: Sizes) -> dict:
     """The adaptive integrator on a W2-sized ensemble to a fixed time; baseline: scipy RK45 on the whole batch."""
     train = getattr(ln, "train", None)
@@ -601,4 +624,3 @@ def w4(be: Backend, sz: Sizes) -> dict:
     }
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4}

@@ -57,3 +57,27 @@ def test_quick_run_on_a_strict_backend_as_a_dry_run_of_the_device_paths(tmp_path
     assert w["W2"]["net_steps_per_s"]["train_gd"] > 0
     assert w["W3"]["finite_differences_rel_error"] < 1e-6
     assert w["W4"]["max_abs_difference_final_weights"] < 1e-6
+
+
+def _registry():
+    from benchmarks import __main__ as cli
+    from benchmarks.workloads import COST, WORKLOADS
+
+    return cli, COST, WORKLOADS
+
+
+def test_every_registered_workload_has_a_table_and_a_cost():
+    """Workloads are registered where they are defined; each has a table formatter and a cost, and -k lists them."""
+    cli, cost, workloads = _registry()
+    assert set(workloads) >= {"W1", "W2", "W3", "W4"}
+    assert set(workloads) == set(cli.TABLES) == set(cost)
+    assert all(c in ("light", "heavy") for c in cost.values())
+
+
+def test_registering_a_workload_twice_is_refused():
+    import pytest
+
+    from benchmarks.workloads import workload
+
+    with pytest.raises(ValueError, match="W2"):
+        workload("W2")(lambda be, sz: {})
