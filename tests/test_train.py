@@ -861,3 +861,38 @@ def test_numpy_windows_are_bitwise_the_array_code_loop(case, monkeypatch):
     if case != "callable":
         assert (np.asarray(ref.status) == train.DIVERGED).sum() > 3
     _all_fields_equal(got, ref, case)
+
+
+@pytest.mark.parametrize("keep_history", [False, True])
+def test_trajectory_save_load_round_trip(tmp_path, keep_history):
+    """Trajectory.save / Trajectory.load: every field back with its dtype and bits, no pickle in the file."""
+    loss = ln.SquaredLoss.whitened(np.diag([2.0, 1.0]))
+    Ws = ln.init.gaussian((2, 3, 2), scale=0.5, batch=(4,), seed=0, dtype="float32")
+    run = train.gd(loss, Ws, lr=np.array([0.05, 0.1, 5.0, 0.2], dtype=np.float32), steps=30, record_every=7,
+                   keep_history=keep_history)
+    path = tmp_path / "run.npz"
+    run.save(path)
+    back = train.Trajectory.load(path)
+    assert back.n_steps == run.n_steps and type(back.n_steps) is int
+    assert (back.history is None) == (not keep_history)
+    for name in run._fields:
+        a, b = getattr(run, name), getattr(back, name)
+        if isinstance(a, tuple):
+            assert len(a) == len(b)
+            for u, v in zip(a, b):
+                assert u.dtype == v.dtype
+                np.testing.assert_array_equal(u, v)
+        elif a is not None and not isinstance(a, int):
+            assert np.asarray(a).dtype == np.asarray(b).dtype, name
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+    with np.load(path, allow_pickle=False) as z:  # loads without pickle
+        assert "weights.0" in z.files
+
+
+def test_trajectory_load_rejects_other_files(tmp_path):
+    bad = tmp_path / "other.npz"
+    np.savez(bad, x=np.zeros(3))
+    with pytest.raises(ValueError, match="path"):
+        train.Trajectory.load(bad)
+    with pytest.raises(ValueError, match="path"):
+        train.Trajectory.load(tmp_path / "missing.npz")

@@ -71,6 +71,63 @@ class Trajectory(NamedTuple):
         codes = np.asarray(to_numpy(self.status), dtype=np.int64)
         return np.asarray(STATUS_NAMES)[codes]
 
+    def save(self, path) -> None:
+        """Write this trajectory to ``path`` as a NumPy ``.npz`` archive (portable, no pickle).
+
+        Every field is stored on the host with its dtype: arrays as they are, tuples of arrays entry by entry,
+        ``None`` as an absent entry, Python ints as 0-d int64 arrays. :meth:`load` reads it back.
+        """
+        out = {"__format__": np.asarray(_NPZ_FORMAT)}
+        for name in self._fields:
+            value = getattr(self, name)
+            if value is None:
+                out[f"{name}.none"] = np.asarray(True)
+            elif isinstance(value, tuple):
+                out[f"{name}.len"] = np.asarray(len(value), dtype=np.int64)
+                for k, a in enumerate(value):
+                    out[f"{name}.{k}"] = to_numpy(a)
+            elif isinstance(value, int):
+                out[f"{name}.int"] = np.asarray(value, dtype=np.int64)
+            else:
+                out[name] = to_numpy(value)
+        with open(path, "wb") as fh:
+            np.savez(fh, **out)
+
+    @classmethod
+    def load(cls, path, *, xp=None) -> "Trajectory":
+        """Read a trajectory written by :meth:`save`; arrays land in namespace ``xp`` (default NumPy), dtypes kept.
+
+        Raises ``ValueError`` naming ``path`` when the file is not such an archive.
+        """
+        from .._backend import get_namespace
+
+        ns = get_namespace(xp)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"`path` must be a Trajectory .npz archive written by Trajectory.save: {exc}") from None
+        if data.get("__format__") is None or str(data["__format__"]) != _NPZ_FORMAT:
+            raise ValueError(f"`path` must be a Trajectory .npz archive written by Trajectory.save, got {path!r}")
+        move = lambda a: ns.asarray(a)  # noqa: E731 - keeps the dtype
+        fields = {}
+        for name in cls._fields:
+            if f"{name}.none" in data:
+                fields[name] = None
+            elif f"{name}.len" in data:
+                fields[name] = tuple(move(data[f"{name}.{k}"]) for k in range(int(data[f"{name}.len"])))
+            elif f"{name}.int" in data:
+                fields[name] = int(data[f"{name}.int"])
+            elif name in data:
+                fields[name] = move(data[name])
+            else:
+                raise ValueError(f"`path`: the archive has no field {name!r}")
+        return cls(**fields)
+
+
+#: Format tag of the ``.npz`` archives of :meth:`Trajectory.save`.
+_NPZ_FORMAT = "linnet.Trajectory/1"
+
 
 def _stack_history(records: list, keep_history: bool, xp) -> Optional[tuple]:
     """Per layer, the recorded weights stacked along a new first axis (``None`` without ``keep_history``)."""
