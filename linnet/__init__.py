@@ -6,6 +6,7 @@ closed-form gradients, Hessian-vector products and Hessians, batched over indepe
 """
 
 from . import backend, init, product
+from ._fastpaths.threads import set_num_threads
 from .calculus import flatten, gauss_newton_hvp, grad, hessian, hvp, loss, num_params, unflatten, value_and_grad
 from .losses import CallableLoss, HuberLoss, Loss, LpLoss, QuadraticForm, SquaredLoss
 from .product import end_to_end
@@ -52,4 +53,5 @@ __all__ = [
     "HuberLoss",
     "CallableLoss",
     "QuadraticForm",
+    "set_num_threads",
 ]

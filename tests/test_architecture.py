@@ -318,3 +318,22 @@ def test_every_registered_figure_states_its_contract(name):
     assert mod.NAME == name and isinstance(mod.ORDER, int)
     assert mod.TITLE and mod.SOURCE.startswith("THEOREMS.md") and mod.CAPTION.endswith(".")
     assert callable(mod.data) and callable(mod.make)
+
+
+def test_num_threads_setting_and_environment(monkeypatch):
+    from linnet._fastpaths import threads
+
+    monkeypatch.setenv("LINNET_NUM_THREADS", "3")
+    assert threads.num_threads() == 3
+    ln.set_num_threads(2)
+    try:
+        assert threads.num_threads() == 2
+    finally:
+        ln.set_num_threads(None)
+    monkeypatch.setenv("LINNET_NUM_THREADS", "zero")
+    with pytest.raises(ValueError, match="LINNET_NUM_THREADS"):
+        threads.num_threads()
+    monkeypatch.delenv("LINNET_NUM_THREADS")
+    assert threads.num_threads() == threads.usable_cores()
+    with pytest.raises(ValueError, match="`n`"):
+        ln.set_num_threads(0)

@@ -42,16 +42,34 @@ def usable_cores() -> int:
 
 
 def set_num_threads(n: Optional[int]) -> None:
-    """Threads used to split a batch of nets (``None``: all usable cores; ``1``: no splitting)."""
+    """Threads of linnet's own pool that split a batch of nets (``1``: no splitting; ``None``: the default, which
+    is ``LINNET_NUM_THREADS`` from the environment if set, else all usable cores). BLAS threads are separate:
+    set them with ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` or threadpoolctl."""
     global _n_threads
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"`n` must be a positive int or None, got {n!r}")
     _n_threads = n
 
 
+def _env_threads() -> Optional[int]:
+    raw = os.environ.get("LINNET_NUM_THREADS", "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"environment variable LINNET_NUM_THREADS must be a positive int, got {raw!r}")
+    return n
+
+
 def num_threads() -> int:
     """The number of threads a batch of nets is split over (see :func:`set_num_threads`)."""
-    return _n_threads if _n_threads is not None else usable_cores()
+    if _n_threads is not None:
+        return _n_threads
+    env = _env_threads()
+    return env if env is not None else usable_cores()
 
 
 _threads = num_threads  # the name the rest of the engine used
