@@ -45,6 +45,8 @@ def prepare(loss: Any, Ws: Any, residual: Any, *, name: str = "Ws", suffixes: bo
     try:
         loss_fn = loss.check(We)
     except ValueError as exc:
+        if name == "Ws":  # the loss's own message names `Ws` and `loss`
+            raise
         raise ValueError(f"`loss` and `{name}` disagree: {exc}") from None
     out_batch = tuple(loss_fn.value(We).shape) if batch else None
     return Problem(loss_fn, Ws, xp, parts, out_batch, residual)

@@ -809,19 +809,28 @@ def test_flow_fast_stage_values_never_change_the_result(margin, monkeypatch):
 
 
 def _all_fields_equal(a, b, msg=""):
-    """Every field of two Trajectories equal, bit for bit and dtype for dtype."""
+    """Every field of two Trajectories equal, bit for bit and dtype for dtype (the ``state`` dict entry by entry)."""
     for name in b._fields:
-        x, y = getattr(a, name), getattr(b, name)
-        if isinstance(x, tuple):
-            assert len(x) == len(y)
-            for u, v in zip(x, y):
-                np.testing.assert_array_equal(u, v, err_msg=f"{msg}: {name}")
-                assert np.asarray(u).dtype == np.asarray(v).dtype
-        elif x is None or y is None:
-            assert x is y, f"{msg}: {name}"
-        else:
-            np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=f"{msg}: {name}")
-            assert np.asarray(x).dtype == np.asarray(y).dtype
+        _values_equal(getattr(a, name), getattr(b, name), f"{msg}: {name}")
+
+
+def _values_equal(x, y, msg):
+    if isinstance(x, dict):
+        assert isinstance(y, dict) and x.keys() == y.keys(), msg
+        for key in x:
+            _values_equal(x[key], y[key], f"{msg}[{key}]")
+    elif isinstance(x, (str, int)):
+        assert x == y and type(x) is type(y), msg
+    elif isinstance(x, tuple):
+        assert len(x) == len(y)
+        for u, v in zip(x, y):
+            np.testing.assert_array_equal(u, v, err_msg=msg)
+            assert np.asarray(u).dtype == np.asarray(v).dtype
+    elif x is None or y is None:
+        assert x is y, msg
+    else:
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=msg)
+        assert np.asarray(x).dtype == np.asarray(y).dtype
 
 
 def _numpy_window_cases():
@@ -875,16 +884,7 @@ def test_trajectory_save_load_round_trip(tmp_path, keep_history):
     back = train.Trajectory.load(path)
     assert back.n_steps == run.n_steps and type(back.n_steps) is int
     assert (back.history is None) == (not keep_history)
-    for name in run._fields:
-        a, b = getattr(run, name), getattr(back, name)
-        if isinstance(a, tuple):
-            assert len(a) == len(b)
-            for u, v in zip(a, b):
-                assert u.dtype == v.dtype
-                np.testing.assert_array_equal(u, v)
-        elif a is not None and not isinstance(a, int):
-            assert np.asarray(a).dtype == np.asarray(b).dtype, name
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+    _all_fields_equal(back, run, "round trip")
     with np.load(path, allow_pickle=False) as z:  # loads without pickle
         assert "weights.0" in z.files
 
@@ -896,3 +896,52 @@ def test_trajectory_load_rejects_other_files(tmp_path):
         train.Trajectory.load(bad)
     with pytest.raises(ValueError, match="path"):
         train.Trajectory.load(tmp_path / "missing.npz")
+
+
+def _resume_cases():
+    X, Y = data(m=24)
+    loss = ln.SquaredLoss.from_data(X, Y)
+    lrs = np.array([0.05, 0.1, 9.0, 0.2])  # one net diverges
+    return {
+        "gd": lambda Ws, **k: train.gd(loss, Ws, lr=lrs, **k),
+        "gd_gtol": lambda Ws, **k: train.gd(loss, Ws, lr=0.1, gtol=1e-3, **k),
+        "momentum": lambda Ws, **k: train.momentum(loss, Ws, lr=lrs, beta=0.7, **k),
+        "sgd": lambda Ws, **k: train.sgd(loss, Ws, lr=lrs, batch_size=6, seed=3, **k),
+    }
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("case", list(_resume_cases()))
+def test_two_chained_runs_equal_one_run_bit_for_bit(case, fast):
+    """Run n steps, resume for n more: every field (step counter, records, history, weights, statuses, momentum
+    and SGD RNG position) is that of one run of 2n steps, to the last bit, on the fast and the generic path."""
+    import contextlib
+
+    run = _resume_cases()[case]
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(4,), seed=3)
+    kw = dict(record_every=5, keep_history=True, check_every=7)
+    with contextlib.nullcontext() if fast else ln.backend.fastpaths(False):
+        one = run(Ws, steps=80, **kw)
+        first = run(Ws, steps=40, **kw)
+        two = run(first.weights, steps=40, resume=first, **kw)
+    assert two.n_steps == one.n_steps == 80
+    _all_fields_equal(two, one, case)
+    if case != "gd_gtol":
+        assert (np.asarray(one.status) == train.DIVERGED).any()
+
+
+def test_resume_from_a_saved_file_and_bad_resume(tmp_path):
+    X, Y = data(m=24)
+    loss = ln.SquaredLoss.from_data(X, Y)
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(2,), seed=0)
+    one = train.momentum(loss, Ws, lr=0.05, beta=0.5, steps=30)
+    first = train.momentum(loss, Ws, lr=0.05, beta=0.5, steps=15)
+    first.save(tmp_path / "a.npz")
+    back = train.Trajectory.load(tmp_path / "a.npz")
+    two = train.momentum(loss, back.weights, lr=0.05, beta=0.5, steps=15, resume=back)
+    for u, v in zip(one.weights, two.weights):
+        np.testing.assert_array_equal(u, v)
+    with pytest.raises(ValueError, match="resume"):
+        train.gd(loss, Ws, lr=0.1, steps=3, resume="yes")
+    with pytest.raises(ValueError, match="resume"):
+        train.gd(loss, ln.init.gaussian((3, 5, 2), scale=0.5, batch=(2,), seed=0), lr=0.1, steps=3, resume=first)

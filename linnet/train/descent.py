@@ -71,10 +71,29 @@ def _descent_setup(
     )
 
 
-def _layer_descent(loss: Loss, Ws: Sequence[Array], *, beta: float, residual: bool, **kw) -> Trajectory:
+def _check_resume(resume, Ws) -> Optional[Trajectory]:
+    """``resume`` checked: ``None`` or a descent :class:`Trajectory` whose final weights are ``Ws``'s shapes."""
+    if resume is None:
+        return None
+    if not isinstance(resume, Trajectory) or resume.state is None or "threshold" not in resume.state:
+        raise ValueError(
+            f"`resume` must be the Trajectory of a descent run (gd, momentum, sgd), got {type(resume).__name__}"
+        )
+    if [tuple(w.shape) for w in resume.weights] != [tuple(w.shape) for w in Ws]:
+        raise ValueError(
+            "`resume` must end at weights shaped like `Ws` (pass its `weights`), got "
+            f"{[tuple(w.shape) for w in resume.weights]} and {[tuple(w.shape) for w in Ws]}"
+        )
+    return resume
+
+
+def _layer_descent(
+    loss: Loss, Ws: Sequence[Array], *, beta: float, residual: bool, resume=None, **kw
+) -> Trajectory:
     """Full-batch descent on the layers (heavy ball if ``beta > 0``): the whole of :func:`gd` and :func:`momentum`."""
     loss_fn, Ws, xp, batch = _prepare(loss, Ws, residual)
     opts = _descent_setup(Ws, xp, batch, **kw)
+    opts["resume"] = _check_resume(resume, opts["W0"])
     residual = bool(residual)
 
     def evaluate(k, W):
@@ -116,6 +135,7 @@ def gd(
     keep_history: bool = False,
     check_every: int = 10,
     lr_per_layer: Optional[Sequence[float]] = None,
+    resume: Optional[Trajectory] = None,
 ) -> Trajectory:
     r"""Full-batch gradient descent on the layers of a batch of deep linear nets.
 
@@ -154,6 +174,11 @@ def gd(
         depend on it.
     lr_per_layer : sequence of float, optional
         Factors :math:`c_j` multiplying ``lr`` layer by layer.
+    resume : Trajectory, optional
+        Continue that run (of the same method, with ``Ws = resume.weights``): its step counter, records,
+        divergence threshold and optimizer state carry over, so ``gd(..., steps=n)`` then
+        ``gd(..., steps=n, resume=first)`` equals ``gd(..., steps=2n)`` bit for bit (records at
+        ``n + record_every * i``: choose ``record_every`` dividing ``n`` to match the single run's).
 
     Returns
     -------
@@ -183,6 +208,7 @@ def gd(
         keep_history=keep_history,
         check_every=check_every,
         lr_per_layer=lr_per_layer,
+        resume=resume,
     )
 
 
@@ -201,6 +227,7 @@ def momentum(
     keep_history: bool = False,
     check_every: int = 10,
     lr_per_layer: Optional[Sequence[float]] = None,
+    resume: Optional[Trajectory] = None,
 ) -> Trajectory:
     r"""Heavy-ball momentum (Polyak 1964) on the layers.
 
@@ -238,4 +265,5 @@ def momentum(
         keep_history=keep_history,
         check_every=check_every,
         lr_per_layer=lr_per_layer,
+        resume=resume,
     )

@@ -50,7 +50,7 @@ import threading
 from typing import Callable, Optional
 
 from .. import _backend, _fastpaths
-from .._backend import is_numpy_namespace
+from .._backend import is_numpy_namespace, to_numpy
 from .._fastpaths import threads as _threads
 from .._fastpaths.quadratic import Update
 from .trajectory import (
@@ -227,6 +227,33 @@ def _array_window(e: _Env, st: DescentState, k: int, kend: int, exact: bool) -> 
     return bool(xp.any(event))
 
 
+def _resume(e: _Env, W0, prev) -> DescentState:
+    """The state a run ``prev`` ended in, re-evaluated at its weights: what one uninterrupted run holds there
+    (the gradient is a function of the weights; frozen nets keep their status; a net that diverged at that
+    very step has direction 0)."""
+    xp, k0 = e.xp, prev.n_steps
+    W = W0 if e.fast_np is None else e.fast_np.W[0]
+    L, V = e.evaluate(k0, W)
+    e.thr = xp.asarray(prev.state["threshold"])
+    e.thr_fast = e.thr * (1.0 - _FAST_VALUE_MARGIN)
+    status, div_at = xp.asarray(prev.status), xp.asarray(prev.diverged_at)
+    dead = ((status == DIVERGED) & (div_at == k0))[..., None, None]  # zeroed at the step it diverged, as there
+    V = tuple(xp.where(dead, e.zero_b, v) for v in V)
+    Mom = prev.state.get("momentum")
+    if Mom is not None and e.fast_np is not None:  # into the buffers the windows update in place
+        Mom = tuple(_np.array(m, dtype=e.dt, order="C", copy=True) for m in Mom)
+        e.fast_np._M[e.fast_np.cur] = Mom
+    st = DescentState(W, xp.asarray(prev.loss[-1]), V, Mom, status, div_at, status == MAX_STEPS)
+    e.settle(st, L, V)
+    e.rec_steps.extend(int(k) for k in to_numpy(prev.steps))
+    e.rec_loss.extend(prev.loss[i, ...] for i in range(prev.loss.shape[0]))
+    if e.keep_history:
+        if prev.history is None:
+            raise ValueError("`resume` must come from a run with keep_history=True when this one keeps history")
+        e.rec_W.extend(tuple(h[i, ...] for h in prev.history) for i in range(prev.history[0].shape[0]))
+    return st
+
+
 def _start(e: _Env, W0) -> DescentState:
     """Evaluate the start, set the divergence threshold, mark non-finite starts diverged at step 0."""
     xp, batch, int64 = e.xp, e.batch, e.xp.int64
@@ -246,12 +273,13 @@ def _start(e: _Env, W0) -> DescentState:
     return st
 
 
-def _run_windows(e: _Env, st: DescentState, steps: int, check_every: int):
+def _run_windows(e: _Env, st: DescentState, steps: int, check_every: int, k0: int = 0):
     """The window loop: each window runs fast when it may and is replayed exactly after an event; ``(state,
     steps run)``. On NumPy a window right after one in which a net diverged starts exact (divergences come in
     runs); after three replays that froze no net (false alarms) the run stays exact."""
     xp, numpy_buffers = e.xp, e.fast_np is not None
-    k, false_alarms, always_exact, froze_last = 0, 0, False, False
+    k, false_alarms, always_exact, froze_last = k0, 0, False, False
+    steps = k0 + steps
     while k < steps and bool(xp.any(st.active)):  # one host synchronisation per window
         kend = min(k + check_every, steps)
         start, n_rec = st, len(e.rec_steps)
@@ -299,6 +327,10 @@ def _trajectory(e: _Env, st: DescentState, n: int, lr, lr_shape: tuple) -> Traje
         diverged_at=st.div_at,
         history=_stack_history(e.rec_W, e.keep_history, xp),
         n_steps=n,
+        state={
+            "threshold": e.thr,
+            "momentum": None if st.Mom is None else tuple(xp.asarray(m, copy=True) for m in st.Mom),
+        },
     )
 
 
@@ -322,10 +354,13 @@ def descend(
     check_weights_finite: bool = True,
     evaluate_into: Optional[Callable] = None,
     evaluate_fused: Optional[Callable] = None,
+    resume=None,
 ) -> Trajectory:
     r"""Descent :math:`W_j \leftarrow W_j - \eta c_j V_j` with ``(L, V) = evaluate(k, W)`` (heavy ball if
     ``beta > 0``: :math:`M \leftarrow \beta M + V`, :math:`W \leftarrow W - \eta c_j M`); see the module
-    docstring for the windows, the fused update and fast values."""
+    docstring for the windows, the fused update and fast values. ``resume``: a :class:`Trajectory` of the same
+    method whose weights are ``W0``; the run continues it (steps, records, threshold, momentum) so that two
+    chained runs equal one run bit for bit; ``schedule`` is then counted from its last step."""
     dt = W0[0].dtype
     if lr_shape:
         steps_lr = tuple(lr[..., None, None] * c for c in layer_lr)
@@ -340,7 +375,7 @@ def descend(
         beta=beta,
         steps_lr=steps_lr,
         stop=stop,
-        schedule=schedule,
+        schedule=schedule if resume is None else [resume.n_steps + k for k in schedule if k > 0],
         keep_history=keep_history,
         record_loss=record_loss,
         check_weights_finite=check_weights_finite,
@@ -354,8 +389,8 @@ def descend(
         fast_values=gtol is None and ftol is None and record_loss is None,
         zero_b=xp.zeros((1,) * (len(batch) + 2), dtype=dt),
     )
-    st = _start(e, W0)
-    st, n = _run_windows(e, st, steps, check_every)
+    st = _start(e, W0) if resume is None else _resume(e, W0, resume)
+    st, n = _run_windows(e, st, steps, check_every, 0 if resume is None else resume.n_steps)
     return _trajectory(e, st, n, lr, lr_shape)
 
 

@@ -7,6 +7,7 @@ the indices are drawn on the host with NumPy.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Optional, Sequence
 
 import numpy as np  # host side only: minibatch indices
@@ -15,7 +16,7 @@ from .. import _step
 from .._backend import Array, host_rng
 from ..losses import Loss
 from ._args import _check_int, _check_loss, _prepare
-from .descent import _descend, _descent_setup
+from .descent import _check_resume, _descend, _descent_setup
 from .trajectory import Trajectory, _quiet
 
 __all__ = ["sgd"]
@@ -49,6 +50,7 @@ def sgd(
     keep_history: bool = False,
     check_every: int = 10,
     lr_per_layer: Optional[Sequence[float]] = None,
+    resume: Optional[Trajectory] = None,
 ) -> Trajectory:
     r"""Minibatch stochastic gradient descent.
 
@@ -63,6 +65,8 @@ def sgd(
     loss is the full-data loss; ``gtol``/``ftol`` and divergence are judged on the minibatch loss and gradient of
     the step. With ``batch_size = m`` this is :func:`gd` up to round-off. Other arguments as in :func:`gd`;
     ``seed`` is an int or a ``numpy.random.Generator`` (advanced by the draws, 64 or more steps at a time).
+    ``resume``: continue an ``sgd`` run (``Ws = resume.weights``, same ``batch_size`` and ``check_every``) from
+    its generator position, so two chained runs draw the minibatches of one run and equal it bit for bit.
 
     Examples
     --------
@@ -100,14 +104,28 @@ def sgd(
     # chunking, and the previous chunk is kept for a window replayed after a divergence (chunk > check_every)
     chunk = max(64, opts["check_every"] + 1)
     chunks: dict = {}
+    snaps: dict = {}  # the generator's state before each chunk (the RNG position a resumed run starts from)
+    first = 0
+    resume = _check_resume(resume, opts["W0"])
+    if resume is not None:
+        if "rng" not in resume.state or int(resume.state["chunk"]) != chunk:
+            raise ValueError(
+                "`resume` must be an sgd run with the same `check_every` (minibatch chunks of "
+                f"{chunk}), got {resume.state.get('chunk')!r}"
+            )
+        rng = np.random.default_rng()
+        rng.bit_generator.state = json.loads(resume.state["rng"])
+        first = resume.n_steps // chunk
 
     def indices(k):
         c = k // chunk
         while c not in chunks:
-            nxt = max(chunks, default=-1) + 1
+            nxt = max(chunks, default=first - 1) + 1
+            snaps[nxt] = json.dumps(rng.bit_generator.state)
             host = np.stack([rng.choice(m, size=b, replace=False) for _ in range(chunk)])
             chunks[nxt] = xp.asarray(host.astype(np.int64))
             chunks.pop(nxt - 2, None)
+            snaps.pop(nxt - 2, None)
         return chunks[c][k % chunk, :]
 
     def evaluate(k, W):
@@ -124,12 +142,15 @@ def sgd(
         return _step.values(loss_fn, W, residual, xp)
 
     with _quiet():
-        return _descend(
+        run = _descend(
             evaluate=evaluate,
             evaluate_into=evaluate_into,
             evaluate_fused=evaluate_fused,
             beta=0.0,
             record_loss=record_loss,
             check_weights_finite=False,
+            resume=resume,
             **opts,
         )
+    indices(run.n_steps)  # the chunk of the next step is drawn (a continuation starts from its state)
+    return run._replace(state=run.state | {"rng": snaps[run.n_steps // chunk], "chunk": chunk})

@@ -54,6 +54,12 @@ class Trajectory(NamedTuple):
         With ``keep_history=True``, per layer an array ``(n_rec, *batch, d_j, d_{j-1})`` of the recorded weights.
     n_steps : int
         Steps actually executed (flows: loop iterations); smaller than requested when every net stopped early.
+        A resumed run counts the steps of the run it continues too.
+    state : dict or None
+        What a descent run needs to be continued bit for bit (``resume=``): ``"threshold"`` (the divergence
+        threshold of its first run), ``"momentum"`` (heavy ball; a tuple of arrays), ``"rng"`` and ``"chunk"``
+        (SGD: the generator state at the start of the minibatch chunk holding the next step, as JSON). ``None``
+        for flows.
     """
 
     weights: tuple
@@ -64,6 +70,7 @@ class Trajectory(NamedTuple):
     diverged_at: Array
     history: Optional[tuple]
     n_steps: int
+    state: Optional[dict] = None
 
     @property
     def status_names(self) -> np.ndarray:
@@ -86,10 +93,12 @@ class Trajectory(NamedTuple):
                 out[f"{name}.len"] = np.asarray(len(value), dtype=np.int64)
                 for k, a in enumerate(value):
                     out[f"{name}.{k}"] = to_numpy(a)
-            elif isinstance(value, int):
-                out[f"{name}.int"] = np.asarray(value, dtype=np.int64)
+            elif isinstance(value, dict):
+                out[f"{name}.keys"] = np.asarray(sorted(value), dtype=np.str_)
+                for key, v in value.items():
+                    _store(out, f"{name}.{key}", v)
             else:
-                out[name] = to_numpy(value)
+                _store(out, name, value)
         with open(path, "wb") as fh:
             np.savez(fh, **out)
 
@@ -116,13 +125,43 @@ class Trajectory(NamedTuple):
                 fields[name] = None
             elif f"{name}.len" in data:
                 fields[name] = tuple(move(data[f"{name}.{k}"]) for k in range(int(data[f"{name}.len"])))
-            elif f"{name}.int" in data:
-                fields[name] = int(data[f"{name}.int"])
-            elif name in data:
-                fields[name] = move(data[name])
+            elif f"{name}.keys" in data:
+                fields[name] = {str(k): _restore(data, f"{name}.{k}", move) for k in data[f"{name}.keys"]}
+            elif name in data or f"{name}.int" in data:
+                fields[name] = _restore(data, name, move)
+            elif name in cls._field_defaults:
+                fields[name] = cls._field_defaults[name]
             else:
                 raise ValueError(f"`path`: the archive has no field {name!r}")
         return cls(**fields)
+
+
+def _store(out: dict, key: str, value) -> None:
+    """One value into the archive dict: None, int, str, a tuple of arrays, or an array."""
+    if value is None:
+        out[f"{key}.none"] = np.asarray(True)
+    elif isinstance(value, bool) or isinstance(value, (int, np.integer)):
+        out[f"{key}.int"] = np.asarray(int(value), dtype=np.int64)
+    elif isinstance(value, str):
+        out[f"{key}.str"] = np.asarray(value, dtype=np.str_)
+    elif isinstance(value, tuple):
+        out[f"{key}.len"] = np.asarray(len(value), dtype=np.int64)
+        for k, a in enumerate(value):
+            out[f"{key}.{k}"] = to_numpy(a)
+    else:
+        out[key] = to_numpy(value)
+
+
+def _restore(data: dict, key: str, move):
+    if f"{key}.none" in data:
+        return None
+    if f"{key}.int" in data:
+        return int(data[f"{key}.int"])
+    if f"{key}.str" in data:
+        return str(data[f"{key}.str"])
+    if f"{key}.len" in data:
+        return tuple(move(data[f"{key}.{k}"]) for k in range(int(data[f"{key}.len"])))
+    return move(data[key])
 
 
 #: Format tag of the ``.npz`` archives of :meth:`Trajectory.save`.
