@@ -919,7 +919,7 @@ def test_two_chained_runs_equal_one_run_bit_for_bit(case, fast):
 
     run = _resume_cases()[case]
     Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(4,), seed=3)
-    kw = dict(record_every=5, keep_history=True, check_every=7)
+    kw = dict(record_every=5, keep_history=True, check_every=7, observe={"grad_norm": 10, "layer_norms": 20})
     with contextlib.nullcontext() if fast else ln.backend.fastpaths(False):
         one = run(Ws, steps=80, **kw)
         first = run(Ws, steps=40, **kw)

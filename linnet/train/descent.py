@@ -88,12 +88,13 @@ def _check_resume(resume, Ws) -> Optional[Trajectory]:
 
 
 def _layer_descent(
-    loss: Loss, Ws: Sequence[Array], *, beta: float, residual: bool, resume=None, **kw
+    loss: Loss, Ws: Sequence[Array], *, beta: float, residual: bool, resume=None, observe=None, **kw
 ) -> Trajectory:
     """Full-batch descent on the layers (heavy ball if ``beta > 0``): the whole of :func:`gd` and :func:`momentum`."""
     loss_fn, Ws, xp, batch = _prepare(loss, Ws, residual)
     opts = _descent_setup(Ws, xp, batch, **kw)
     opts["resume"] = _check_resume(resume, opts["W0"])
+    opts["observe"], opts["problem"] = observe, (loss_fn, bool(residual))
     residual = bool(residual)
 
     def evaluate(k, W):
@@ -136,6 +137,7 @@ def gd(
     check_every: int = 10,
     lr_per_layer: Optional[Sequence[float]] = None,
     resume: Optional[Trajectory] = None,
+    observe: Optional[dict] = None,
 ) -> Trajectory:
     r"""Full-batch gradient descent on the layers of a batch of deep linear nets.
 
@@ -179,6 +181,10 @@ def gd(
         divergence threshold and optimizer state carry over, so ``gd(..., steps=n)`` then
         ``gd(..., steps=n, resume=first)`` equals ``gd(..., steps=2n)`` bit for bit (records at
         ``n + record_every * i``: choose ``record_every`` dividing ``n`` to match the single run's).
+    observe : dict, optional
+        Quantities to record, each on its own schedule (:mod:`linnet.train.observers`), e.g.
+        ``{"sharpness": 10, "loss": 1, "mine": (lambda step, Ws, L: ..., [0, 50])}``; results in
+        ``run.records[name]`` and ``run.record_steps[name]``.
 
     Returns
     -------
@@ -209,6 +215,7 @@ def gd(
         check_every=check_every,
         lr_per_layer=lr_per_layer,
         resume=resume,
+        observe=observe,
     )
 
 
@@ -228,6 +235,7 @@ def momentum(
     check_every: int = 10,
     lr_per_layer: Optional[Sequence[float]] = None,
     resume: Optional[Trajectory] = None,
+    observe: Optional[dict] = None,
 ) -> Trajectory:
     r"""Heavy-ball momentum (Polyak 1964) on the layers.
 
@@ -266,4 +274,5 @@ def momentum(
         check_every=check_every,
         lr_per_layer=lr_per_layer,
         resume=resume,
+        observe=observe,
     )

@@ -53,6 +53,7 @@ from .. import _backend, _fastpaths
 from .._backend import is_numpy_namespace, to_numpy
 from .._fastpaths import threads as _threads
 from .._fastpaths.quadratic import Update
+from .observers import ObserverContext, resolve
 from .trajectory import (
     _FAST_VALUE_MARGIN,
     CONVERGED,
@@ -92,6 +93,18 @@ class _Env:
         self.__dict__.update(kw)
         self.rec_loss, self.rec_W, self.rec_steps = [], [], []
         self.rec_set = set(self.schedule)
+        self.obs_rec = []  # (name, step, value), in order
+        self.obs_set = set().union(*(steps for _, _, steps in self.observers))
+        # steps whose weights must be intact after their evaluation (no fused update) and whose value is exact
+        self.keep_set = (self.rec_set if self.keep_recorded else set()) | self.obs_set
+
+    def observe(self, k, W, L, G) -> None:
+        if k not in self.obs_set:
+            return
+        ctx = ObserverContext(k, tuple(W), L, tuple(G), self.loss, self.residual, self.xp)
+        for name, obs, steps in self.observers:
+            if k in steps:
+                self.obs_rec.append((name, k, obs(ctx)))
 
     def ok_mask(self, Lc, Wc, Vc):
         ok = _loss_ok(Lc, self.thr, self.xp)
@@ -113,8 +126,8 @@ class _Env:
         if self.keep_history:  # NumPy buffers are reused: copy
             self.rec_W.append(W if self.fast_np is None else tuple(w.copy() for w in W))
 
-    def trim(self, n: int) -> None:
-        del self.rec_steps[n:], self.rec_loss[n:], self.rec_W[n:]
+    def trim(self, n: int, n_obs: int) -> None:
+        del self.rec_steps[n:], self.rec_loss[n:], self.rec_W[n:], self.obs_rec[n_obs:]
 
     def step_end(self, st: DescentState, kk: int, W, Lc, V, Mom) -> None:
         """After step ``kk + 1``: the running nets' loss, the direction and momentum, the stopping test, records."""
@@ -123,6 +136,7 @@ class _Env:
         self.settle(st, Lc, V)
         if kk + 1 in self.rec_set:
             self.record(kk + 1, W, st.L)
+        self.observe(kk + 1, W, st.L, V)
 
     def diverge(self, st: DescentState, ok, kk: int) -> None:
         """Mark the running nets that fail ``ok`` at step ``kk + 1`` as diverged there."""
@@ -144,8 +158,8 @@ def _fast_numpy_window(e: _Env, st: DescentState, k: int, kend: int) -> bool:
             fast_np.update(W, V, Mom, Wn, Mn, fast_np.scale(e.steps_lr, st.active, e.dt), beta)
         Mc = Mn if beta else V
         W = Wn
-        proposed = e.fuse and kk + 1 < kend and not (e.keep_recorded and kk + 1 in e.rec_set)
-        fv = e.fast_values and kk + 1 < kend and kk + 1 not in e.rec_set
+        proposed = e.fuse and kk + 1 < kend and kk + 1 not in e.keep_set
+        fv = e.fast_values and kk + 1 < kend and kk + 1 not in e.rec_set and kk + 1 not in e.obs_set
         if proposed:  # also W <- W - (s_j a) V in place once V is formed (heavy ball: Mn <- beta Mn + V first)
             mom = (float(beta), Mn) if beta else None
             upd = Update(fast_np.batch_scale(e.steps_lr, st.active, e.dt), W, mom, e.stop)
@@ -247,6 +261,9 @@ def _resume(e: _Env, W0, prev) -> DescentState:
     e.settle(st, L, V)
     e.rec_steps.extend(int(k) for k in to_numpy(prev.steps))
     e.rec_loss.extend(prev.loss[i, ...] for i in range(prev.loss.shape[0]))
+    for name in prev.records or {}:
+        for i, k in enumerate(to_numpy(prev.record_steps[name])):
+            e.obs_rec.append((name, int(k), prev.records[name][i, ...]))
     if e.keep_history:
         if prev.history is None:
             raise ValueError("`resume` must come from a run with keep_history=True when this one keeps history")
@@ -270,6 +287,7 @@ def _start(e: _Env, W0) -> DescentState:
     e.settle(st, L, V)
     if 0 in e.rec_set:
         e.record(0, W, L)
+    e.observe(0, W, st.L, st.V)
     return st
 
 
@@ -282,12 +300,12 @@ def _run_windows(e: _Env, st: DescentState, steps: int, check_every: int, k0: in
     steps = k0 + steps
     while k < steps and bool(xp.any(st.active)):  # one host synchronisation per window
         kend = min(k + check_every, steps)
-        start, n_rec = st, len(e.rec_steps)
+        start, n_rec, n_obs = st, len(e.rec_steps), len(e.obs_rec)
         exact = always_exact or (froze_last and numpy_buffers)
         replayed = False
         while True:
             st = start.copy()
-            e.trim(n_rec)
+            e.trim(n_rec, n_obs)
             if numpy_buffers and not exact:
                 if not _fast_numpy_window(e, st, k, kend):
                     break
@@ -331,7 +349,20 @@ def _trajectory(e: _Env, st: DescentState, n: int, lr, lr_shape: tuple) -> Traje
             "threshold": e.thr,
             "momentum": None if st.Mom is None else tuple(xp.asarray(m, copy=True) for m in st.Mom),
         },
+        **_observed(e),
     )
+
+
+def _observed(e: _Env) -> dict:
+    """The ``records`` and ``record_steps`` fields from the observations (empty dicts -> ``None``)."""
+    if not e.obs_rec:
+        return {}
+    names = list(dict.fromkeys(name for name, _, _ in e.obs_rec))
+    xp = e.xp
+    return {
+        "records": {n: xp.stack([v for m, _, v in e.obs_rec if m == n], axis=0) for n in names},
+        "record_steps": {n: xp.asarray([k for m, k, _ in e.obs_rec if m == n], dtype=xp.int64) for n in names},
+    }
 
 
 def descend(
@@ -355,12 +386,18 @@ def descend(
     evaluate_into: Optional[Callable] = None,
     evaluate_fused: Optional[Callable] = None,
     resume=None,
+    observe=None,
+    problem=None,
 ) -> Trajectory:
     r"""Descent :math:`W_j \leftarrow W_j - \eta c_j V_j` with ``(L, V) = evaluate(k, W)`` (heavy ball if
     ``beta > 0``: :math:`M \leftarrow \beta M + V`, :math:`W \leftarrow W - \eta c_j M`); see the module
     docstring for the windows, the fused update and fast values. ``resume``: a :class:`Trajectory` of the same
     method whose weights are ``W0``; the run continues it (steps, records, threshold, momentum) so that two
-    chained runs equal one run bit for bit; ``schedule`` is then counted from its last step."""
+    chained runs equal one run bit for bit; ``schedule`` is then counted from its last step. ``observe``: the
+    ``observe=`` mapping of the trainers (:mod:`linnet.train.observers`), ``problem = (loss, residual)`` for
+    them."""
+    k0 = 0 if resume is None else resume.n_steps
+    observers = [(n, o, {k0 + k for k in ks if resume is None or k > 0}) for n, o, ks in resolve(observe, steps)]
     dt = W0[0].dtype
     if lr_shape:
         steps_lr = tuple(lr[..., None, None] * c for c in layer_lr)
@@ -388,6 +425,9 @@ def descend(
         # fast values only where a value serves nothing but the divergence test
         fast_values=gtol is None and ftol is None and record_loss is None,
         zero_b=xp.zeros((1,) * (len(batch) + 2), dtype=dt),
+        observers=observers,
+        loss=None if problem is None else problem[0],
+        residual=False if problem is None else problem[1],
     )
     st = _start(e, W0) if resume is None else _resume(e, W0, resume)
     st, n = _run_windows(e, st, steps, check_every, 0 if resume is None else resume.n_steps)

@@ -51,6 +51,7 @@ def sgd(
     check_every: int = 10,
     lr_per_layer: Optional[Sequence[float]] = None,
     resume: Optional[Trajectory] = None,
+    observe: Optional[dict] = None,
 ) -> Trajectory:
     r"""Minibatch stochastic gradient descent.
 
@@ -67,6 +68,7 @@ def sgd(
     ``seed`` is an int or a ``numpy.random.Generator`` (advanced by the draws, 64 or more steps at a time).
     ``resume``: continue an ``sgd`` run (``Ws = resume.weights``, same ``batch_size`` and ``check_every``) from
     its generator position, so two chained runs draw the minibatches of one run and equal it bit for bit.
+    ``observe`` as in :func:`gd` (observers see the full loss, and the step's minibatch gradient as ``G``).
 
     Examples
     --------
@@ -150,6 +152,8 @@ def sgd(
             record_loss=record_loss,
             check_weights_finite=False,
             resume=resume,
+            observe=observe,
+            problem=(loss_fn, residual),
             **opts,
         )
     indices(run.n_steps)  # the chunk of the next step is drawn (a continuation starts from its state)

@@ -60,6 +60,10 @@ class Trajectory(NamedTuple):
         threshold of its first run), ``"momentum"`` (heavy ball; a tuple of arrays), ``"rng"`` and ``"chunk"``
         (SGD: the generator state at the start of the minibatch chunk holding the next step, as JSON). ``None``
         for flows.
+    records : dict or None
+        With ``observe=``, per observer name an array ``(n_obs, *batch, ...)`` of its values.
+    record_steps : dict or None
+        Per observer name, the int64 steps ``(n_obs,)`` at which it was recorded.
     """
 
     weights: tuple
@@ -71,6 +75,8 @@ class Trajectory(NamedTuple):
     history: Optional[tuple]
     n_steps: int
     state: Optional[dict] = None
+    records: Optional[dict] = None
+    record_steps: Optional[dict] = None
 
     @property
     def status_names(self) -> np.ndarray:
