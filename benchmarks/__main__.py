@@ -145,6 +145,15 @@ def _table_w4(r: dict) -> list:
     return lines
 
 
+@formatter("W5")
+def _table_w5(r: dict) -> list:
+    return [
+        f"\nW5 sharpness every {r['every']} steps over {r['steps']} GD steps (one net, depth 3, width 10): "
+        f"gd {r['gd_time_s'] * 1e3:.1f} ms, with sharpness {r['gd_sharpness_time_s'] * 1e3:.1f} ms, "
+        f"observer cost = {r['overhead_over_gd']:.2f}x the GD steps (target <= 5x)"
+    ]
+
+
 def table(res: dict) -> str:
     """A plain-text summary of the results, one registered table per workload run."""
     lines = [f"machine matmul peak (float64, {res['peak']['shape_a']}): {res['peak']['gflops']:.1f} GFLOP/s"]

@@ -624,3 +624,33 @@ def w4(be: Backend, sz: Sizes) -> dict:
     }
 
 
+
+
+@workload("W5", cost="light")
+def w5(be: Backend, sz: Sizes) -> dict:
+    """Sharpness along a trajectory (issue 13): one depth-3 net of width 10 trained by GD, with and without the
+    top Hessian eigenvalue recorded every 10 steps (exact HVPs, warm-started); the target is observed run time
+    <= 5x the GD steps it observes... measured as (observed - plain) / plain."""
+    steps = 100 if sz.quick else 1000
+    rng = np.random.default_rng(0)
+    Phi = be.asarray(rng.standard_normal((10, 10)) / 3)
+    loss = ln.SquaredLoss.whitened(Phi)
+    Ws = ln.init.gaussian((10, 10, 10, 10), scale=0.3, seed=1, xp=be.xp)
+    every = 10
+
+    def plain():
+        return ln.train.gd(loss, Ws, lr=0.02, steps=steps)
+
+    def observed():
+        return ln.train.gd(loss, Ws, lr=0.02, steps=steps, observe={"sharpness": every})
+
+    r = race({"gd": plain, "gd_sharpness": observed}, repeats=sz.repeats)
+    t_gd, t_obs = r["gd"]["best_s"], r["gd_sharpness"]["best_s"]
+    return {
+        "steps": steps,
+        "every": every,
+        "gd_time_s": t_gd,
+        "gd_sharpness_time_s": t_obs,
+        "overhead_over_gd": (t_obs - t_gd) / t_gd,
+        "records": steps // every + 1,
+    }
