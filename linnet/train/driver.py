@@ -21,7 +21,7 @@ between windows, so a window's start state stays intact for a replay). It checks
 and, for losses that need it (``check_weights_finite``), the finiteness of weights and ``V`` once at the end
 of the window: a non-finite entry of ``W`` stays non-finite under later fast steps, and a non-finite ``V``
 makes the next ``W`` non-finite, so a window with an event is detected all the same. Exact windows run the
-array-API code below, on NumPy in the two buffer sets taken in turn (each proposal goes into the set not
+array-API arithmetic (:func:`_array_window`), on NumPy in the two buffer sets taken in turn (each proposal goes into the set not
 holding the current weights, from which a failing net is rolled back). The results are bit-for-bit those of
 the array-API loop (tests/test_train.py compares every field).
 
