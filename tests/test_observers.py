@@ -108,3 +108,16 @@ def test_sharpness_warm_start_keeps_the_value():
     assert set(obs._v) == {0, 1, 2}
     cold = [top_eigenvalue(loss, tuple(W[b] for W in Ws), tol=obs.tol).value for b in range(3)]
     np.testing.assert_allclose(warm, cold, rtol=ARPACK_RTOL)
+
+
+def test_end_to_end_dynamics_record_observers():
+    loss = ln.SquaredLoss.whitened(np.diag([2.0, 1.0, 0.5]))
+    We0 = 0.1 * np.eye(3)
+    run = train.end_to_end_gd(loss, We0, depth=3, lr=0.1, steps=40, keep_history=True,
+                              observe={"effective_rank": 10, "distance_to_optimum": 20})
+    assert run.record_steps["effective_rank"].tolist() == [0, 10, 20, 30, 40]
+    s = np.linalg.svd(run.history[0][-1], compute_uv=False)
+    p = s / s.sum()
+    np.testing.assert_allclose(run.records["effective_rank"][-1], np.exp(-(p * np.log(p)).sum()), rtol=RTOL)
+    np.testing.assert_allclose(run.records["distance_to_optimum"][-1],
+                               np.linalg.norm(run.weights[0] - np.diag([2.0, 1.0, 0.5])), rtol=RTOL)
