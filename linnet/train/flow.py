@@ -391,6 +391,7 @@ def gradient_flow(
     max_steps: int = 100_000,
     keep_history: bool = False,
     check_every: int = 1,
+    observe: Optional[dict] = None,
 ) -> Trajectory:
     r"""Gradient flow :math:`\dot W_j = -\partial L/\partial W_j` on a batch of nets, to time ``t_final``.
 
@@ -417,6 +418,11 @@ def gradient_flow(
         Also record the weights at ``times``.
     check_every : int
         Iterations between host-side checks of whether every net reached the next record time.
+    observe : dict, optional
+        Quantities to record (:mod:`linnet.train.observers`), evaluated on the states at the record times
+        ``times`` (which the integrator lands on exactly); a schedule counts records, not steps: ``k`` is every
+        ``k``-th record time, a sequence selects record indices. ``run.record_steps[name]`` holds those indices
+        (``run.times`` maps them to times).
 
     Returns
     -------
@@ -453,7 +459,7 @@ def gradient_flow(
         L, G = _step.value_and_grads(loss_fn, W, residual, xp, out=out, fast_value=fast_value)
         return L, tuple(_np.negative(g, out=o) for g, o in zip(G, out))
 
-    return _solve(
+    run = _solve(
         rhs,
         Ws,
         batch,
@@ -463,7 +469,27 @@ def gradient_flow(
         rtol=rtol,
         atol=atol,
         max_steps=max_steps,
-        keep_history=keep_history,
+        keep_history=keep_history or observe is not None,
         check_every=check_every,
         rhs_into=rhs_into,
     )
+    if observe is None:
+        return run
+    return _observe_records(run, observe, loss_fn, residual, xp, keep_history)
+
+
+def _observe_records(run: Trajectory, observe: dict, loss_fn, residual: bool, xp, keep_history: bool) -> Trajectory:
+    """Evaluate the observers on the recorded states of a flow (record index ``i`` is the observers' step)."""
+    from .observers import ObserverContext, resolve
+
+    n = int(run.loss.shape[0])
+    records, steps = {}, {}
+    for name, obs, idx in resolve(observe, n - 1):
+        vals = []
+        for i in idx:
+            W = tuple(h[i, ...] for h in run.history)
+            G = _step.value_and_grads(loss_fn, W, residual, xp)[1]
+            vals.append(obs(ObserverContext(i, W, run.loss[i, ...], G, loss_fn, residual, xp)))
+        records[name] = xp.stack(vals, axis=0)
+        steps[name] = xp.asarray(idx, dtype=xp.int64)
+    return run._replace(records=records, record_steps=steps, history=run.history if keep_history else None)
