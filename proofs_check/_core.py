@@ -186,6 +186,8 @@ class Check:
     claim: str = ""
     source: str = ""
     status: str = ""
+    #: ``"light"``: run in CI's registry test (tests/test_proofs_registry.py); ``"heavy"``: only under ``-m slow``.
+    cost: str = "light"
     control_description: str = ""
 
     def measure(self, ctx: Context) -> Measurement:  # pragma: no cover - abstract
