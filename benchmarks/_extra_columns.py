@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from linnet._fastpaths import usable_cores
+from linnet.backend import usable_cores
 
 from ._harness import race
 

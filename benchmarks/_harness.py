@@ -19,7 +19,7 @@ class Backend:
     """The array backend under test: namespace, host<->device moves, synchronisation, memory accounting."""
 
     def __init__(self, name: str):
-        from linnet._backend import get_namespace
+        from linnet.backend import get_namespace
 
         self.name = name
         self.xp = get_namespace(name)
@@ -41,7 +41,7 @@ class Backend:
             self.raw.matmul(A, B, out=C)
 
     def asarray(self, a, dtype="float64"):
-        from linnet._backend import from_host
+        from linnet.backend import from_host
 
         return from_host(np.asarray(a), self.xp, dtype)
 
@@ -124,7 +124,7 @@ def machine(backend: Backend) -> dict:
     import scipy
 
     import linnet
-    from linnet._fastpaths import usable_cores
+    from linnet.backend import usable_cores
 
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

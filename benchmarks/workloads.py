@@ -12,7 +12,7 @@ import linnet as ln
 from linnet import _fastpaths, _step
 
 from ._harness import Backend, extra_column, matmul_rate, race
-from .sweep_workload import w5
+from .sweep_workload import w5 as _sweep_w5
 
 
 class Sizes:
@@ -42,6 +42,25 @@ class Sizes:
 # ---------------------------------------------------------------------------------------------------------------
 # shared pieces
 # ---------------------------------------------------------------------------------------------------------------
+
+
+#: The workloads, registered by :func:`workload` where they are defined (name -> function(be, sz) -> dict).
+WORKLOADS: dict = {}
+#: Per workload, the rough cost of a full run (``"light"`` or ``"heavy"``): tests smoke-run the light ones only.
+COST: dict = {}
+
+
+def workload(name: str, *, cost: str = "heavy"):
+    """Register ``fn(be, sz) -> dict`` as workload ``name`` (a new workload is one decorated function here and
+    one ``@table(name)`` formatter in ``__main__``; nothing else lists it)."""
+
+    def deco(fn):
+        if name in WORKLOADS:
+            raise ValueError(f"workload {name!r} registered twice")
+        WORKLOADS[name], COST[name] = fn, cost
+        return fn
+
+    return deco
 
 
 def _gd_loop(loss, residual, xp, lr):
@@ -76,6 +95,7 @@ def _stat(r: dict, per: float) -> float:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@workload("W1", cost="heavy")
 def w1(be: Backend, sz: Sizes) -> dict:
     """One full-batch GD step of a width-``d`` net of depth N on a squared loss from data.
 
@@ -284,6 +304,7 @@ def _python_loop(Phi, lr):
     return run
 
 
+@workload("W2", cost="light")
 def w2(be: Backend, sz: Sizes) -> dict:
     """B nets (depth 4, width 8) on one shared whitened problem: GD net·steps per second, memory."""
     xp = be.xp
@@ -445,9 +466,10 @@ def _w3_problem(be: Backend, d: int, batch=()):
     return loss, Ws
 
 
+@workload("W3", cost="heavy")
 def w3(be: Backend, sz: Sizes) -> dict:
     """Dense Hessian (depth 3, widths d: 3 d^2 parameters) and its top eigenvalue by eigsh on exact HVPs."""
-    from linnet._backend import to_numpy
+    from linnet.backend import to_numpy
 
     d = sz.w3_width
     loss, Ws = _w3_problem(be, d)
@@ -534,6 +556,7 @@ def w3(be: Backend, sz: Sizes) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@workload("W4", cost="heavy")
 def w4(be: Backend, sz: Sizes) -> dict:
     """The adaptive integrator on a W2-sized ensemble to a fixed time; baseline: scipy RK45 on the whole batch."""
     train = getattr(ln, "train", None)
@@ -541,7 +564,7 @@ def w4(be: Backend, sz: Sizes) -> dict:
         return {"skipped": "linnet.train.gradient_flow is not available"}
     from scipy.integrate import solve_ivp
 
-    from linnet._backend import to_numpy
+    from linnet.backend import to_numpy
 
     B, T = sz.w4_batch, sz.w4_t
     loss, Ws, Phi = _w2_problem(be, B, seed=5)
@@ -602,4 +625,37 @@ def w4(be: Backend, sz: Sizes) -> dict:
     }
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5}
+
+
+@workload("W6", cost="light")
+def w6(be: Backend, sz: Sizes) -> dict:
+    """Sharpness along a trajectory: one depth-3 net of width 10 trained by GD, with and without the
+    top Hessian eigenvalue recorded every 10 steps (exact HVPs, warm-started); the target is observed run time
+    <= 5x the GD steps it observes... measured as (observed - plain) / plain."""
+    steps = 100 if sz.quick else 1000
+    rng = np.random.default_rng(0)
+    Phi = be.asarray(rng.standard_normal((10, 10)) / 3)
+    loss = ln.SquaredLoss.whitened(Phi)
+    Ws = ln.init.gaussian((10, 10, 10, 10), scale=0.3, seed=1, xp=be.xp)
+    every = 10
+
+    def plain():
+        return ln.train.gd(loss, Ws, lr=0.02, steps=steps)
+
+    def observed():
+        return ln.train.gd(loss, Ws, lr=0.02, steps=steps, observe={"sharpness": every})
+
+    r = race({"gd": plain, "gd_sharpness": observed}, repeats=sz.repeats)
+    t_gd, t_obs = r["gd"]["best_s"], r["gd_sharpness"]["best_s"]
+    return {
+        "steps": steps,
+        "every": every,
+        "gd_time_s": t_gd,
+        "gd_sharpness_time_s": t_obs,
+        "overhead_over_gd": (t_obs - t_gd) / t_gd,
+        "records": steps // every + 1,
+    }
+
+
+# W5 (linnet.sweep in-process vs 2 local workers) lives in sweep_workload.py; registered here.
+workload("W5", cost="light")(_sweep_w5)

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from . import NAMES, get
+from . import discover, get
 from ._style import check_formats
 
 
@@ -18,6 +18,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--list", action="store_true", help="list the figures and exit")
     args = parser.parse_args(argv)
+    NAMES = discover()
 
     if args.list:
         for i, name in enumerate(NAMES, start=1):

@@ -17,11 +17,13 @@ from typing import NamedTuple
 import numpy as np
 
 import linnet as ln
-from linnet._backend import host_rng, to_numpy
+from linnet.backend import host_rng, to_numpy
 
 from ._style import PALETTE, new_figure, save, style
 
 NAME = "acceleration"
+#: Place in the gallery (figures are discovered; this orders them).
+ORDER = 50
 TITLE = "Acceleration by overparameterization: ℓ4 regression speeds up with depth, ℓ2 does not"
 SOURCE = "THEOREMS.md §4; Arora, Cohen & Hazan 2018"
 CAPTION = (

@@ -14,11 +14,13 @@ import numpy as np
 from matplotlib.ticker import NullFormatter
 
 import linnet as ln
-from linnet._backend import host_rng, to_numpy
+from linnet.backend import host_rng, to_numpy
 
 from ._style import PALETTE, C, new_figure, save, style
 
 NAME = "balancedness"
+#: Place in the gallery (figures are discovered; this orders them).
+ORDER = 30
 TITLE = "Balancedness: conserved by gradient flow, O(η) drift under GD"
 SOURCE = "THEOREMS.md §2; Du, Hu & Lee 2018; ACGH 2018"
 CAPTION = (

@@ -18,11 +18,13 @@ from typing import NamedTuple
 import numpy as np
 
 import linnet as ln
-from linnet._backend import host_rng, to_numpy
+from linnet.backend import host_rng, to_numpy
 
 from ._style import PALETTE, C, new_figure, save, style
 
 NAME = "baldi_hornik"
+#: Place in the gallery (figures are discovered; this orders them).
+ORDER = 70
 TITLE = "Critical points of a two-layer net: value against Morse index"
 SOURCE = "THEOREMS.md §5-§6; Baldi & Hornik 1989; Kawaguchi 2016"
 CAPTION = (

@@ -16,11 +16,13 @@ from typing import NamedTuple
 import numpy as np
 
 import linnet as ln
-from linnet._backend import host_rng, to_numpy
+from linnet.backend import host_rng, to_numpy
 
 from ._style import PALETTE, C, new_figure, save, style
 
 NAME = "bartlett"
+#: Place in the gallery (figures are discovered; this orders them).
+ORDER = 100
 TITLE = "Identity init: positive definite target learned, negative eigenvalue stuck at λ²/2"
 SOURCE = "THEOREMS.md §9; Bartlett, Helmbold & Long 2018"
 CAPTION = (

@@ -21,6 +21,7 @@ from linnet.theory import lowrank
 from ._style import PALETTE, C, new_figure, save, style
 
 NAME = "completion_depth"
+ORDER = 170
 TITLE = "Deep matrix completion: effective rank and test error against depth and observations"
 SOURCE = "THEOREMS.md part 2 (THEOREMS2.md) §15 check 3; Arora, Cohen, Hu & Luo 2019, Table 1"
 CAPTION = (

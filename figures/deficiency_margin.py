@@ -18,11 +18,13 @@ from typing import NamedTuple
 import numpy as np
 
 import linnet as ln
-from linnet._backend import host_rng, to_numpy
+from linnet.backend import host_rng, to_numpy
 
 from ._style import PALETTE, C, new_figure, save, style
 
 NAME = "deficiency_margin"
+#: Place in the gallery (figures are discovered; this orders them).
+ORDER = 40
 TITLE = "Deficiency margin: ACGH Theorem 1 bound, and its two controls"
 SOURCE = "THEOREMS.md §3; Arora, Cohen, Golowich & Hu 2018, Theorem 1"
 CAPTION = (

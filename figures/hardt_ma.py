@@ -14,11 +14,13 @@ from typing import NamedTuple
 import numpy as np
 
 import linnet as ln
-from linnet._backend import host_rng, to_numpy
+from linnet.backend import host_rng, to_numpy
 
 from ._style import C, new_figure, save, style
 
 NAME = "hardt_ma"
+#: Place in the gallery (figures are discovered; this orders them).
+ORDER = 90
 TITLE = "Hardt–Ma: the norm of a small residual optimum decays like 1/ℓ"
 SOURCE = "THEOREMS.md §8; Hardt & Ma 2016, Theorem 2.1"
 CAPTION = (

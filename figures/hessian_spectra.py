@@ -16,11 +16,13 @@ from typing import NamedTuple
 import numpy as np
 
 import linnet as ln
-from linnet._backend import host_rng, to_numpy
+from linnet.backend import host_rng, to_numpy
 
 from ._style import C, new_figure, save, style
 
 NAME = "hessian_spectra"
+#: Place in the gallery (figures are discovered; this orders them).
+ORDER = 80
 TITLE = "Hessian spectra: interpolating minimum, strict saddle, flat saddle"
 SOURCE = "THEOREMS.md §5, §11; Kawaguchi 2016; Poggio & Cooper 2020"
 CAPTION = (

@@ -17,6 +17,7 @@ from linnet._backend import host_rng
 from ._style import PALETTE, C, new_figure, save, style
 
 NAME = "implicit_regularizer"
+ORDER = 140
 TITLE = "Diagonal nets: Q_alpha from l2 (large init) to l1 (small init)"
 SOURCE = "THEOREMS.md part 2 (THEOREMS2 §20); Woodworth et al. 2020"
 CAPTION = (

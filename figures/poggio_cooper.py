@@ -19,11 +19,13 @@ from typing import NamedTuple
 import numpy as np
 
 import linnet as ln
-from linnet._backend import host_rng, to_numpy
+from linnet.backend import host_rng, to_numpy
 
 from ._style import C, new_figure, save, style
 
 NAME = "poggio_cooper"
+#: Place in the gallery (figures are discovered; this orders them).
+ORDER = 110
 TITLE = "GD's view and SGD's view: SGD leaves type-2 critical points"
 SOURCE = "THEOREMS.md §11; Poggio & Cooper 2020"
 CAPTION = (

@@ -19,11 +19,13 @@ from typing import NamedTuple
 import numpy as np
 
 import linnet as ln
-from linnet._backend import host_rng, to_numpy
+from linnet.backend import host_rng, to_numpy
 
 from ._style import PALETTE, new_figure, save, style
 
 NAME = "saxe_curves"
+#: Place in the gallery (figures are discovered; this orders them).
+ORDER = 10
 TITLE = "Saxe learning curves: each mode follows eq. 12"
 SOURCE = "THEOREMS.md §10; Saxe, McClelland & Ganguli 2014, eqs. 11-12"
 CAPTION = (

@@ -16,11 +16,13 @@ from typing import NamedTuple
 import numpy as np
 
 import linnet as ln
-from linnet._backend import host_rng, to_numpy
+from linnet.backend import host_rng, to_numpy
 
 from ._style import PALETTE, C, new_figure, save, style
 
 NAME = "saxe_depth"
+#: Place in the gallery (figures are discovered; this orders them).
+ORDER = 20
 TITLE = "Learning time against depth: eq. 15 simulated and predicted, eq. 17 limit"
 SOURCE = "THEOREMS.md §10; Saxe, McClelland & Ganguli 2014, eqs. 15-17"
 CAPTION = (

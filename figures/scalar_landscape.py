@@ -16,11 +16,13 @@ from typing import NamedTuple
 import numpy as np
 
 import linnet as ln
-from linnet._backend import host_rng, to_numpy
+from linnet.backend import host_rng, to_numpy
 
 from ._style import PALETTE, C, new_figure, save, style
 
 NAME = "scalar_landscape"
+#: Place in the gallery (figures are discovered; this orders them).
+ORDER = 60
 TITLE = "The scalar landscape: hyperbola of minima, saddle at the origin"
 SOURCE = "THEOREMS.md §5, §12; Kawaguchi 2016; FODL Lecture 3 Prop 3"
 CAPTION = (

@@ -19,6 +19,7 @@ from linnet._backend import host_rng, to_numpy
 from ._style import PALETTE, C, new_figure, save, style
 
 NAME = "separable_alignment"
+ORDER = 180
 TITLE = "Separable data: layer alignment and normalized margin under GD"
 SOURCE = "THEOREMS.md part 2 (THEOREMS2.md) §17; Soudry et al. 2018; Ji & Telgarsky 2019"
 CAPTION = (

@@ -18,11 +18,13 @@ from typing import NamedTuple
 import numpy as np
 
 import linnet as ln
-from linnet._backend import host_rng, to_numpy
+from linnet.backend import host_rng, to_numpy
 
 from ._style import C, new_figure, save, style
 
 NAME = "stability"
+#: Place in the gallery (figures are discovered; this orders them).
+ORDER = 120
 TITLE = "Linear stability: GD converges only to minima of sharpness ≤ 2/η"
 SOURCE = "THEOREMS.md §13; Cohen et al. 2021; Saxe et al. 2014 App. B"
 CAPTION = (

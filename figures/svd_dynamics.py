@@ -21,6 +21,7 @@ from linnet.theory import lowrank
 from ._style import PALETTE, new_figure, save, style
 
 NAME = "svd_dynamics"
+ORDER = 160
 TITLE = "Singular values of the end-to-end matrix during deep matrix completion, depths 1-3"
 SOURCE = "THEOREMS.md part 2 (THEOREMS2.md) §15; Arora, Cohen, Hu & Luo 2019, Thm 3 and Fig. 2"
 CAPTION = (

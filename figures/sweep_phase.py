@@ -23,6 +23,7 @@ import linnet as ln
 from ._style import PALETTE, C, new_figure, save, style
 
 NAME = "sweep_phase"
+ORDER = 130
 TITLE = "Sweep: fraction reaching the global minimum vs init scale and depth"
 SOURCE = "THEOREMS.md §3; Arora, Cohen, Golowich & Hu 2018 (deficiency margin); linnet.sweep"
 CAPTION = (

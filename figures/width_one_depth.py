@@ -17,6 +17,7 @@ from linnet._backend import host_rng
 from ._style import C, new_figure, save, style
 
 NAME = "width_one_depth"
+ORDER = 150
 TITLE = "Width-1 nets: GD steps grow exponentially with depth (Gaussian init), not from near identity"
 SOURCE = "THEOREMS.md part 2 (THEOREMS2 §19); Shamir 2019"
 CAPTION = (

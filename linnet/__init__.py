@@ -5,9 +5,10 @@ The engine is pure array code through the Python array API (NumPy, CuPy, array-a
 closed-form gradients, Hessian-vector products and Hessians, batched over independent nets.
 """
 
-from . import init, product
+from . import backend, init, product
+from ._fastpaths.threads import set_num_threads
 from .calculus import flatten, gauss_newton_hvp, grad, hessian, hvp, loss, num_params, unflatten, value_and_grad
-from .losses import CallableLoss, HuberLoss, Loss, LpLoss, SquaredLoss
+from .losses import CallableLoss, HuberLoss, Loss, LpLoss, QuadraticForm, SquaredLoss
 from .losses_classification import ExponentialLoss, LogisticLoss, max_margin_direction
 from .losses_sensing import LinearMeasurementLoss, MatrixCompletionLoss
 from .product import end_to_end
@@ -43,6 +44,7 @@ def __dir__():
 
 
 __all__ = [
+    "backend",
     "init",
     "diagonal",
     "tied",
@@ -72,4 +74,6 @@ __all__ = [
     "LogisticLoss",
     "ExponentialLoss",
     "max_margin_direction",
+    "QuadraticForm",
+    "set_num_threads",
 ]

@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace
 
+#: The one type alias for arrays of any supported namespace (NumPy, CuPy, array-api-strict) used across linnet.
+Array = Any
+
 __all__ = [
     "namespace",
     "get_namespace",
@@ -21,7 +24,6 @@ __all__ = [
     "from_host",
     "to_numpy",
     "host_rng",
-    "eps",
     "is_numpy_namespace",
     "available_backends",
 ]
@@ -152,8 +154,3 @@ def host_rng(seed: Any) -> np.random.Generator:
             raise ValueError(f"`seed` must be a non-negative int or a numpy Generator, got {seed!r}")
         return np.random.default_rng(seed)
     raise ValueError(f"`seed` must be an int or a numpy.random.Generator, got {type(seed).__name__}")
-
-
-def eps(dtype: Any, xp: Any) -> float:
-    """Machine epsilon of ``dtype`` as a Python float."""
-    return float(xp.finfo(dtype).eps)

@@ -13,6 +13,7 @@ matrix products per step besides the loss's own.
 from __future__ import annotations
 
 from . import _fastpaths
+from ._fastpaths.quadratic import as_update
 from .product import factors as _factors
 
 __all__ = ["value_and_grads", "values"]
@@ -22,14 +23,16 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast
     r"""``(L, grads)`` for validated weights ``Ws`` and a loss already in their dtype.
 
     ``L`` has the batch shape (nets broadcast with the problem), ``grads`` is a tuple of per-layer arrays
-    ``(..., d_j, d_{j-1})``. On NumPy with a squared loss this runs :func:`linnet._fastpaths.value_and_grads`
+    ``(..., d_j, d_{j-1})``. Where :func:`linnet._fastpaths.select_path` picks ``"numpy-quadratic"`` this runs
+    :func:`linnet._fastpaths.quadratic.value_and_grads`
     (threads over the batch, reused buffers); elsewhere the generic array-API recursion below.
 
     ``out`` (optional): a tuple of arrays shaped like the gradients that the NumPy fast path fills in place and
     returns (a training loop can reuse them step after step). It is a hint: other paths return fresh arrays, so
     always use the returned tuple.
 
-    ``update = (steps, targets)`` (optional): a fused gradient step. After the gradients are formed,
+    ``update`` (optional, a :class:`linnet._fastpaths.Update` or a tuple of its 2-4 entries
+    ``(steps, targets, momentum, stop)``): a fused gradient step. After the gradients are formed,
     ``targets[j] -= steps[j] * grads[j]`` in place (``steps``: one entry or one per layer, each a Python float or
     an array broadcastable to ``batch + (1, 1)``, i.e. per-net step sizes; ``targets``: mutable arrays shaped like
     ``Ws``, which may be ``Ws`` themselves). The product is rounded first, then subtracted: bit for bit the
@@ -67,9 +70,7 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast
             L = xp.matmul(Fs[j - 1].mT, L)
     value = loss_fn.value(We)  # before any update: We may be Ws[0] itself
     if update is not None:
-        steps, targets = update[0], update[1]
-        mom = update[2] if len(update) > 2 else None
-        stop = update[3] if len(update) > 3 else None
+        steps, targets, mom, stop = as_update(update)
         if not isinstance(steps, (tuple, list)):
             steps = (steps,) * N
         keep = None

@@ -23,7 +23,7 @@ __all__ = [
     "check_finite",
     "check_positive",
     "check_widths",
-    "check_same_dtype",
+    "check_bool",
     "check_loss",
     "check_matrix",
     "broadcast_batch",
@@ -198,17 +198,16 @@ def check_widths(widths: Any, *, name: str = "widths", min_len: int = 2) -> tupl
     return tuple(int(w) for w in widths)
 
 
-def check_same_dtype(a: Any, ref_dtype: Any, name: str) -> None:
-    """Raise if ``a.dtype`` differs from ``ref_dtype``."""
-    if a.dtype != ref_dtype:
-        raise ValueError(f"`{name}` must have dtype {ref_dtype} (that of the weights), got {a.dtype}")
+#: What a loss must provide (the protocol of :class:`linnet.losses.Loss`), checked without importing it.
+_LOSS_PROTOCOL = ("value", "grad", "hvp", "check", "astype", "quadratic_form")
 
 
 def check_loss(loss: Any):
-    """Return ``loss`` after checking it is a linnet loss (an instance of :class:`linnet.losses.Loss`)."""
-    from .losses import Loss
-
-    if not isinstance(loss, Loss):
+    """Return ``loss`` after checking it is a linnet loss: it has ``shape`` and the methods of the loss protocol
+    (:class:`linnet.losses.Loss` and its subclasses do)."""
+    if isinstance(loss, type) or not all(callable(getattr(loss, m, None)) for m in _LOSS_PROTOCOL) or not hasattr(
+        loss, "shape"
+    ):
         raise ValueError(f"`loss` must be a linnet loss (e.g. SquaredLoss), got {type(loss).__name__}")
     return loss
 

@@ -15,42 +15,28 @@ others vanish where :math:`\nabla\ell = 0`). Plain nets have :math:`F_j = W_j`, 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from . import product as _p
-from ._backend import namespace
+from ._backend import Array, namespace
+from ._fastpaths.hessian import squared_hessian
+from ._problem import prepare
 from ._validate import (
     broadcast_batch,
-    check_bool,
-    check_loss,
-    check_loss_against,
     check_matrix,
     check_same_namespace,
     check_weights,
     check_widths,
 )
-from .losses import Loss, SquaredLoss
+from .losses import Loss
 
 __all__ = ["loss", "grad", "value_and_grad", "hvp", "hessian", "gauss_newton_hvp", "flatten", "unflatten", "num_params"]
 
-Array = Any
-
-
-def _problem_batch(loss_fn) -> tuple:
-    arr = getattr(loss_fn, "Phi", None)
-    if arr is None:
-        arr = getattr(loss_fn, "X", None)
-    return tuple(arr.shape[:-2]) if arr is not None else ()
 
 
 def _prepare(loss_fn, Ws, residual, *, suffixes=True):
-    loss_fn = check_loss(loss_fn)
-    Ws, xp = check_weights(Ws)
-    nets = broadcast_batch(*(tuple(W.shape[:-2]) for W in Ws), what="the layers' batch shapes in `Ws`")
-    broadcast_batch(nets, _problem_batch(loss_fn), what="the batch shapes of `Ws` and of the problem in `loss`")
-    Fs = _p.factors(Ws, check_bool(residual, "residual"), xp)
-    parts = _p.partials(Fs, xp, suffixes=suffixes)
-    return check_loss_against(loss_fn, parts.prefix[-1]), Ws, xp, parts
+    p = prepare(loss_fn, Ws, residual, suffixes=suffixes)
+    return p.loss, p.Ws, p.xp, p.parts
 
 
 def loss(loss: Loss, Ws: Sequence[Array], *, residual: bool = False) -> Array:
@@ -180,8 +166,8 @@ def hessian(loss: Loss, Ws: Sequence[Array], *, residual: bool = False) -> Array
     r"""Dense Hessian of :math:`L`, shape ``(..., P, P)`` with :math:`P = \sum_j d_j d_{j-1}`.
 
     Parameter order: layers 1..N, each flattened row-major (C order), as :func:`flatten`. For a
-    :class:`SquaredLoss` the blocks are assembled in closed form from Kronecker products
-    (:func:`linnet._fastpaths.squared_hessian`); for other losses column :math:`k` is the exact
+    :meth:`~linnet.losses.Loss.quadratic_form` (a :class:`~linnet.losses.SquaredLoss`, say) the blocks are assembled in closed form from Kronecker products
+    (:func:`linnet._fastpaths.hessian.squared_hessian`); for other losses column :math:`k` is the exact
     Hessian-vector product with the :math:`k`-th unit vector, all :math:`P` products run as one batched
     evaluation.
     """
@@ -189,9 +175,7 @@ def hessian(loss: Loss, Ws: Sequence[Array], *, residual: bool = False) -> Array
     widths = (Ws[0].shape[-1],) + tuple(W.shape[-2] for W in Ws)
     P = num_params(Ws)
     batch = tuple(loss_fn.value(parts.prefix[-1]).shape)  # nets' batch broadcast with the problem's
-    if type(loss_fn) is SquaredLoss:  # closed-form Kronecker blocks: O(N^2) small products, no P HVPs
-        from ._fastpaths import squared_hessian
-
+    if loss_fn.quadratic_form() is not None:  # closed-form Kronecker blocks: O(N^2) small products, no P HVPs
         return squared_hessian(loss_fn, parts.factors, xp, batch)
     eye = xp.eye(P, dtype=Ws[0].dtype)
     # basis directions on a new leading axis of length P, broadcast over the nets' batch axes

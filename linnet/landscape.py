@@ -21,7 +21,8 @@ import numpy as np
 from . import _progress
 from . import calculus as _c
 from . import product as _p
-from ._backend import from_host, host_rng, is_numpy_namespace, namespace, to_numpy
+from ._backend import Array, from_host, host_rng, is_numpy_namespace, namespace, to_numpy
+from ._fastpaths.curvature import TopEigenvalue, top_eigenvalue
 from ._validate import (
     as_index,
     check_int,
@@ -33,7 +34,8 @@ from ._validate import (
     check_weights,
 )
 from ._validate import broadcast_batch as _broadcast_batch
-from .losses import Loss, SquaredLoss
+from .losses import Loss
+from .theory.minima import rrr_value
 
 __all__ = [
     "Classification",
@@ -49,7 +51,6 @@ __all__ = [
     "slice_2d",
 ]
 
-Array = Any
 
 LABELS = ("global minimum", "local minimum", "strict saddle", "non-strict saddle", "not critical")
 
@@ -113,8 +114,8 @@ def _grad_scale(loss_fn, Ws, residual, xp):
 def classify(
     loss: Loss,
     Ws: Sequence[Array],
-    residual: bool = False,
     *,
+    residual: bool = False,
     gtol: Optional[float] = None,
     htol: Optional[float] = None,
     vtol: Optional[float] = None,
@@ -204,10 +205,10 @@ def classify(
     r = min(widths) if not residual else min(d0, dN)
     no_bottleneck = r >= min(d0, dN)
     gv = None
-    if isinstance(loss_fn, SquaredLoss):
-        from .theory import rrr_value
-
-        gv = rrr_value(loss_fn, r)
+    form = loss_fn.quadratic_form()
+    quadratic = form is not None and form.Phi is not None  # centred statistics: reduced-rank regression applies
+    if quadratic:
+        gv = rrr_value(form, r)
     elif no_bottleneck and callable(getattr(loss_fn, "min_value", None)):
         mv = loss_fn.min_value()
         if mv is not None:
@@ -221,7 +222,7 @@ def classify(
     if loss_fn.convex and loss_fn.differentiable:
         g0 = xp.sqrt(xp.sum(loss_fn.grad(xp.zeros(loss_fn.shape, dtype=dt)) ** 2, axis=(-2, -1)))
         is_global = is_global | (gl <= gtol * xp.maximum(g0, xp.ones_like(g0)))
-    no_bad_minima = isinstance(loss_fn, SquaredLoss) or (loss_fn.convex and loss_fn.differentiable and no_bottleneck)
+    no_bad_minima = quadratic or (loss_fn.convex and loss_fn.differentiable and no_bottleneck)
 
     crit_h, glob_h = to_numpy(critical), to_numpy(is_global)
     idx_h, nz_h = to_numpy(index), to_numpy(n_zero)
@@ -347,20 +348,11 @@ def symmetry_rank(Ws: Sequence[Array], *, rtol: Optional[float] = None) -> Array
 # ---------------------------------------------------------------------------------------------------------------
 # top Hessian eigenvalue from exact HVPs
 # ---------------------------------------------------------------------------------------------------------------
-class TopEigenvalue(NamedTuple):
-    """``value`` ``(...)``: :math:`\\lambda_{\\max}(\\nabla^2 L)`; ``vector`` ``(..., P)``: a unit eigenvector in
-    :func:`linnet.flatten` order; ``n_hvp``: number of (batched) Hessian-vector products used."""
-
-    value: Array
-    vector: Array
-    n_hvp: int
-
-
 def top_hessian_eigenvalue(
     loss: Loss,
     Ws: Sequence[Array],
-    residual: bool = False,
     *,
+    residual: bool = False,
     tol: float = 1e-10,
     maxiter: Optional[int] = None,
     seed: Any = 0,
@@ -371,9 +363,8 @@ def top_hessian_eigenvalue(
 
     The Hessian is never formed: each step applies :func:`linnet.hvp` (closed form, THEOREMS.md §1).
     ``method='eigsh'`` (default for one net on NumPy) runs ARPACK's implicitly restarted Lanczos
-    (:func:`scipy.sparse.linalg.eigsh`, ``which='LA'``) on a ``LinearOperator`` (for a
-    :class:`~linnet.losses.SquaredLoss`, :func:`linnet._fastpaths.top_eigenvalue`: the same exact HVPs with
-    everything independent of the direction precomputed); ``method='lanczos'`` (default
+    (:func:`scipy.sparse.linalg.eigsh`, ``which='LA'``) on the exact HVPs of
+    :class:`linnet._fastpaths.curvature.HVPOperator`, with everything independent of the direction precomputed; ``method='lanczos'`` (default
     otherwise) runs a batched Lanczos iteration with full reorthogonalisation in array code, stopping for each
     net when the Ritz residual :math:`|\beta_k s_k| \le \mathrm{tol}\cdot|\theta_{\max}|`. By GD linear stability
     (THEOREMS.md §13), a minimum is stable for step :math:`\eta` iff this value is at most :math:`2/\eta`.
@@ -426,10 +417,8 @@ def _top_dispatch(loss, Ws, H, residual, method, batch, xp, P, v0, tol, maxiter,
     if method == "eigsh" and (batch != () or not is_numpy_namespace(xp)):
         raise ValueError("`method='eigsh'` needs one net (no batch) on NumPy; use 'lanczos'")
     if method == "eigsh" or (method == "auto" and batch == () and is_numpy_namespace(xp) and P > 2):
-        if type(loss) is SquaredLoss and P > 2:
-            # lean exact HVPs (direction-independent products precomputed once): same operator, ~10x cheaper
-            from ._fastpaths import top_eigenvalue
-
+        if P > 2:
+            # exact HVPs with the direction-independent products precomputed once: same operator, ~10x cheaper
             r = top_eigenvalue(loss, Ws, residual=bool(residual), tol=tol, v0=v0)
             return TopEigenvalue(from_host(np.float64(r.value), xp, dt), from_host(r.vector, xp, dt), r.n_hvp)
         return _top_eigsh(H, P, v0, tol, dt, xp)
@@ -562,7 +551,7 @@ def _check_dir(D, Ws, name):
     return D
 
 
-def slice_1d(loss: Loss, Ws: Sequence[Array], direction: Sequence[Array], ts: Any, residual: bool = False) -> Array:
+def slice_1d(loss: Loss, Ws: Sequence[Array], direction: Sequence[Array], ts: Any, *, residual: bool = False) -> Array:
     r"""The loss along a line: :math:`t \mapsto L(W + tD)`, shape ``(len(ts), ...)``.
 
     Examples
@@ -588,6 +577,7 @@ def slice_2d(
     d2: Sequence[Array],
     ts: Any,
     ss: Any,
+    *,
     residual: bool = False,
 ) -> Array:
     r"""The loss on a plane: :math:`(t, s) \mapsto L(W + tD_1 + sD_2)`, shape ``(len(ts), len(ss), ...)``."""

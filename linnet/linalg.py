@@ -8,13 +8,13 @@ order 1e-6).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
+from ._backend import Array
 from ._validate import check_int, check_matrix, check_positive, check_real
 
 __all__ = ["gram_powers", "e2e_velocity", "preconditioner", "preconditioner_eigenvalues"]
 
-Array = Any
 
 
 def _threshold(s, rtol, xp):

@@ -10,9 +10,9 @@ Conventions (THEOREMS.md §0): samples are columns, :math:`X \in \mathbb R^{d_0 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
-from ._backend import namespace
+from ._backend import Array, namespace
 from ._validate import (
     broadcast_batch,
     check_callable_output,
@@ -22,9 +22,76 @@ from ._validate import (
     check_positive,
 )
 
-__all__ = ["Loss", "SquaredLoss", "LpLoss", "HuberLoss", "CallableLoss"]
+__all__ = ["Loss", "QuadraticForm", "SquaredLoss", "LpLoss", "HuberLoss", "CallableLoss"]
 
-Array = Any
+
+def _broadcast_batch(*shapes: tuple) -> tuple:
+    """The broadcast of batch shapes (plain tuples; no arrays made)."""
+    out: list = []
+    for s in shapes:
+        s = tuple(s)
+        if len(s) > len(out):
+            out = [1] * (len(s) - len(out)) + out
+        for i, n in enumerate(s, start=len(out) - len(s)):
+            if out[i] == 1:
+                out[i] = n
+            elif n not in (1, out[i]):
+                raise ValueError(f"batch shapes {shapes} do not broadcast")
+    return tuple(out)
+
+
+class QuadraticForm(NamedTuple):
+    r"""A loss that is quadratic in the end-to-end matrix with Hessian :math:`I \otimes \Lambda_{xx}`:
+
+    .. math::
+
+        \ell(W) = \tfrac12 \operatorname{tr}(W\Lambda_{xx}W^\top) - \operatorname{tr}(W\Lambda_{yx}^\top)
+        + \tfrac12\operatorname{tr}\Lambda_{yy}
+        = \tfrac12 \operatorname{tr}\big((W-\Phi)\Lambda_{xx}(W-\Phi)^\top\big) + c_0 .
+
+    What the NumPy kernel (:mod:`linnet._fastpaths.quadratic`) and the closed-form Hessian
+    (:mod:`linnet._fastpaths.hessian`) read, so that any loss returning one from
+    :meth:`Loss.quadratic_form` gets them, whatever its class.
+
+    Fields (arrays of the loss's namespace, each with optional leading batch dimensions)
+    ------------------------------------------------------------------------------------
+    Sxx : ``(..., d_0, d_0)`` or ``None``
+        :math:`\Lambda_{xx}`; ``None`` means the identity (whitened).
+    Syx : ``(..., d_N, d_0)``
+        :math:`\Lambda_{yx}`.
+    Phi : ``(..., d_N, d_0)`` or ``None``
+        The centre :math:`\Phi = \Lambda_{yx}\Lambda_{xx}^+`; ``None`` for raw statistics (a minibatch), whose
+        value is the uncentred form.
+    c0 : ``(...)`` or ``None``
+        :math:`\min_W \ell` (``None`` for raw statistics).
+    tr_yy : ``(...)``
+        :math:`\operatorname{tr}\Lambda_{yy}`.
+    factor : ``(..., d_0, r)`` or ``None``
+        :math:`F` with :math:`\Lambda_{xx} = w\,FF^\top` (the value is then computed as
+        :math:`\tfrac w2\|F^\top(W-\Phi)^\top\|_F^2 + c_0`: accurate and :math:`\ge c_0` for singular
+        :math:`\Lambda_{xx}`).
+    factor_weight : float
+        The scale :math:`w` of ``factor``.
+    batch_shape : tuple
+        The problem's batch shape (all fields broadcast to it).
+    """
+
+    Sxx: Optional[Array]
+    Syx: Array
+    Phi: Optional[Array]
+    c0: Optional[Array]
+    tr_yy: Array
+    factor: Optional[Array]
+    factor_weight: float
+    batch_shape: tuple
+
+    @property
+    def kind(self) -> str:
+        r"""``"raw"`` (statistics of a minibatch, no centre), ``"whitened"`` (:math:`\Lambda_{xx} = I`) or
+        ``"centred"``."""
+        if self.Phi is None:
+            return "raw"
+        return "whitened" if self.Sxx is None else "centred"
 
 
 def _as_data(X, Y):
@@ -54,12 +121,41 @@ class Loss:
 
     Subclasses implement ``value(W)``, ``grad(W)`` and ``hvp(W, D)`` (the Hessian of :math:`\\ell` at ``W``
     applied to ``D``), each taking ``W`` of shape ``(..., d_N, d_0)``. ``shape`` is ``(d_N, d_0)``.
-    ``convex`` and ``differentiable`` describe :math:`\\ell` (used by :mod:`linnet.landscape`).
+
+    Capabilities (what the engine dispatches on; never the class):
+
+    - ``convex``, ``differentiable``: describe :math:`\\ell` (used by :mod:`linnet.landscape`);
+    - ``finite_value_implies_finite_weights``: a finite value at ``W`` implies finite ``W`` and a finite gradient
+      (true of the built-in losses); the training driver then skips its own finiteness test of weights and
+      gradients;
+    - :meth:`quadratic_form`: a :class:`QuadraticForm` for losses quadratic in ``W`` with Hessian
+      :math:`I\\otimes\\Lambda_{xx}` (NumPy kernel and closed-form Hessian), else ``None``;
+    - :attr:`batch_shape`: the problem's own batch shape;
+    - :attr:`n_samples`: the number of samples (columns) :meth:`subsample` draws from, or ``None``.
     """
 
     shape: tuple
     convex: bool = True
     differentiable: bool = True
+    finite_value_implies_finite_weights: bool = False
+
+    def quadratic_form(self) -> Optional[QuadraticForm]:
+        """This loss as a :class:`QuadraticForm`, or ``None`` when it is not one (the default)."""
+        return None
+
+    @property
+    def batch_shape(self) -> tuple:
+        """The problem's batch shape (leading dimensions of its data); ``()`` for one problem."""
+        for name in ("Phi", "X"):
+            arr = getattr(self, name, None)
+            if arr is not None:
+                return tuple(arr.shape[:-2])
+        return ()
+
+    @property
+    def n_samples(self) -> Optional[int]:
+        """Samples (columns) that :meth:`subsample` draws from; ``None`` for a loss without samples."""
+        return None
 
     def value(self, W):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -216,6 +312,30 @@ class SquaredLoss(Loss):
         c0 = 0.5 * (tr_yy - _trace(xp.matmul(Phi, Syx.mT), xp))
         return cls(Sxx, Syx, Phi, c0, tr_yy, factor=factor)
 
+    # ---- capabilities -------------------------------------------------------------------------------------
+    finite_value_implies_finite_weights = True
+
+    def quadratic_form(self) -> QuadraticForm:
+        """The statistics as a :class:`QuadraticForm` (built once per loss object)."""
+        form = self._cache.get("quadratic_form")
+        if form is None:
+            arrays = (self.Sxx, self.Syx, self.Phi, self.c0, self.tr_yy)
+            batch = _broadcast_batch(*(tuple(a.shape[:-2]) for a in arrays[:3] if a is not None),
+                                     *(tuple(a.shape) for a in arrays[3:] if a is not None))
+            form = QuadraticForm(
+                self.Sxx, self.Syx, self.Phi, self.c0, self.tr_yy, self.factor, self.factor_weight, batch
+            )
+            self._cache["quadratic_form"] = form
+        return form
+
+    @property
+    def batch_shape(self) -> tuple:
+        return tuple(self.Syx.shape[:-2]) if self.Phi is None else tuple(self.Phi.shape[:-2])
+
+    @property
+    def n_samples(self) -> Optional[int]:
+        return None if self.data is None else int(self.data[0].shape[-1])
+
     # ---- dtype --------------------------------------------------------------------------------------------
     def astype(self, dtype) -> "SquaredLoss":
         if self.Syx.dtype == dtype:
@@ -279,7 +399,17 @@ class SquaredLoss(Loss):
         return self.c0
 
 
-class LpLoss(Loss):
+class _DataLoss(Loss):
+    """Shared capabilities of losses of the residuals :math:`WX - Y` held as data ``X``, ``Y``."""
+
+    finite_value_implies_finite_weights = True
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.X.shape[-1])
+
+
+class LpLoss(_DataLoss):
     r""":math:`\ell(W) = \frac{1}{p\,m}\sum_{i,k} |(WX - Y)_{ik}|^p` for :math:`p \ge 2` (convex, :math:`C^2`).
 
     Used for the acceleration experiment of Arora, Cohen & Hazan,
@@ -337,7 +467,7 @@ class LpLoss(Loss):
         return xp.matmul(w * xp.matmul(D, self.X), self.X.mT) / self.m
 
 
-class HuberLoss(Loss):
+class HuberLoss(_DataLoss):
     r"""Huber loss of the residuals, :math:`\ell(W) = \frac1m\sum_{i,k} h_\delta((WX-Y)_{ik})`.
 
     :math:`h_\delta(r) = r^2/2` for :math:`|r|\le\delta` and :math:`\delta(|r| - \delta/2)` beyond: convex and

@@ -22,7 +22,7 @@ returns ``inf`` (the trainers stop on a non-finite loss).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np  # host side only: the reference QP
 
@@ -74,6 +74,11 @@ class _MarginLoss(Loss):
     def num_samples(self) -> int:
         """The number of samples :math:`m` (what :func:`linnet.train.sgd` draws from)."""
         return self.m
+
+    @property
+    def n_samples(self) -> Optional[int]:
+        """The :class:`~linnet.losses.Loss` capability: samples that :meth:`subsample` draws from."""
+        return self.num_samples
 
     def _new(self, X, y):
         out = object.__new__(type(self))

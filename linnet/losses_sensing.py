@@ -101,6 +101,11 @@ class LinearMeasurementLoss(Loss):
         return self.m
 
     @property
+    def n_samples(self) -> Optional[int]:
+        """The :class:`~linnet.losses.Loss` capability: samples that :meth:`subsample` draws from."""
+        return self.num_samples
+
+    @property
     def batch_shape(self) -> tuple:
         """Leading (problem) batch dimensions."""
         return tuple(self.A.shape[:-3])
@@ -269,6 +274,11 @@ class MatrixCompletionLoss(Loss):
     def num_samples(self) -> Optional[int]:
         """The number of observations :math:`m` (``None`` when the problems of a batch observe different numbers)."""
         return self.m
+
+    @property
+    def n_samples(self) -> Optional[int]:
+        """The :class:`~linnet.losses.Loss` capability: samples that :meth:`subsample` draws from."""
+        return self.num_samples
 
     def astype(self, dtype) -> "MatrixCompletionLoss":
         if self.M.dtype == dtype:

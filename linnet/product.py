@@ -23,8 +23,9 @@ The identity is represented by ``None`` so that no product with :math:`I` is eve
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
+from ._backend import Array
 from ._validate import check_bool, check_weights
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
     "pullback_derivative",
 ]
 
-Array = Any
 
 
 def _mm(A: Optional[Array], B: Optional[Array], xp) -> Optional[Array]:
@@ -188,9 +188,3 @@ def pullback_derivative(p: Partials, G: Array, Vs: Sequence[Array], xp, *, dP=No
         else:
             out.append(terms[0] if len(terms) == 1 else terms[0] + terms[1])
     return tuple(out)
-
-
-def check_and_factor(Ws: Sequence[Array], residual: bool, *, name: str = "Ws"):
-    """Validate ``Ws`` and return ``(Ws, xp, factors)``."""
-    Ws, xp = check_weights(Ws, name=name)
-    return Ws, xp, factors(Ws, residual, xp)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import dtype_name, to_numpy
+from ._backend import dtype_name, namespace, to_numpy
 
 __all__ = ["tolerances", "assert_close", "rel_error"]
 
@@ -30,6 +30,13 @@ def rel_error(actual: Any, desired: Any) -> float:
     return float(np.linalg.norm(a - d)) / den
 
 
+def _namespace_name(a: Any) -> str:
+    if isinstance(a, (int, float, np.generic)):
+        return "numpy"
+    name = namespace(a).__name__
+    return "numpy" if name in ("numpy", "array_api_compat.numpy") else name
+
+
 def assert_close(
     actual: Any,
     desired: Any,
@@ -38,18 +45,27 @@ def assert_close(
     atol: float | None = None,
     check_dtype: bool = True,
     check_shape: bool = True,
+    check_namespace: bool = True,
     err_msg: str = "",
 ) -> None:
-    """Assert ``actual`` equals ``desired`` within tolerances; dtype and shape checked too.
+    """Assert ``actual`` equals ``desired`` within tolerances; shape, dtype and namespace checked too.
 
-    ``desired`` may be a NumPy array (a float64 reference); then only ``actual``'s dtype is compared to the
-    dtype given by ``actual`` itself and the tolerances come from ``actual``'s dtype.
+    Tolerances default to those of ``actual``'s dtype (:func:`tolerances`). ``check_dtype``: both have the same
+    dtype (a float64 NumPy reference for a float32 result needs ``check_dtype=False``); ``check_namespace``: both
+    live in the same array namespace (NumPy through array-api-compat counts as NumPy); Python scalars count as
+    NumPy float64.
     """
     if check_shape and tuple(getattr(actual, "shape", ())) != tuple(getattr(desired, "shape", ())):
         raise AssertionError(f"shape mismatch: {tuple(actual.shape)} vs {tuple(desired.shape)} {err_msg}")
-    if check_dtype and hasattr(desired, "dtype") and not isinstance(desired, np.ndarray):
-        if dtype_name(actual.dtype) != dtype_name(desired.dtype):
-            raise AssertionError(f"dtype mismatch: {actual.dtype} vs {desired.dtype} {err_msg}")
+    if check_dtype:
+        da = dtype_name(getattr(actual, "dtype", np.float64))
+        dd = dtype_name(getattr(desired, "dtype", np.float64))
+        if da != dd:
+            raise AssertionError(f"dtype mismatch: {da} vs {dd} {err_msg}")
+    if check_namespace and _namespace_name(actual) != _namespace_name(desired):
+        raise AssertionError(
+            f"namespace mismatch: {_namespace_name(actual)} vs {_namespace_name(desired)} {err_msg}"
+        )
     r0, a0 = tolerances(actual.dtype if hasattr(actual, "dtype") else np.float64)
     np.testing.assert_allclose(
         np.asarray(to_numpy(actual), dtype=np.float64),

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import time
 import zlib
-from typing import Any, Callable, NamedTuple
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -36,7 +37,7 @@ STATUSES = ("CONFIRMED", "DERIVED+VERIFIED", "UNCONFIRMED", "MIXED")
 
 def host(a: Any) -> np.ndarray:
     """A copy of an array of any backend as a float64 NumPy array (for host-side references)."""
-    from linnet._backend import to_numpy
+    from linnet.backend import to_numpy
 
     return np.asarray(to_numpy(a), dtype=np.float64)
 
@@ -59,7 +60,7 @@ class Context:
     @property
     def xp(self):
         """The array namespace of ``backend``."""
-        from linnet._backend import get_namespace
+        from linnet.backend import get_namespace
 
         return get_namespace(self.backend)
 
@@ -78,7 +79,7 @@ class Context:
 
     def asarray(self, a: Any):
         """Move a host array to the backend in the context's dtype."""
-        from linnet._backend import from_host
+        from linnet.backend import from_host
 
         return from_host(a, self.xp, self.dtype)
 
@@ -95,7 +96,7 @@ class Measurement(NamedTuple):
     holds: bool
     relation: str = "<="
     note: str = ""
-    details: dict = {}
+    details: Mapping[str, Any] = MappingProxyType({})  # read-only empty default: no mutable default shared by all
 
     @classmethod
     def compare(cls, figure: float, bound: float, relation: str = "<=", note: str = "", **details) -> "Measurement":
@@ -160,8 +161,8 @@ class Verdict(NamedTuple):
 
     def as_dict(self) -> dict:
         d = self._asdict()
-        d["result"] = self.result._asdict()
-        d["control"] = self.control._asdict()
+        d["result"] = self.result._asdict() | {"details": dict(self.result.details)}
+        d["control"] = self.control._asdict() | {"details": dict(self.control.details)}
         d["ok"] = self.ok
         d["control_failed"] = self.control_failed
         return d
@@ -185,6 +186,8 @@ class Check:
     claim: str = ""
     source: str = ""
     status: str = ""
+    #: ``"light"``: run in CI's registry test (tests/test_proofs_registry.py); ``"heavy"``: only under ``-m slow``.
+    cost: str = "light"
     control_description: str = ""
 
     def measure(self, ctx: Context) -> Measurement:  # pragma: no cover - abstract

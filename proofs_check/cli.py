@@ -72,7 +72,7 @@ def select(checks: Sequence[_core.Check], raw_patterns: Sequence[str]) -> list[_
 
 def _backend_ok(name: str) -> str | None:
     """``None`` if the backend imports (and, for cupy, sees a device), else the reason."""
-    from linnet._backend import available_backends
+    from linnet.backend import available_backends
 
     if name in available_backends():
         return None

@@ -36,3 +36,15 @@ def xp(request):
 def dtype_name(request):
     """A floating dtype by name."""
     return request.param
+
+
+def pytest_collection_modifyitems(config, items):
+    """With ``LINNET_FASTPATHS=0`` the tests of the fast paths themselves have nothing to test: skip them."""
+    import linnet.backend
+
+    if linnet.backend.fastpaths_enabled():
+        return
+    skip = pytest.mark.skip(reason="LINNET_FASTPATHS=0: the NumPy fast paths are off")
+    for item in items:
+        if "fastpath" in item.keywords:
+            item.add_marker(skip)

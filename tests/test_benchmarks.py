@@ -49,13 +49,15 @@ def test_extra_columns_run_in_a_child_and_never_break_the_run():
 
 
 def test_quick_run_on_a_strict_backend_as_a_dry_run_of_the_device_paths(tmp_path):
-    """All four workloads run on array-api-strict (no NumPy-only calls on device arrays), so a GPU session does
+    """Every registered workload runs on array-api-strict (no NumPy-only calls on device arrays), so a GPU session does
     not spend its device time on a wrong call: each writes its figures."""
     out = tmp_path / "strict.json"
     assert main(["--backend", "array_api_strict", "--quick", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     w = res["workloads"]
-    assert set(w) == {"W1", "W2", "W3", "W4"}
+    from benchmarks.workloads import WORKLOADS
+
+    assert set(w) == set(WORKLOADS) >= {"W1", "W2", "W3", "W4"}
     assert all(math.isfinite(row["time_per_step_s"]) for row in w["W1"]["rows"])
     assert w["W2"]["net_steps_per_s"]["train_gd"] > 0
     assert w["W3"]["finite_differences_rel_error"] < 1e-6
@@ -74,6 +76,8 @@ def test_quick_sweep_workload(tmp_path):
     for k in ("in_process_runs_per_s", "cluster2_runs_per_s", "task_overhead_cluster_s", "cost_per_net_step_s"):
         assert math.isfinite(r[k]) and r[k] > 0, k
     assert r["tables_equal"] is True
+
+
 def test_benchmark_texts_have_no_tracker_jargon():
     """User-facing benchmark texts say what a workload is, not which tracker issue asked for it."""
     import re
@@ -81,3 +85,27 @@ def test_benchmark_texts_have_no_tracker_jargon():
     root = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
     for path in [*root.glob("*.py"), root / "RESULTS.md", root / "gpu.sh"]:
         assert not re.search(r"\bissue \d", path.read_text()), path.name
+
+
+def _registry():
+    from benchmarks import __main__ as cli
+    from benchmarks.workloads import COST, WORKLOADS
+
+    return cli, COST, WORKLOADS
+
+
+def test_every_registered_workload_has_a_table_and_a_cost():
+    """Workloads are registered where they are defined; each has a table formatter and a cost, and -k lists them."""
+    cli, cost, workloads = _registry()
+    assert set(workloads) >= {"W1", "W2", "W3", "W4"}
+    assert set(workloads) == set(cli.TABLES) == set(cost)
+    assert all(c in ("light", "heavy") for c in cost.values())
+
+
+def test_registering_a_workload_twice_is_refused():
+    import pytest
+
+    from benchmarks.workloads import workload
+
+    with pytest.raises(ValueError, match="W2"):
+        workload("W2")(lambda be, sz: {})

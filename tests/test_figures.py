@@ -18,7 +18,7 @@ from figures import __main__ as cli
 
 def test_registry_modules_have_the_contract():
     """Every registered figure has NAME, TITLE, SOURCE, CAPTION, data and make."""
-    assert len(figures.NAMES) == 18
+    assert len(figures.NAMES) >= 18 and len(set(figures.NAMES)) == len(figures.NAMES)
     for name in figures.NAMES:
         mod = figures.get(name)
         assert mod.NAME == name

@@ -36,8 +36,7 @@ def _loss(kind, d0, dN, xp, dtype, batch=()):
 
 
 def _generic(loss, Ws, residual, xp, monkeypatch):
-    with monkeypatch.context() as m:
-        m.setattr(_fastpaths, "value_and_grads", lambda *a: None)
+    with ln.backend.fastpaths(False):
         return _step.value_and_grads(loss, Ws, residual, xp)
 
 
@@ -63,7 +62,7 @@ def test_step_matches_public_closed_form(xp, dtype_name, kind, widths, batch, mo
     _check_same(_generic(loss, Ws, False, xp, monkeypatch), ref, dtype_name)
     assert_close(_step.values(loss, Ws, False, xp), ref[0])
     fast = _fastpaths.value_and_grads(loss, Ws, False, xp)
-    applies = kind != "lp" and xp.__name__.endswith("numpy")
+    applies = kind != "lp" and xp.__name__.endswith("numpy") and ln.backend.fastpaths_enabled()
     assert (fast is not None) == applies
 
 
@@ -105,8 +104,8 @@ def test_threaded_split_is_bitwise_equal(kind, residual, monkeypatch):
     _fastpaths.set_num_threads(1)
     try:
         v1, g1 = _step.value_and_grads(loss, Ws, residual, xp)
-        monkeypatch.setattr(_fastpaths, "MIN_NETS_PER_CHUNK", 10)
-        monkeypatch.setattr(_fastpaths, "MIN_WORK_PER_CHUNK", 1.0)
+        monkeypatch.setattr(_fastpaths.threads, "MIN_NETS_PER_CHUNK", 10)
+        monkeypatch.setattr(_fastpaths.threads, "MIN_WORK_PER_CHUNK", 1.0)
         _fastpaths.set_num_threads(3)
         v3, g3 = _step.value_and_grads(loss, Ws, residual, xp)
     finally:
@@ -146,6 +145,7 @@ def test_residual_needs_square_layers(xp):
         _step.value_and_grads(loss, Ws, True, xp)
 
 
+@pytest.mark.fastpath
 def test_out_buffers_are_filled_in_place(xp):
     """With ``out=``, the NumPy fast path writes the gradients into the caller's arrays; any path returns them right."""
     Ws = ln.init.gaussian((3, 4, 4, 2), scale=0.5, batch=(5,), seed=1, xp=xp)
@@ -234,8 +234,8 @@ def test_fused_update_is_bitwise_the_separate_update(residual, dtype_name, per_n
     if per_net:
         lrs[0, :3] = 0.0  # frozen nets: a zero step
     steps = tuple(lrs * c for c in (1.0, 0.5, 2.0)) if per_layer else lrs
-    monkeypatch.setattr(_fastpaths, "MIN_NETS_PER_CHUNK", 10)
-    monkeypatch.setattr(_fastpaths, "MIN_WORK_PER_CHUNK", 1.0)
+    monkeypatch.setattr(_fastpaths.threads, "MIN_NETS_PER_CHUNK", 10)
+    monkeypatch.setattr(_fastpaths.threads, "MIN_WORK_PER_CHUNK", 1.0)
     _fastpaths.set_num_threads(threads)
     try:
         L0, G0 = _step.value_and_grads(loss, Ws, residual, xp)
@@ -265,9 +265,9 @@ def test_fused_heavy_ball_update_is_bitwise_the_separate_update(xp, threads, fas
     s = from_host(np.random.default_rng(5).uniform(0.0, 0.1, (7, 43, 1, 1)), xp, "float64")
     beta = 0.9
     if not fast:
-        monkeypatch.setattr(_fastpaths, "value_and_grads", lambda *a: None)
-    monkeypatch.setattr(_fastpaths, "MIN_NETS_PER_CHUNK", 10)
-    monkeypatch.setattr(_fastpaths, "MIN_WORK_PER_CHUNK", 1.0)
+        monkeypatch.setattr(_fastpaths.select, "_state", {"on": False})  # as ln.backend.fastpaths(False)
+    monkeypatch.setattr(_fastpaths.threads, "MIN_NETS_PER_CHUNK", 10)
+    monkeypatch.setattr(_fastpaths.threads, "MIN_WORK_PER_CHUNK", 1.0)
     _fastpaths.set_num_threads(threads)
     try:
         L0, G0 = _step.value_and_grads(loss, Ws, False, xp)
@@ -311,7 +311,7 @@ def test_scratch_buffers_are_per_dtype():
     try:
         _step.value_and_grads(loss, Ws64, False, xp)
         La, Ga = _step.value_and_grads(loss32, Ws32, False, xp)
-        _fastpaths._local.ws = {}  # fresh scratch
+        _fastpaths.threads._local.ws = {}  # fresh scratch
         Lb, Gb = _step.value_and_grads(loss32, Ws32, False, xp)
     finally:
         _fastpaths.set_num_threads(None)
@@ -339,6 +339,7 @@ def test_fast_value_keeps_gradients_and_value_to_round_off(xp, dtype_name, kind,
     assert np.all(np.abs(to_numpy(La) - to_numpy(Lb)) <= bound)
 
 
+@pytest.mark.fastpath
 def test_fast_value_is_not_the_accurate_value_where_lambda_xx_is_singular():
     """Why recorded values never use the fast form: far along null(Lambda_xx) it loses the minimum (it can
     dip below it), where the factored value stays at the minimum to round-off."""
@@ -368,8 +369,7 @@ def test_numpy_hessian_assembly_is_bitwise_the_generic_one(batch, widths, monkey
     for loss in (ln.SquaredLoss.from_data(X, Y), ln.SquaredLoss.whitened(Y[..., :, : widths[0]])):
         for residual in (False, True) if len(set(widths)) == 1 else (False,):
             H = ln.hessian(loss, Ws, residual=residual)
-            with monkeypatch.context() as m:
-                m.setattr(_fastpaths, "is_numpy_namespace", lambda xp: False)
+            with ln.backend.fastpaths(False):
                 H_generic = ln.hessian(loss, Ws, residual=residual)
             np.testing.assert_array_equal(H, H_generic)
             assert H.shape == batch + (H.shape[-1],) * 2 and xp is not None

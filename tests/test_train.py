@@ -283,6 +283,7 @@ def test_callable_loss_with_finite_loss_of_infinite_weights():
         assert np.array_equal(run.weights[0], ref.weights[0]) and np.array_equal(run.loss, ref.loss)
 
 
+@pytest.mark.fastpath
 @pytest.mark.parametrize("beta", [0.0, 0.7])
 def test_numpy_in_place_descent_is_the_plain_update(beta):
     """The NumPy fast path (reused buffers, in-place updates, threads over the batch) performs exactly the array
@@ -633,6 +634,7 @@ def _fused_cases():
     }
 
 
+@pytest.mark.fastpath
 @pytest.mark.parametrize("case", list(_fused_cases()))
 def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
     """The NumPy gd, heavy-ball and SGD loops with the update fused into the gradient pass give exactly (every bit
@@ -640,8 +642,8 @@ def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
     from linnet import _fastpaths
     from linnet.train import descent
 
-    monkeypatch.setattr(_fastpaths, "MIN_NETS_PER_CHUNK", 16)
-    monkeypatch.setattr(_fastpaths, "MIN_WORK_PER_CHUNK", 1.0)
+    monkeypatch.setattr(_fastpaths.threads, "MIN_NETS_PER_CHUNK", 16)
+    monkeypatch.setattr(_fastpaths.threads, "MIN_WORK_PER_CHUNK", 1.0)
     calls = {"fused": 0}
     real_step = descent._step.value_and_grads
 
@@ -673,6 +675,7 @@ def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
         assert (np.asarray(ref.status) == train.DIVERGED).any() and (np.asarray(ref.status) != train.DIVERGED).any()
 
 
+@pytest.mark.fastpath
 @pytest.mark.parametrize("method", ["gd", "momentum"])
 def test_fast_values_never_change_the_result(method, monkeypatch):
     """Fast loss values (one product less per step for a loss from data) serve only the divergence test inside
@@ -710,6 +713,7 @@ def test_fast_values_never_change_the_result(method, monkeypatch):
     assert calls["fast"] > 0  # fast values were used (for check_every > 1)
 
 
+@pytest.mark.fastpath
 def test_divergences_in_many_windows_keep_the_fast_windows(monkeypatch):
     """Each window in which a net diverges is replayed exactly; the run goes back to fast windows afterwards
     (it once stayed exact for good after three replays, halving the speed of learning-rate sweeps)."""
@@ -741,6 +745,7 @@ def test_divergences_in_many_windows_keep_the_fast_windows(monkeypatch):
     assert calls["fused"] == expected
 
 
+@pytest.mark.fastpath
 def test_false_alarms_stay_exact_and_change_nothing(monkeypatch):
     """A fast window whose event the exact replay does not confirm (here: forced by a huge fast-value margin)
     changes nothing in the result; after three such false alarms the run stays exact."""
@@ -751,7 +756,7 @@ def test_false_alarms_stay_exact_and_change_nothing(monkeypatch):
     Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(4,), seed=3)
     kw = dict(lr=np.array([0.05, 3.0, 0.1, 40.0]), steps=60, record_every=7, check_every=6)
     ref = train.gd(loss, Ws, **kw)
-    monkeypatch.setattr(descent, "_FAST_VALUE_MARGIN", 1.0)  # threshold 0: every fast value is an alarm
+    monkeypatch.setattr(descent.driver, "_FAST_VALUE_MARGIN", 1.0)  # threshold 0: every fast value is an alarm
     real_step = descent._step.value_and_grads
     calls = {"fast": 0}
 
@@ -804,19 +809,28 @@ def test_flow_fast_stage_values_never_change_the_result(margin, monkeypatch):
 
 
 def _all_fields_equal(a, b, msg=""):
-    """Every field of two Trajectories equal, bit for bit and dtype for dtype."""
+    """Every field of two Trajectories equal, bit for bit and dtype for dtype (the ``state`` dict entry by entry)."""
     for name in b._fields:
-        x, y = getattr(a, name), getattr(b, name)
-        if isinstance(x, tuple):
-            assert len(x) == len(y)
-            for u, v in zip(x, y):
-                np.testing.assert_array_equal(u, v, err_msg=f"{msg}: {name}")
-                assert np.asarray(u).dtype == np.asarray(v).dtype
-        elif x is None or y is None:
-            assert x is y, f"{msg}: {name}"
-        else:
-            np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=f"{msg}: {name}")
-            assert np.asarray(x).dtype == np.asarray(y).dtype
+        _values_equal(getattr(a, name), getattr(b, name), f"{msg}: {name}")
+
+
+def _values_equal(x, y, msg):
+    if isinstance(x, dict):
+        assert isinstance(y, dict) and x.keys() == y.keys(), msg
+        for key in x:
+            _values_equal(x[key], y[key], f"{msg}[{key}]")
+    elif isinstance(x, (str, int)):
+        assert x == y and type(x) is type(y), msg
+    elif isinstance(x, tuple):
+        assert len(x) == len(y)
+        for u, v in zip(x, y):
+            np.testing.assert_array_equal(u, v, err_msg=msg)
+            assert np.asarray(u).dtype == np.asarray(v).dtype
+    elif x is None or y is None:
+        assert x is y, msg
+    else:
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=msg)
+        assert np.asarray(x).dtype == np.asarray(y).dtype
 
 
 def _numpy_window_cases():
@@ -851,8 +865,83 @@ def test_numpy_windows_are_bitwise_the_array_code_loop(case, monkeypatch):
 
     got = _numpy_window_cases()[case]()
     with monkeypatch.context() as m:
-        m.setattr(descent, "_np_buffers", lambda W0, batch: None)  # the array-code loop on NumPy arrays
+        m.setattr(descent.driver, "_np_buffers", lambda W0, batch: None)  # the array-code loop on NumPy arrays
         ref = _numpy_window_cases()[case]()
     if case != "callable":
         assert (np.asarray(ref.status) == train.DIVERGED).sum() > 3
     _all_fields_equal(got, ref, case)
+
+
+@pytest.mark.parametrize("keep_history", [False, True])
+def test_trajectory_save_load_round_trip(tmp_path, keep_history):
+    """Trajectory.save / Trajectory.load: every field back with its dtype and bits, no pickle in the file."""
+    loss = ln.SquaredLoss.whitened(np.diag([2.0, 1.0]))
+    Ws = ln.init.gaussian((2, 3, 2), scale=0.5, batch=(4,), seed=0, dtype="float32")
+    run = train.gd(loss, Ws, lr=np.array([0.05, 0.1, 5.0, 0.2], dtype=np.float32), steps=30, record_every=7,
+                   keep_history=keep_history)
+    path = tmp_path / "run.npz"
+    run.save(path)
+    back = train.Trajectory.load(path)
+    assert back.n_steps == run.n_steps and type(back.n_steps) is int
+    assert (back.history is None) == (not keep_history)
+    _all_fields_equal(back, run, "round trip")
+    with np.load(path, allow_pickle=False) as z:  # loads without pickle
+        assert "weights.0" in z.files
+
+
+def test_trajectory_load_rejects_other_files(tmp_path):
+    bad = tmp_path / "other.npz"
+    np.savez(bad, x=np.zeros(3))
+    with pytest.raises(ValueError, match="path"):
+        train.Trajectory.load(bad)
+    with pytest.raises(ValueError, match="path"):
+        train.Trajectory.load(tmp_path / "missing.npz")
+
+
+def _resume_cases():
+    X, Y = data(m=24)
+    loss = ln.SquaredLoss.from_data(X, Y)
+    lrs = np.array([0.05, 0.1, 9.0, 0.2])  # one net diverges
+    return {
+        "gd": lambda Ws, **k: train.gd(loss, Ws, lr=lrs, **k),
+        "gd_gtol": lambda Ws, **k: train.gd(loss, Ws, lr=0.1, gtol=1e-3, **k),
+        "momentum": lambda Ws, **k: train.momentum(loss, Ws, lr=lrs, beta=0.7, **k),
+        "sgd": lambda Ws, **k: train.sgd(loss, Ws, lr=lrs, batch_size=6, seed=3, **k),
+    }
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("case", list(_resume_cases()))
+def test_two_chained_runs_equal_one_run_bit_for_bit(case, fast):
+    """Run n steps, resume for n more: every field (step counter, records, history, weights, statuses, momentum
+    and SGD RNG position) is that of one run of 2n steps, to the last bit, on the fast and the generic path."""
+    import contextlib
+
+    run = _resume_cases()[case]
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(4,), seed=3)
+    kw = dict(record_every=5, keep_history=True, check_every=7, observe={"grad_norm": 10, "layer_norms": 20})
+    with contextlib.nullcontext() if fast else ln.backend.fastpaths(False):
+        one = run(Ws, steps=80, **kw)
+        first = run(Ws, steps=40, **kw)
+        two = run(first.weights, steps=40, resume=first, **kw)
+    assert two.n_steps == one.n_steps == 80
+    _all_fields_equal(two, one, case)
+    if case != "gd_gtol":
+        assert (np.asarray(one.status) == train.DIVERGED).any()
+
+
+def test_resume_from_a_saved_file_and_bad_resume(tmp_path):
+    X, Y = data(m=24)
+    loss = ln.SquaredLoss.from_data(X, Y)
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(2,), seed=0)
+    one = train.momentum(loss, Ws, lr=0.05, beta=0.5, steps=30)
+    first = train.momentum(loss, Ws, lr=0.05, beta=0.5, steps=15)
+    first.save(tmp_path / "a.npz")
+    back = train.Trajectory.load(tmp_path / "a.npz")
+    two = train.momentum(loss, back.weights, lr=0.05, beta=0.5, steps=15, resume=back)
+    for u, v in zip(one.weights, two.weights):
+        np.testing.assert_array_equal(u, v)
+    with pytest.raises(ValueError, match="resume"):
+        train.gd(loss, Ws, lr=0.1, steps=3, resume="yes")
+    with pytest.raises(ValueError, match="resume"):
+        train.gd(loss, ln.init.gaussian((3, 5, 2), scale=0.5, batch=(2,), seed=0), lr=0.1, steps=3, resume=first)

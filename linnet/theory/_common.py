@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import get_namespace, namespace
+from .._backend import (
+    Array,  # noqa: F401 - Array: the shared alias, re-exported
+    get_namespace,
+    namespace,
+)
 from .._validate import broadcast_batch, check_finite, check_int, check_positive, check_real
-
-Array = Any
 
 
 def _is_array(a) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._backend import namespace, to_numpy
 from .._validate import as_index, check_positive, check_widths
-from ..losses import Loss, SquaredLoss
+from ..losses import Loss, QuadraticForm, SquaredLoss
 from ._common import Array, _int
 
 __all__ = ["RRR", "rrr", "rrr_value", "GlobalMin", "global_min", "CriticalPoint", "baldi_hornik_points"]
@@ -72,8 +72,8 @@ def rrr(loss: SquaredLoss, rank: int) -> RRR:
     >>> float(res.value), res.We.tolist()
     (2.0, [[3.0, 0.0], [0.0, 0.0]])
     """
-    if not isinstance(loss, SquaredLoss):
-        raise ValueError(f"`loss` must be a SquaredLoss, got {type(loss).__name__}")
+    if not isinstance(loss, (SquaredLoss, QuadraticForm)) or loss.Phi is None:
+        raise ValueError(f"`loss` must be a SquaredLoss (or its centred QuadraticForm), got {type(loss).__name__}")
     r = _int(rank, "rank", lo=0)
     xp = namespace(loss.Phi)
     Phi = loss.Phi

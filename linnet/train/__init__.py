@@ -33,6 +33,7 @@ Submodules (everything public is re-exported here, as ``ln.train.<name>``):
 - ``_args``: private argument checks shared by the above.
 """
 
+from . import observers
 from .descent import gd, momentum
 from .end_to_end import end_to_end_flow, end_to_end_gd
 from .flow import gradient_flow
@@ -40,6 +41,7 @@ from .stochastic import sgd
 from .trajectory import CONVERGED, DIVERGED, DIVERGENCE_FACTOR, MAX_STEPS, STATUS_NAMES, Trajectory
 
 __all__ = [
+    "observers",
     "Trajectory",
     "CONVERGED",
     "MAX_STEPS",

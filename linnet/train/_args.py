@@ -10,12 +10,17 @@ from typing import Any, Optional
 
 import numpy as np  # host side only: argument checks
 
-from .. import product as _p
 from .._backend import dtype_name, from_host
+from .._problem import prepare
 from .._validate import broadcast_batch as _broadcast_shapes
-from .._validate import check_bool, check_int, check_loss_against, check_positive, check_real, check_weights
-from .._validate import check_loss as _check_loss
-from ..losses import Loss
+from .._validate import (
+    check_int,
+    check_loss_against,
+    check_positive,
+    check_real,
+    check_weights,  # noqa: F401 - re-exported to the trainers
+)
+from .._validate import check_loss as _check_loss  # noqa: F401 - re-exported to the trainers
 
 
 def _check_int(value: Any, name: str, *, minimum: int) -> int:
@@ -88,22 +93,17 @@ def _record_schedule(steps: int, record_every: Any, record_steps: Any) -> list:
     return idx
 
 
-def _prepare(loss: Any, Ws: Any, residual: bool, name: str = "Ws"):
-    """Validate loss and weights; return the loss in the weights' dtype, the weights, xp and the batch shape."""
-    loss = _check_loss(loss)
-    Ws, xp = check_weights(Ws, name=name)
-    Fs = _p.factors(Ws, check_bool(residual, "residual"), xp)
-    We = Fs[0]
-    for F in Fs[1:]:
-        We = xp.matmul(F, We)
-    loss_fn, batch = _check_against(loss, We, name)
-    return loss_fn, Ws, xp, batch
+def _prepare(loss: Any, Ws: Any, residual: Any, name: str = "Ws"):
+    """Validate loss, weights and ``residual`` (:func:`linnet._problem.prepare`); return the loss in the weights'
+    dtype, the weights, xp and the batch shape."""
+    p = prepare(loss, Ws, residual, name=name, suffixes=False, batch=True)
+    return p.loss, p.Ws, p.xp, p.batch
 
 
-def _check_against(loss: Loss, We, name: str):
+def _check_against(loss, We, name: str):
     """The loss in the dtype of ``We`` and the batch shape of the nets broadcast with the problem."""
     loss_fn = check_loss_against(loss, We, name)
-    problem = tuple(getattr(getattr(loss_fn, "Phi", None), "shape", ())[:-2])
+    problem = tuple(loss_fn.batch_shape)
     try:
         _broadcast_shapes(tuple(We.shape[:-2]), problem)
         batch = tuple(loss_fn.value(We).shape)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
+from .._backend import Array
 from .._validate import check_weights
 from ..linalg import e2e_velocity
 from ..losses import Loss
@@ -27,7 +28,6 @@ from .trajectory import Trajectory, _quiet, _weights_finite
 
 __all__ = ["end_to_end_gd", "end_to_end_flow"]
 
-Array = Any
 
 
 def _check_e2e(loss, We0, depth):
@@ -74,6 +74,7 @@ def end_to_end_gd(
     record_steps: Optional[Sequence[int]] = None,
     keep_history: bool = False,
     check_every: int = 10,
+    observe: Optional[dict] = None,
 ) -> Trajectory:
     r"""Discrete end-to-end dynamics of Arora, Cohen & Hazan (arXiv:1802.06509; THEOREMS.md §4):
 
@@ -83,7 +84,9 @@ def end_to_end_gd(
     which GD on a balanced depth-``depth`` net follows up to :math:`O(\eta^2)` per step. ``gtol`` applies to the
     Frobenius norm of the preconditioned velocity. PSD powers are thresholded (:func:`linnet.linalg.gram_powers`).
 
-    Returns a :class:`Trajectory` with ``weights = (W_e,)``.
+    Returns a :class:`Trajectory` with ``weights = (W_e,)``. ``observe`` as in :func:`linnet.train.gd`: the
+    observers see the one-layer "net" ``(W_e,)`` and the preconditioned velocity as ``G`` (``loss``,
+    ``singular_values``, ``effective_rank``, ``stable_rank``, ``distance_to_optimum`` are meaningful here).
 
     Examples
     --------
@@ -109,7 +112,14 @@ def end_to_end_gd(
     )
     rhs = _e2e_rhs(loss_fn, N, xp)
     with _quiet():
-        return _descend(evaluate=lambda k, W: rhs(W), beta=0.0, check_weights_finite=False, **opts)
+        return _descend(
+            evaluate=lambda k, W: rhs(W),
+            beta=0.0,
+            check_weights_finite=False,
+            observe=observe,
+            problem=(loss_fn, False),
+            **opts,
+        )
 
 
 def end_to_end_flow(

@@ -13,12 +13,12 @@ Hairer, Nørsett & Wanner, Solving Ordinary Differential Equations I, §II.4–I
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np  # host side only: argument checks, float64 epsilon
 
 from .. import _backend, _progress, _step
-from .._backend import dtype_name, is_numpy_namespace
+from .._backend import Array, dtype_name, is_numpy_namespace
 from .._validate import check_positive, check_real
 from ..losses import Loss
 from ._args import _broadcast_shapes, _broadcast_weights, _check_int, _prepare
@@ -38,7 +38,6 @@ __all__ = ["gradient_flow"]
 
 _np = _backend.np  # NumPy, as imported by linnet._backend (stage buffers on the NumPy namespace only)
 
-Array = Any
 
 # Dormand & Prince, "A family of embedded Runge-Kutta formulae", J. Comput. Appl. Math. 6 (1980) 19-26;
 # Hairer, Norsett & Wanner, Solving ODEs I, 2nd ed., Table II.5.2 (DOPRI5). Nodes c are not needed: the
@@ -393,6 +392,7 @@ def gradient_flow(
     keep_history: bool = False,
     check_every: int = 1,
     progress: Optional[bool] = None,
+    observe: Optional[dict] = None,
 ) -> Trajectory:
     r"""Gradient flow :math:`\dot W_j = -\partial L/\partial W_j` on a batch of nets, to time ``t_final``.
 
@@ -423,6 +423,11 @@ def gradient_flow(
         Show a progress bar on stderr (loop iterations out of ``max_steps``; tqdm if installed, the
         ``progress`` extra). Default: only when stderr is a terminal and the run lasts over 2 s (never under
         pytest; ``LINNET_PROGRESS=0``/``1`` switches it off/on). It never changes the result.
+    observe : dict, optional
+        Quantities to record (:mod:`linnet.train.observers`), evaluated on the states at the record times
+        ``times`` (which the integrator lands on exactly); a schedule counts records, not steps: ``k`` is every
+        ``k``-th record time, a sequence selects record indices. ``run.record_steps[name]`` holds those indices
+        (``run.times`` maps them to times).
 
     Returns
     -------
@@ -462,7 +467,7 @@ def gradient_flow(
     with _progress.task(
         "gradient_flow", total=_check_int(max_steps, "max_steps", minimum=1), unit="step", progress=progress
     ):
-        return _solve(
+        run = _solve(
             rhs,
             Ws,
             batch,
@@ -472,7 +477,27 @@ def gradient_flow(
             rtol=rtol,
             atol=atol,
             max_steps=max_steps,
-            keep_history=keep_history,
+            keep_history=keep_history or observe is not None,
             check_every=check_every,
             rhs_into=rhs_into,
         )
+    if observe is None:
+        return run
+    return _observe_records(run, observe, loss_fn, residual, xp, keep_history)
+
+
+def _observe_records(run: Trajectory, observe: dict, loss_fn, residual: bool, xp, keep_history: bool) -> Trajectory:
+    """Evaluate the observers on the recorded states of a flow (record index ``i`` is the observers' step)."""
+    from .observers import ObserverContext, resolve
+
+    n = int(run.loss.shape[0])
+    records, steps = {}, {}
+    for name, obs, idx in resolve(observe, n - 1):
+        vals = []
+        for i in idx:
+            W = tuple(h[i, ...] for h in run.history)
+            G = _step.value_and_grads(loss_fn, W, residual, xp)[1]
+            vals.append(obs(ObserverContext(i, W, run.loss[i, ...], G, loss_fn, residual, xp)))
+        records[name] = xp.stack(vals, axis=0)
+        steps[name] = xp.asarray(idx, dtype=xp.int64)
+    return run._replace(records=records, record_steps=steps, history=run.history if keep_history else None)

@@ -7,41 +7,31 @@ the indices are drawn on the host with NumPy.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Optional, Sequence
 
 import numpy as np  # host side only: minibatch indices
 
 from .. import _step
-from .._backend import host_rng
-from ..losses import HuberLoss, Loss, LpLoss, SquaredLoss
+from .._backend import Array, host_rng
+from ..losses import Loss
 from ._args import _check_int, _check_loss, _prepare
-from .descent import _descend, _descent_setup
+from .descent import _check_resume, _descend, _descent_setup
 from .trajectory import Trajectory, _quiet
 
 __all__ = ["sgd"]
 
-Array = Any
 
 
 def _samples_of(loss_fn: Loss) -> int:
-    """The number of samples ``m`` of a loss that carries data; ``ValueError`` otherwise."""
-    if isinstance(loss_fn, SquaredLoss):
-        if loss_fn.data is None:
-            raise ValueError(
-                "`loss` must carry data for sgd: build it with SquaredLoss.from_data(X, Y) "
-                "(whitened/population losses have no samples to draw)"
-            )
-        return loss_fn.data[0].shape[-1]
-    if isinstance(loss_fn, (LpLoss, HuberLoss)):
-        return loss_fn.X.shape[-1]
-    n = getattr(loss_fn, "num_samples", None)  # any loss that says how many samples subsample() draws from
-    if n is not None:
-        return int(n)
-    raise ValueError(
-        f"`loss` must carry data for sgd (SquaredLoss.from_data, LpLoss, HuberLoss or a loss with `num_samples` and "
-        f"`subsample`), got {type(loss_fn).__name__}: sgd draws minibatches of samples, which this loss has none "
-        "of; train it with gd, momentum or gradient_flow, or build the loss from samples"
-    )
+    """The number of samples ``m`` of a loss that carries data (its ``n_samples``); ``ValueError`` otherwise."""
+    m = loss_fn.n_samples
+    if m is None:
+        raise ValueError(
+            "`loss` must carry data for sgd (a loss with samples: SquaredLoss.from_data(X, Y), LpLoss, HuberLoss; "
+            f"whitened/population losses have no samples to draw), got {type(loss_fn).__name__} without samples"
+        )
+    return m
 
 
 def sgd(
@@ -60,6 +50,8 @@ def sgd(
     keep_history: bool = False,
     check_every: int = 10,
     lr_per_layer: Optional[Sequence[float]] = None,
+    resume: Optional[Trajectory] = None,
+    observe: Optional[dict] = None,
 ) -> Trajectory:
     r"""Minibatch stochastic gradient descent.
 
@@ -74,6 +66,9 @@ def sgd(
     loss is the full-data loss; ``gtol``/``ftol`` and divergence are judged on the minibatch loss and gradient of
     the step. With ``batch_size = m`` this is :func:`gd` up to round-off. Other arguments as in :func:`gd`;
     ``seed`` is an int or a ``numpy.random.Generator`` (advanced by the draws, 64 or more steps at a time).
+    ``resume``: continue an ``sgd`` run (``Ws = resume.weights``, same ``batch_size`` and ``check_every``) from
+    its generator position, so two chained runs draw the minibatches of one run and equal it bit for bit.
+    ``observe`` as in :func:`gd` (observers see the full loss, and the step's minibatch gradient as ``G``).
 
     Examples
     --------
@@ -111,14 +106,28 @@ def sgd(
     # chunking, and the previous chunk is kept for a window replayed after a divergence (chunk > check_every)
     chunk = max(64, opts["check_every"] + 1)
     chunks: dict = {}
+    snaps: dict = {}  # the generator's state before each chunk (the RNG position a resumed run starts from)
+    first = 0
+    resume = _check_resume(resume, opts["W0"])
+    if resume is not None:
+        if "rng" not in resume.state or int(resume.state["chunk"]) != chunk:
+            raise ValueError(
+                "`resume` must be an sgd run with the same `check_every` (minibatch chunks of "
+                f"{chunk}), got {resume.state.get('chunk')!r}"
+            )
+        rng = np.random.default_rng()
+        rng.bit_generator.state = json.loads(resume.state["rng"])
+        first = resume.n_steps // chunk
 
     def indices(k):
         c = k // chunk
         while c not in chunks:
-            nxt = max(chunks, default=-1) + 1
+            nxt = max(chunks, default=first - 1) + 1
+            snaps[nxt] = json.dumps(rng.bit_generator.state)
             host = np.stack([rng.choice(m, size=b, replace=False) for _ in range(chunk)])
             chunks[nxt] = xp.asarray(host.astype(np.int64))
             chunks.pop(nxt - 2, None)
+            snaps.pop(nxt - 2, None)
         return chunks[c][k % chunk, :]
 
     def evaluate(k, W):
@@ -135,12 +144,17 @@ def sgd(
         return _step.values(loss_fn, W, residual, xp)
 
     with _quiet():
-        return _descend(
+        run = _descend(
             evaluate=evaluate,
             evaluate_into=evaluate_into,
             evaluate_fused=evaluate_fused,
             beta=0.0,
             record_loss=record_loss,
             check_weights_finite=False,
+            resume=resume,
+            observe=observe,
+            problem=(loss_fn, residual),
             **opts,
         )
+    indices(run.n_steps)  # the chunk of the next step is drawn (a continuation starts from its state)
+    return run._replace(state=run.state | {"rng": snaps[run.n_steps // chunk], "chunk": chunk})

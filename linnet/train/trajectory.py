@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import numpy as np  # host side only: status names
 
-from .._backend import to_numpy
+from .._backend import Array, to_numpy
 
 __all__ = ["Trajectory", "CONVERGED", "MAX_STEPS", "DIVERGED", "STATUS_NAMES", "DIVERGENCE_FACTOR"]
 
-Array = Any
 
 CONVERGED = 0  #: met ``gtol``/``ftol`` (descent) or reached ``t_final`` (flows)
 MAX_STEPS = 1  #: ran out of steps (descent: the normal end without tolerances)
@@ -55,6 +54,16 @@ class Trajectory(NamedTuple):
         With ``keep_history=True``, per layer an array ``(n_rec, *batch, d_j, d_{j-1})`` of the recorded weights.
     n_steps : int
         Steps actually executed (flows: loop iterations); smaller than requested when every net stopped early.
+        A resumed run counts the steps of the run it continues too.
+    state : dict or None
+        What a descent run needs to be continued bit for bit (``resume=``): ``"threshold"`` (the divergence
+        threshold of its first run), ``"momentum"`` (heavy ball; a tuple of arrays), ``"rng"`` and ``"chunk"``
+        (SGD: the generator state at the start of the minibatch chunk holding the next step, as JSON). ``None``
+        for flows.
+    records : dict or None
+        With ``observe=``, per observer name an array ``(n_obs, *batch, ...)`` of its values.
+    record_steps : dict or None
+        Per observer name, the int64 steps ``(n_obs,)`` at which it was recorded.
     """
 
     weights: tuple
@@ -65,12 +74,104 @@ class Trajectory(NamedTuple):
     diverged_at: Array
     history: Optional[tuple]
     n_steps: int
+    state: Optional[dict] = None
+    records: Optional[dict] = None
+    record_steps: Optional[dict] = None
 
     @property
     def status_names(self) -> np.ndarray:
         """Status of each net as a NumPy array of str: ``'converged'``, ``'max_steps'`` or ``'diverged'``."""
         codes = np.asarray(to_numpy(self.status), dtype=np.int64)
         return np.asarray(STATUS_NAMES)[codes]
+
+    def save(self, path) -> None:
+        """Write this trajectory to ``path`` as a NumPy ``.npz`` archive (portable, no pickle).
+
+        Every field is stored on the host with its dtype: arrays as they are, tuples of arrays entry by entry,
+        ``None`` as an absent entry, Python ints as 0-d int64 arrays. :meth:`load` reads it back.
+        """
+        out = {"__format__": np.asarray(_NPZ_FORMAT)}
+        for name in self._fields:
+            value = getattr(self, name)
+            if value is None:
+                out[f"{name}.none"] = np.asarray(True)
+            elif isinstance(value, tuple):
+                out[f"{name}.len"] = np.asarray(len(value), dtype=np.int64)
+                for k, a in enumerate(value):
+                    out[f"{name}.{k}"] = to_numpy(a)
+            elif isinstance(value, dict):
+                out[f"{name}.keys"] = np.asarray(sorted(value), dtype=np.str_)
+                for key, v in value.items():
+                    _store(out, f"{name}.{key}", v)
+            else:
+                _store(out, name, value)
+        with open(path, "wb") as fh:
+            np.savez(fh, **out)
+
+    @classmethod
+    def load(cls, path, *, xp=None) -> "Trajectory":
+        """Read a trajectory written by :meth:`save`; arrays land in namespace ``xp`` (default NumPy), dtypes kept.
+
+        Raises ``ValueError`` naming ``path`` when the file is not such an archive.
+        """
+        from .._backend import get_namespace
+
+        ns = get_namespace(xp)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"`path` must be a Trajectory .npz archive written by Trajectory.save: {exc}") from None
+        if data.get("__format__") is None or str(data["__format__"]) != _NPZ_FORMAT:
+            raise ValueError(f"`path` must be a Trajectory .npz archive written by Trajectory.save, got {path!r}")
+        move = lambda a: ns.asarray(a)  # noqa: E731 - keeps the dtype
+        fields = {}
+        for name in cls._fields:
+            if f"{name}.none" in data:
+                fields[name] = None
+            elif f"{name}.len" in data:
+                fields[name] = tuple(move(data[f"{name}.{k}"]) for k in range(int(data[f"{name}.len"])))
+            elif f"{name}.keys" in data:
+                fields[name] = {str(k): _restore(data, f"{name}.{k}", move) for k in data[f"{name}.keys"]}
+            elif name in data or f"{name}.int" in data:
+                fields[name] = _restore(data, name, move)
+            elif name in cls._field_defaults:
+                fields[name] = cls._field_defaults[name]
+            else:
+                raise ValueError(f"`path`: the archive has no field {name!r}")
+        return cls(**fields)
+
+
+def _store(out: dict, key: str, value) -> None:
+    """One value into the archive dict: None, int, str, a tuple of arrays, or an array."""
+    if value is None:
+        out[f"{key}.none"] = np.asarray(True)
+    elif isinstance(value, bool) or isinstance(value, (int, np.integer)):
+        out[f"{key}.int"] = np.asarray(int(value), dtype=np.int64)
+    elif isinstance(value, str):
+        out[f"{key}.str"] = np.asarray(value, dtype=np.str_)
+    elif isinstance(value, tuple):
+        out[f"{key}.len"] = np.asarray(len(value), dtype=np.int64)
+        for k, a in enumerate(value):
+            out[f"{key}.{k}"] = to_numpy(a)
+    else:
+        out[key] = to_numpy(value)
+
+
+def _restore(data: dict, key: str, move):
+    if f"{key}.none" in data:
+        return None
+    if f"{key}.int" in data:
+        return int(data[f"{key}.int"])
+    if f"{key}.str" in data:
+        return str(data[f"{key}.str"])
+    if f"{key}.len" in data:
+        return tuple(move(data[f"{key}.{k}"]) for k in range(int(data[f"{key}.len"])))
+    return move(data[key])
+
+
+#: Format tag of the ``.npz`` archives of :meth:`Trajectory.save`.
+_NPZ_FORMAT = "linnet.Trajectory/1"
 
 
 def _stack_history(records: list, keep_history: bool, xp) -> Optional[tuple]:

@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 import linnet as ln
-from linnet._backend import to_numpy
+from linnet.backend import to_numpy
 
 from .._core import EPS64, Check, Context, Measurement, host, register
 

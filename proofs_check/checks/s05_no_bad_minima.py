@@ -39,7 +39,7 @@ import numpy as np
 import scipy.optimize
 
 import linnet as ln
-from linnet._backend import namespace, to_numpy
+from linnet.backend import namespace, to_numpy
 
 from .._core import Check, Context, Measurement, register
 

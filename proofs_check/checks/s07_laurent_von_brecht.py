@@ -36,7 +36,7 @@ import numpy as np
 import scipy.optimize
 
 import linnet as ln
-from linnet._backend import namespace, to_numpy
+from linnet.backend import namespace, to_numpy
 
 from .._core import Check, Context, Measurement, register
 from .s05_no_bad_minima import double_well_loss, floored, hessian_extremes, random_inits
