@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 import linnet as ln
-from linnet._backend import host_rng, to_numpy
+from linnet.backend import host_rng, to_numpy
 from linnet.theory import lowrank
 
 from ._style import PALETTE, new_figure, save, style

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 import linnet as ln
-from linnet._backend import host_rng
+from linnet.backend import host_rng
 
 from ._style import C, new_figure, save, style
 
