@@ -14,9 +14,6 @@
 # ($r(2n-r) = 275$ degrees of freedom), 3 seeds per setting.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

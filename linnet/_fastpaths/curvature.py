@@ -1,7 +1,7 @@
 r"""Curvature of one net from exact Hessian-vector products: the HVP operator and the top Hessian eigenvalue.
 
 :class:`HVPOperator` precomputes everything that does not depend on the direction (partials, the suffix products,
-:math:`\nabla\ell`) so an HVP costs only the pushforward recursions; :func:`top_eigenvalue` runs scipy's ARPACK
+:math:`\nabla\ell`) so an HVP costs only the pushforward recursions; ``top_eigenvalue`` runs scipy's ARPACK
 Lanczos (``eigsh``) on it. :func:`linnet.landscape.top_hessian_eigenvalue` and the benchmarks use these, and the
 result type is the one :class:`linnet.landscape.TopEigenvalue`.
 """
@@ -25,9 +25,9 @@ _np = _backend.np
 class TopEigenvalue(NamedTuple):
     """The top Hessian eigenvalue (one result type for every eigensolver of linnet).
 
-    ``value``: :math:`\\lambda_{\\max}(\\nabla^2 L)`, shape ``(...)`` (a Python float from :func:`top_eigenvalue`);
+    ``value``: :math:`\\lambda_{\\max}(\\nabla^2 L)`, shape ``(...)`` (a Python float from ``top_eigenvalue``);
     ``vector``: a unit eigenvector ``(..., P)`` in :func:`linnet.flatten` order (host NumPy float64 from
-    :func:`top_eigenvalue`); ``n_hvp``: the number of (batched) exact Hessian-vector products used.
+    ``top_eigenvalue``); ``n_hvp``: the number of (batched) exact Hessian-vector products used.
     """
 
     value: Any

@@ -7,10 +7,10 @@ it. Modules, one concept each:
 - :mod:`.seeding`: run seeds from (sweep seed, cell, run index);
 - :mod:`.chunking`: the tasks (chunks of runs of one cell) and their size;
 - :mod:`.runner`: one task, with linnet's public API;
-- :mod:`.summaries`: the registry of extra per-run columns;
+- ``summaries``: the registry of extra per-run columns;
 - :mod:`.backends`: in-process and Dask execution;
 - :mod:`.storage`: Parquet per chunk and a manifest with the spec hash (resume, refusal of a changed spec);
-- :mod:`.progress`, :mod:`.table` (per-cell summary), :mod:`.plot` (phase diagram), :mod:`.api` (:func:`run`).
+- :mod:`.progress`, :mod:`.table` (per-cell summary), ``plot`` (phase diagram), ``api`` (:func:`run`).
 
 Command line: ``python -m linnet.sweep SPEC.toml [--workers K | --scheduler ADDR] [--out DIR] [--chunk-size N]``.
 """

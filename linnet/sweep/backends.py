@@ -4,9 +4,9 @@ A backend has ``map(raw, cells, chunks)``, an iterator of ``(chunk, columns)`` i
 (an address or ``None``) and ``close()``. Results come back to the caller, which writes them: workers need no
 shared file system.
 
-The Dask backend (Dask's own scheduler, nothing home-made) starts a :class:`distributed.LocalCluster` of
+The Dask backend (Dask's own scheduler, nothing home-made) starts a ``distributed.LocalCluster`` of
 ``workers`` single-threaded processes on 127.0.0.1, or connects to the scheduler at ``scheduler``, or uses a
-given :class:`distributed.Client`. A worker that dies mid-task is replaced by its nanny and the scheduler
+given ``distributed.Client``. A worker that dies mid-task is replaced by its nanny and the scheduler
 reruns its tasks elsewhere (``retries`` more attempts on errors); each chunk's result is taken once.
 """
 

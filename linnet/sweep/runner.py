@@ -30,7 +30,7 @@ COLUMNS = (
 
 
 def to_host(a) -> np.ndarray:
-    """A NumPy copy of an array of any namespace: CuPy's ``get()``, else DLPack (array-api-strict)."""
+    """A NumPy copy of an array of any namespace (CuPy through its get method, else DLPack for array-api-strict)."""
     if isinstance(a, (np.ndarray, np.generic, float, int)):
         return np.asarray(a)
     get = getattr(a, "get", None)
@@ -94,12 +94,12 @@ def _first_reached(loss_hist: np.ndarray, steps: np.ndarray, level: np.ndarray) 
 
 
 def run_chunk(raw: Mapping, cell: Mapping, start: int, stop: int) -> dict:
-    """Train runs ``start .. stop-1`` of ``cell`` and return the table's columns for them.
+    """Train runs ``start`` to ``stop - 1`` of ``cell`` and return the table's columns for them.
 
     Parameters
     ----------
     raw : mapping
-        The normalised spec (:attr:`Spec.raw`; plain JSON types, so it ships to any worker).
+        The normalised spec (``Spec.raw``; plain JSON types, so it ships to any worker).
     cell : mapping
         The cell's fields (``dataclasses.asdict`` of a :class:`.spec.Cell`).
     start, stop : int

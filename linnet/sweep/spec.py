@@ -69,7 +69,7 @@ _SAMPLE = {"method", "n", "log", *_SAMPLEABLE}
 
 @dataclass(frozen=True)
 class Cell:
-    """One configuration of the sweep (``index`` is its position in :attr:`Spec.cells`)."""
+    """One configuration of the sweep (``index`` is its position in ``Spec.cells``)."""
 
     index: int
     depth: int

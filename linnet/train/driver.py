@@ -71,7 +71,7 @@ _np = _backend.np  # NumPy, as imported by linnet._backend (in-place fast window
 
 class DescentState:
     """What a window changes: weights ``W``, loss ``L``, direction ``V``, momentum ``Mom``, per-net ``status``,
-    ``div_at`` and ``active``. :meth:`copy` is shallow (arrays are replaced, never mutated, except the NumPy
+    ``div_at`` and ``active``. ``copy()`` is shallow (arrays are replaced, never mutated, except the NumPy
     buffers, which alternate between windows)."""
 
     __slots__ = ("W", "L", "V", "Mom", "status", "div_at", "active")
@@ -389,7 +389,7 @@ def descend(
 ) -> Trajectory:
     r"""Descent :math:`W_j \leftarrow W_j - \eta c_j V_j` with ``(L, V) = evaluate(k, W)`` (heavy ball if
     ``beta > 0``: :math:`M \leftarrow \beta M + V`, :math:`W \leftarrow W - \eta c_j M`); see the module
-    docstring for the windows, the fused update and fast values. ``resume``: a :class:`Trajectory` of the same
+    docstring for the windows, the fused update and fast values. ``resume``: a :class:`~linnet.train.Trajectory` of the same
     method whose weights are ``W0``; the run continues it (steps, records, threshold, momentum) so that two
     chained runs equal one run bit for bit; ``schedule`` is then counted from its last step. ``observe``: the
     ``observe=`` mapping of the trainers (:mod:`linnet.train.observers`), ``problem = (loss, residual)`` for

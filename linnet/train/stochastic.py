@@ -29,7 +29,8 @@ def _samples_of(loss_fn: Loss) -> int:
     if m is None:
         raise ValueError(
             "`loss` must carry data for sgd (a loss with samples: SquaredLoss.from_data(X, Y), LpLoss, HuberLoss; "
-            f"whitened/population losses have no samples to draw), got {type(loss_fn).__name__} without samples"
+            f"whitened/population losses have no samples to draw), got {type(loss_fn).__name__} without samples: "
+            "sgd draws minibatches of samples; train it with gd, momentum or gradient_flow, or build the loss from samples"
         )
     return m
 

@@ -46,7 +46,8 @@ def write_figures_page(docs: pathlib.Path, out: pathlib.Path, sections: set[int]
         links = ", ".join(f":ref:`§{s} <theorem-s{s}>`" for s in sorted(figure_sections(mod)) if s in sections)
         lines += [f".. _figure-{name}:", "", heading, "-" * len(heading), ""]
         lines += [f".. figure:: {rel}", "   :width: 100%", f"   :alt: {heading}", ""]
-        lines += [f"   {getattr(mod, 'CAPTION', '')}", ""]
+        caption = getattr(mod, "CAPTION", "").replace("|", r"\|")  # |t| is not an RST substitution
+        lines += [f"   {caption}", ""]
         lines += [f"**Source:** {getattr(mod, 'SOURCE', '')}." + (f" **Theorem pages:** {links}." if links else "")]
         lines += ["", f"Module :mod:`{mod.__name__}`, regenerate with ``python -m figures {name}``.", ""]
         lines += [f".. automodule:: {mod.__name__}", "   :no-members:", ""]
