@@ -123,7 +123,8 @@ class BaldiHornik(Check):
         vtol = floored(VALUE_RTOL_F64, 4.5e3, eps)
         ntol = floored(NEG_RTOL_F64, 1e3, eps)
         worst_g = worst_v = 0.0
-        index_mismatch = zero_mismatch = n_points = 0
+        index_mismatch = zero_mismatch = n_points = label_mismatch = 0
+        worst_top = 0.0
         unique_min_ok = True
         gd_gap = 0.0
         for c, (n, q, p) in enumerate(INSTANCES):
@@ -151,6 +152,14 @@ class BaldiHornik(Check):
                     zero_mismatch += 1
                 if idx == 0:
                     zero_index.append(pt.I)
+                # the engine's landscape tools against the dense reference: classify's label (index 0 at the top
+                # set = the global minimum, every other point a strict saddle) and the eigensolver's lambda_max,
+                # which differs from the largest |lambda| at some of these saddles
+                want = "global minimum" if idx == 0 else "strict saddle"
+                if str(ln.landscape.classify(loss, pt.Ws).label) != want:
+                    label_mismatch += 1
+                top = float(host(ln.landscape.top_hessian_eigenvalue(loss, pt.Ws).value))
+                worst_top = max(worst_top, abs(top - e[-1]) / hn)
             unique_min_ok &= zero_index == [tuple(range(p))]
             # cross-check: GD from random inits reaches L_{1..p}
             B = 16
@@ -170,6 +179,12 @@ class BaldiHornik(Check):
             ),
             "#zero eigenvalues = p^2 at |I| = p": Measurement.compare(
                 zero_mismatch, 0, "<=", "points with another count"
+            ),
+            "landscape.classify label = dense reference": Measurement.compare(
+                label_mismatch, 0, "<=", "points labelled otherwise than index 0 -> global minimum, else strict saddle"
+            ),
+            "top_hessian_eigenvalue = dense lambda_max (relative to ||H||)": Measurement.compare(
+                worst_top, floored(1e-9, 1e3, eps), "<=", "eigsh on exact HVPs vs eigvalsh(ln.hessian)"
             ),
             "exactly one index-0 point (top p)": Measurement.compare(
                 0 if unique_min_ok else 1, 0, "<=", "instances failing"

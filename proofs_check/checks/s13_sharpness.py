@@ -129,20 +129,32 @@ class SharpnessCheck(Check):
             out.append((Phi, widths, loss, Ws, float(top_eigenvalue(loss, Ws)), formula))
         return out
 
-    def threshold(self, ctx: Context, n_nets: int, steps: int) -> np.ndarray:
-        """Fraction of converged nets per step-size factor (one batched GD run, shape ``(len(LR_FACTORS),)``)."""
-        rng = ctx.rng("s13-threshold")
+    def threshold(self, ctx: Context, n_nets: int, steps: int, *, beta: float = 0.0, factors=None) -> dict:
+        r"""One batched run of ``ln.train.gd`` (``beta = 0``) or ``ln.train.momentum`` from perturbed balanced minima
+        with step sizes ``factors * 2(1 + beta)/S`` (heavy ball on a quadratic is stable iff
+        :math:`\eta\lambda < 2(1 + \beta)`, Polyak 1964). Returns the fraction of nets the trainer reports
+        converged per factor, its status codes, and the relative error of the loss it reports at step 0 against
+        a host evaluation of :math:`\tfrac12(\prod_j w_j - \phi)^2`."""
+        rng = ctx.rng("s13-threshold" if beta == 0.0 else f"s13-threshold-{beta}")
+        factors = self.LR_FACTORS if factors is None else factors
         N, phi = self.N_THR, self.PHI_THR
         S = float(host(ln.theory.sharpness_balanced(ctx.asarray(np.array([[phi]])), N)))
-        k = len(self.LR_FACTORS)
+        k = len(factors)
         w = abs(phi) ** (1.0 / N) * (1.0 + self.PERTURBATION * rng.uniform(-1.0, 1.0, size=(k, n_nets, N)))
         w[..., 0] *= np.sign(phi)
         Ws = tuple(ctx.asarray(w[..., j, None, None]) for j in range(N))
         loss = ln.SquaredLoss.whitened(ctx.asarray(np.array([[phi]])))
-        lr = ctx.asarray(np.asarray(self.LR_FACTORS)[:, None] * 2.0 / S)
-        run = ln.train.gd(loss, Ws, lr=lr, steps=steps, ftol=self.ftol(ctx), record_every=steps)
-        converged = host(run.status) == ln.train.CONVERGED
-        return converged.mean(axis=1)
+        lr = ctx.asarray(np.asarray(factors)[:, None] * 2.0 * (1.0 + beta) / S)
+        if beta == 0.0:
+            run = ln.train.gd(loss, Ws, lr=lr, steps=steps, ftol=self.ftol(ctx), record_every=steps)
+        else:
+            run = ln.train.momentum(loss, Ws, lr=lr, beta=beta, steps=steps, ftol=self.ftol(ctx), record_every=steps)
+        status = host(run.status)
+        w32 = np.stack([host(W)[..., 0, 0] for W in Ws], -1)  # the weights as the dtype holds them
+        r0 = np.prod(w32, axis=-1) - phi
+        # error relative to |r| |phi|: the round-off of the residual r (a few eps |phi|) times dL/dr = r
+        loss_err = float(np.max(np.abs(host(run.loss)[0] - 0.5 * r0**2) / (np.abs(r0) * abs(phi))))
+        return {"frac": (status == ln.train.CONVERGED).mean(axis=1), "status": status, "loss_err": loss_err}
 
     # ---- the check --------------------------------------------------------------------------------------------
     def measure(self, ctx: Context) -> Measurement:
@@ -172,7 +184,15 @@ class SharpnessCheck(Check):
                 ratio_gauge = min(ratio_gauge, float(top_eigenvalue(loss, Wt)) / formula)
         # the GD threshold experiment (quick: 5e3 steps, enough here: the 0.99 runs converge in < 2e3 steps)
         n_nets, steps = ctx.pick(20, 1000), ctx.pick(5000, 20000)
-        frac = self.threshold(ctx, n_nets, steps)
+        thr = self.threshold(ctx, n_nets, steps)
+        frac = thr["frac"]
+        # far above the threshold the trainer must report the divergence itself
+        wild = self.threshold(ctx, ctx.pick(5, 50), 2000, factors=(5.0,))
+        diverged = float(np.mean(wild["status"] == ln.train.DIVERGED))
+        # heavy ball: the threshold moves to 2(1 + beta)/S
+        beta = 0.5
+        hb = self.threshold(ctx, ctx.pick(10, 500), steps, beta=beta, factors=(0.9, 1.1))["frac"]
+        loss_tol = 100 * ctx.eps
         below = [f for c, f in zip(self.LR_FACTORS, frac) if c < 1]
         above = [f for c, f in zip(self.LR_FACTORS, frac) if c > 1]
         parts = {
@@ -198,6 +218,24 @@ class SharpnessCheck(Check):
                 max(above), 0.0, "<=", note=f"converged: loss <= {self.ftol(ctx):.1e}"
             ),
         }
+        parts.update(
+            {
+                "GD's reported loss = host value (relative, step 0)": Measurement.compare(
+                    thr["loss_err"],
+                    loss_tol,
+                    note="|run.loss[0] - 0.5 r^2| / (|r| |phi|), r = w_N...w_1 - phi on the host",
+                ),
+                "GD at 5*2/S: reported diverged (fraction)": Measurement.compare(
+                    diverged, 1.0, ">=", note="the trainer's own status"
+                ),
+                "heavy ball (beta=0.5) converges at 0.9*2(1+beta)/S (fraction)": Measurement.compare(
+                    hb[0], 1.0, ">=", note="ln.train.momentum; above 2/S, where plain GD cannot converge"
+                ),
+                "heavy ball does not converge at 1.1*2(1+beta)/S (fraction)": Measurement.compare(
+                    hb[1], 0.0, "<=", note="linear stability of heavy ball, Polyak 1964"
+                ),
+            }
+        )
         return Measurement.all_of(parts)
 
     def control(self, ctx: Context) -> Measurement:
