@@ -33,6 +33,7 @@ import numpy as np
 import linnet as ln
 from linnet._backend import to_numpy
 
+from .._engine import gd_replay
 from .._core import EPS64, Check, Context, Measurement, host, register
 
 
@@ -131,6 +132,7 @@ class DeficiencyMargin(Check):
         emp = ln.train.gd(loss, Ws, lr=self.lr_empirical, steps=ctx.pick(2000, 4000), ftol=eps_t)
         emp_final = float(host(emp.loss)[-1])
 
+        replay = gd_replay(ctx, loss, Ws, self.lr_empirical)
         parts = {
             "rate_bound_1e4_eta_thm": Measurement.compare(
                 ratios[2],
@@ -168,6 +170,7 @@ class DeficiencyMargin(Check):
                 q_gap, 4 * ctx.eps, "<=", "ln.theory.acgh_constants(..., eta).rate vs 1 - eta c^(2(N-1)/N)"
             ),
             "margin_probability_derived": self._margin_probability(ctx),
+            "trainer_replay": replay,
         }
         return Measurement.all_of(parts, note=f"N={N}, widths={widths}, c={c}, ||Phi||_F={np.linalg.norm(Phi_h):.4g}")
 

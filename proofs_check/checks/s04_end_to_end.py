@@ -32,6 +32,7 @@ from scipy.integrate import solve_ivp
 import linnet as ln
 from linnet.linalg import e2e_velocity, gram_powers, preconditioner, preconditioner_eigenvalues
 
+from .._engine import gd_replay
 from .._core import EPS64, Check, Context, Measurement, host, register
 
 
@@ -137,6 +138,7 @@ class EndToEndDynamics(Check):
             e = ln.train.end_to_end_gd(loss, ln.end_to_end(Ws), depth=N, lr=lr, steps=k)
             devs.append(float(np.max(np.abs(host(ln.end_to_end(g.weights)) - host(e.weights[0])))))
         ratio = devs[0] / devs[1]
+        replay = gd_replay(ctx, loss, Ws, 0.02)
 
         parts = {
             "layers_vs_e2e_scipy": Measurement.compare(
@@ -157,6 +159,7 @@ class EndToEndDynamics(Check):
                 },
                 note=f"dev(eta=0.02)/dev(eta=0.01) over t=1: {devs[0]:.3g}/{devs[1]:.3g}; bounds [1.6, 2.5]",
             ),
+            "trainer_replay": replay,
         }
         return Measurement.all_of(parts, note=f"N={N}, d0={d0}, dN={dN}")
 

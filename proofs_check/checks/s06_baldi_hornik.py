@@ -43,6 +43,7 @@ import numpy as np
 
 import linnet as ln
 
+from .._engine import gd_replay
 from .._core import Check, Context, Measurement, host, register
 from .s05_no_bad_minima import floored, regression_data
 
@@ -127,6 +128,7 @@ class BaldiHornik(Check):
         worst_top = 0.0
         unique_min_ok = True
         gd_gap = 0.0
+        replays = []
         for c, (n, q, p) in enumerate(INSTANCES):
             X, Y = bh_data(ctx.rng(f"s06-{c}"), n, q, 6 * n)
             lam, _, Sxx, _ = host_sigma(X, Y)
@@ -169,6 +171,7 @@ class BaldiHornik(Check):
             s1 = float(np.linalg.svd(Y @ np.linalg.pinv(X), compute_uv=False)[0])
             lr = 0.5 / (2 * float(np.linalg.eigvalsh(Sxx)[-1]) * max(s1, 1.0))
             run = ln.train.gd(loss, Ws, lr=lr, steps=ctx.pick(20_000, 50_000), gtol=floored(1e-11, 100, eps))
+            replays.append(gd_replay(ctx, loss, Ws, lr))
             L_top = 0.5 * (tr_yy - float(np.sum(lam[:p])))
             gd_gap = max(gd_gap, float(np.max(np.abs(host(ln.loss(loss, run.weights)) - L_top))) / L_top)
         parts = {
@@ -194,6 +197,7 @@ class BaldiHornik(Check):
                 gd_gap, floored(1e-8, 100, eps), "<=", "16 random inits per instance"
             ),
         }
+        parts["trainer_replay (worst instance)"] = max(replays, key=lambda r: r.figure / r.bound)
         return Measurement.all_of(parts)
 
     def control(self, ctx: Context) -> Measurement:

@@ -49,6 +49,7 @@ import scipy.linalg
 
 import linnet as ln
 
+from .._engine import gd_replay
 from .._core import Check, Context, Measurement, host, register
 from .s05_no_bad_minima import floored
 
@@ -260,6 +261,10 @@ class HardtMa(Check):
         parts["GD path stays in the tau-ball"] = Measurement.compare(
             path_norm, tau, "<=", f"max_t max_i ||A_i(t)||, tau = {tau}"
         )
+        loss = hm_loss(ctx, R, Sigma)
+        A0 = tuple(ctx.asarray(0.1 * a) for a in ball_samples(rng, ell, d, 0.9, 2)[:, 1])
+        lr = 0.25 / (ell * float(np.linalg.eigvalsh(Sigma)[-1]) * max(np.linalg.norm(R, 2), 1.0) ** 2)
+        parts["trainer_replay"] = gd_replay(ctx, loss, A0, lr, residual=True)
         return Measurement.all_of(parts)
 
     def control(self, ctx: Context) -> Measurement:
