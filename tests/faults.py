@@ -131,7 +131,7 @@ def _residual(mp):
 @fault(
     "end-to-end-order",
     "product",
-    ("s04-", "s12-", "s01-"),
+    ("s04-", "s12-", "s01-", "s08-"),
     "end_to_end multiplies the layers in the wrong order when all are square",
 )
 def _e2e_order(mp):

@@ -33,8 +33,8 @@ import numpy as np
 import linnet as ln
 from linnet._backend import to_numpy
 
-from .._engine import gd_replay
 from .._core import EPS64, Check, Context, Measurement, host, register
+from .._engine import gd_replay
 
 
 def _scaled(tol64: float, ctx: Context) -> float:

@@ -32,8 +32,8 @@ from scipy.integrate import solve_ivp
 import linnet as ln
 from linnet.linalg import e2e_velocity, gram_powers, preconditioner, preconditioner_eigenvalues
 
-from .._engine import gd_replay
 from .._core import EPS64, Check, Context, Measurement, host, register
+from .._engine import gd_replay
 
 
 def _tol(ctx: Context, tol64: float) -> float:

@@ -41,8 +41,8 @@ import scipy.optimize
 import linnet as ln
 from linnet._backend import namespace, to_numpy
 
-from .._engine import gd_replay
 from .._core import Check, Context, Measurement, register
+from .._engine import gd_replay
 
 # THEOREMS.md §5 (a), float64 figures. Each is floored at k * eps so that a float32 run asks only for what its
 # round-off allows (k chosen so the floor never binds in float64).

@@ -43,8 +43,8 @@ import numpy as np
 
 import linnet as ln
 
-from .._engine import gd_replay
 from .._core import Check, Context, Measurement, host, register
+from .._engine import gd_replay
 from .s05_no_bad_minima import floored, regression_data
 
 GRAD_RTOL_F64 = 1e-12  # THEOREMS.md §6: gradient max-norm, relative

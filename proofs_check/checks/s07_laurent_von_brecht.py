@@ -38,8 +38,8 @@ import scipy.optimize
 import linnet as ln
 from linnet._backend import namespace, to_numpy
 
-from .._engine import gd_replay
 from .._core import Check, Context, Measurement, register
+from .._engine import gd_replay
 from .s05_no_bad_minima import double_well_loss, floored, hessian_extremes, random_inits
 
 GAP_RTOL_F64 = 1e-6  # THEOREMS.md §7: l(W_e) - min l <= 1e-6 relative

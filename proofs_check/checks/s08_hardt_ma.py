@@ -49,8 +49,8 @@ import scipy.linalg
 
 import linnet as ln
 
-from .._engine import gd_replay
 from .._core import Check, Context, Measurement, host, register
+from .._engine import gd_replay
 from .s05_no_bad_minima import floored
 
 RECON_RTOL_F64 = 1e-10  # THEOREMS.md §8 check 1: product of the construction equals R
