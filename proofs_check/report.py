@@ -27,6 +27,7 @@ __all__ = [
     "control_word",
     "format_figure",
     "format_measurement",
+    "format_margin",
     "format_table",
     "summary",
     "summary_line",
@@ -89,19 +90,37 @@ def format_measurement(m: Measurement | dict) -> str:
     return f"{format_figure(fig)} {_REL_SYMBOL.get(rel, rel)} {format_figure(bound)}"
 
 
+def format_margin(m: Any) -> str:
+    """A margin in decades for the table: ``4.0 dec`` (room of 10^4), ``+0.08%`` (a close call, ratio within a
+    factor 2), ``exact`` (a zero figure against a non-zero bound), ``n/a`` (no meaningful ratio, e.g. a count 0 <= 0);
+    negative when the assertion fails."""
+    if m is None:
+        return "n/a"
+    f = float(m)
+    if math.isnan(f):
+        return "nan"
+    if math.isinf(f):
+        return "exact" if f > 0 else "-inf"
+    if abs(f) >= 0.3:
+        return f"{f:.1f} dec"
+    return f"{(10.0**f - 1.0) * 100:+.2g}%"
+
+
 def _clip(s: str, width: int) -> str:
     s = " ".join(str(s).split())
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
 def format_table(verdicts: Sequence[Verdict], *, claim_width: int = 56) -> str:
-    """Plain-text table: id, claim, measured vs bound, verdict, control, seconds (fixed width, pipe-safe)."""
-    header = ("id", "claim", "measured vs bound", "verdict", "control", "s")
+    """Plain-text table: id, claim, measured vs bound, margin (the closest call over the check's parts), verdict,
+    control, seconds (fixed width, pipe-safe)."""
+    header = ("id", "claim", "measured vs bound", "margin", "verdict", "control", "s")
     rows = [
         (
             v.id,
             _clip(v.claim, claim_width),
             format_measurement(v.result) if not is_error(v) else _clip(v.result.note, 40),
+            format_margin(v.result.worst_margin) if not is_error(v) else "",
             verdict_word(v),
             control_word(v),
             f"{v.seconds:.1f}",
@@ -109,7 +128,7 @@ def format_table(verdicts: Sequence[Verdict], *, claim_width: int = 56) -> str:
         for v in verdicts
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    align = ["<", "<", "<", "<", "<", ">"]
+    align = ["<", "<", "<", ">", "<", "<", ">"]
 
     def line(cells):
         return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
@@ -257,13 +276,14 @@ def to_markdown(verdicts: Sequence[Verdict], meta: dict, checks: Iterable[Check]
         f"scale: `{meta.get('scale')}`",
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v_.items() if val is not None),
         "",
-        "| id | claim | measured vs bound | verdict | control | s |",
-        "|---|---|---|---|---|---|",
+        "| id | claim | measured vs bound | margin | verdict | control | s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for v in verdicts:
         fig = format_measurement(v.result) if not is_error(v) else v.result.note
         out.append(
-            f"| `{v.id}` | {_md(v.claim)} | {_md(fig)} | {verdict_word(v)} | {control_word(v)} | {v.seconds:.1f} |"
+            f"| `{v.id}` | {_md(v.claim)} | {_md(fig)} | {format_margin(v.result.worst_margin)} | {verdict_word(v)} "
+            f"| {control_word(v)} | {v.seconds:.1f} |"
         )
     for v in verdicts:
         out += ["", f"## `{v.id}`: {v.title}", ""]

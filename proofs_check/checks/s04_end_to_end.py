@@ -83,7 +83,7 @@ def _scipy_e2e(loss, We0_h: np.ndarray, depth: int, T: float, ctx: Context, swap
 class EndToEndDynamics(Check):
     id = "s04-end-to-end"
     title = "End-to-end dynamics (ACH): balanced layer-wise flow = preconditioned flow"
-    claim = "layer GF from balanced init == e2e preconditioned ODE (1e-8), width-free; P_W spectrum; GD dev ~ eta"
+    claim = "layer GF from balanced init == e2e preconditioned ODE ({bound:layers_vs_e2e_scipy}), width-free; P_W spectrum; GD dev ~ eta"
     source = "Arora, Cohen & Hazan, arXiv 1802.06509 (e2e rule); P_W spectrum: FODL Lecture 4 Prop. 1 (secondary); THEOREMS.md §4"
     status = "CONFIRMED"
     control_description = (

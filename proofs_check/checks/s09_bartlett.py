@@ -56,7 +56,7 @@ def _scalar_modes(eigs, depth: int, lr: float, steps: int) -> np.ndarray:
 class IdentityInitBHL(Check):
     id = "s09-bartlett"
     title = "Identity init (Bartlett-Helmbold-Long): SPD converges, a negative eigenvalue blocks"
-    claim = "SPD target: l <= 1e-10 within the derived bound; lambda<0: l(t) >= lambda^2/2 (even L any eta; odd L eta<1/(1+|lambda|))"
+    claim = "SPD target: l <= {bound:spd_L3_converges} within the derived bound; lambda<0: l(t) >= lambda^2/2 (even L any eta; odd L eta<1/(1+|lambda|))"
     source = "Bartlett, Helmbold & Long, arXiv 1802.06093 (abstract); scalar-mode constants DERIVED (THEOREMS.md §9)"
     status = "MIXED"
     control_description = "odd depth L in {3, 5} with eta = 1 and Phi = -I (eta outside the restriction) converges"

@@ -75,9 +75,7 @@ def _flat_norms(Gs) -> np.ndarray:
 class PoggioCooperCriticalPoints(Check):
     id = "s11-poggio-cooper"
     title = "Poggio-Cooper: type-1 vs type-2 critical points, n positive Hessian eigenvalues, SGD"
-    claim = (
-        "interpolating min: L<=1e-20, Hessian rank n (d-n zeros) = GN, per-sample grads 0, SGD stays; type-2: SGD moves"
-    )
+    claim = "interpolating min: L<={bound:interp_loss}, Hessian rank n (d-n zeros) = GN, per-sample grads 0, SGD stays; type-2: SGD moves"
     source = "Poggio & Cooper 2020 (CBMM memo; seeds/003) Thms 2-3, Sec. 7.1; Cooper arXiv 1804.10200; THEOREMS.md §11"
     status = "MIXED"
     control_description = (
