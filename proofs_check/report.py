@@ -16,6 +16,7 @@ import importlib
 import json
 import math
 import platform
+import re
 import sys
 import textwrap
 from typing import Any, Iterable, Sequence
@@ -34,6 +35,7 @@ __all__ = [
     "metadata",
     "to_json",
     "to_markdown",
+    "rst_to_markdown",
     "write_json",
     "write_markdown",
 ]
@@ -241,6 +243,36 @@ def statement(check: Check | None) -> str:
     return textwrap.dedent(doc or "").strip()
 
 
+_RST_MATH = re.compile(r":math:`([^`]*)`")
+_RST_LINK = re.compile(r"`([^`<]+?)\s*<([^>]+)>`_+")
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+_RST_ROLE = re.compile(r":(?:func|class|meth|mod|data|attr):`~?([^`]+)`")
+
+
+def rst_to_markdown(text: str) -> str:
+    """The reStructuredText of a check's docstring as Markdown with TeX math (GitHub and most viewers render
+    ``$...$`` and ``$$...$$``): inline math, ``.. math::`` blocks, links, literals and Sphinx roles."""
+    out, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        line = lines[i]
+        if line.strip().startswith(".. math::"):
+            body = [line.strip()[len(".. math::") :].strip()]
+            i += 1
+            while i < len(lines) and (not lines[i].strip() or lines[i].startswith((" ", "\t"))):
+                body.append(lines[i].strip())
+                i += 1
+            expr = " ".join(b for b in body if b)
+            out += ["", f"$${expr}$$", ""]
+            continue
+        line = _RST_MATH.sub(lambda m: f"${m.group(1)}$", line)
+        line = _RST_LINK.sub(lambda m: f"[{m.group(1)}]({m.group(2)})", line)
+        line = _RST_ROLE.sub(lambda m: f"`{m.group(1)}`", line)
+        line = _RST_LITERAL.sub(lambda m: f"`{m.group(1)}`", line)
+        out.append(line)
+        i += 1
+    return "\n".join(out).strip()
+
+
 def _details_rows(details: dict) -> list[str]:
     rows = []
     for name, d in details.items():
@@ -289,7 +321,7 @@ def to_markdown(verdicts: Sequence[Verdict], meta: dict, checks: Iterable[Check]
         out += ["", f"## `{v.id}`: {v.title}", ""]
         st = statement(by_id.get(v.id))
         if st:
-            out += ["```text", st, "```", ""]
+            out += [rst_to_markdown(st), ""]
         out += [
             f"- **claim:** {v.claim}",
             f"- **source:** {v.source}",

@@ -62,3 +62,11 @@ def test_table_and_json_have_margins():
     assert "margin" in table.splitlines()[0] and "4.0 dec" in table
     doc = report.to_json([v], {"backend": "numpy"})
     assert abs(doc["checks"][0]["margin"] - 4.0) < 1e-9
+
+
+def test_markdown_statement_renders_math():
+    rst = "Loss :math:`\\ell(W)` see `paper <https://arxiv.org/abs/1>`_ and ``code``.\n\n.. math::\n\n    a = b\n\nEnd."
+    md = report.rst_to_markdown(rst)
+    assert "$\\ell(W)$" in md and "[paper](https://arxiv.org/abs/1)" in md and "`code`" in md
+    assert "$$a = b$$" in md and ":math:" not in md and ".. math::" not in md
+    assert md.endswith("End.")
