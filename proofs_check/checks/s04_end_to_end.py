@@ -110,7 +110,7 @@ class EndToEndDynamics(Check):
         return gap_ref, float(np.max(np.abs(We_lay - We_e2e))), We_lay
 
     def layer_flow_accuracy(self, ctx: Context) -> Measurement:
-        """``ln.train.gradient_flow`` on a two-layer net whose layers differ in scale by 300x, against scipy's
+        r"""``ln.train.gradient_flow`` on a two-layer net whose layers differ in scale by 300x, against scipy's
         DOP853 at rtol 1e-13 on the layer ODE written out by hand (:math:`\dot W_1 = -W_2^T G`,
         :math:`\dot W_2 = -G W_1^T`, :math:`G = W_2W_1 - \Phi`): the error of *each* layer relative to its own
         size. At the requested rtol = 1e-6 the observed error is rtol/25 to rtol/3 over seeds 0-6; the bound is rtol
