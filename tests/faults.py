@@ -516,7 +516,7 @@ def _scaled_lr(mp, factor: float):
 @fault(
     "gd-lr-halved",
     "trainers",
-    ("s02-", "s03-", "s05-", "s06-", "s07-", "s08-", "s09-", "s11-", "s13-"),
+    ("s02-", "s03-", "s04-", "s05-", "s06-", "s07-", "s08-", "s09-", "s11-", "s13-"),
     "every descent trainer takes steps of lr / 2",
 )
 def _lr_half(mp):
@@ -526,7 +526,7 @@ def _lr_half(mp):
 @fault(
     "gd-lr-1e-3",
     "trainers",
-    ("s02-", "s03-", "s05-", "s06-", "s07-", "s08-", "s09-", "s11-", "s13-"),
+    ("s02-", "s03-", "s04-", "s05-", "s06-", "s07-", "s08-", "s09-", "s11-", "s13-"),
     "every descent trainer takes steps of lr * 1e-3",
 )
 def _lr_tiny(mp):
