@@ -644,7 +644,7 @@ def _cls_index(mp):
 @fault(
     "eigsh-largest-magnitude",
     "landscape",
-    ("s06-", "s13-", "s05b-"),
+    ("s01-", "s06-", "s13-", "s05b-"),
     "the top Hessian eigenvalue asks eigsh for the largest magnitude (LM) instead of the largest algebraic (LA)",
 )
 def _eigsh(mp):
@@ -662,7 +662,10 @@ def _eigsh(mp):
 
 
 @fault(
-    "lean-hvp-term-dropped", "fast path", ("s13-", "s06-"), "LeanHVP (top eigenvalue): the S_j^T G dP^T term dropped"
+    "lean-hvp-term-dropped",
+    "fast path",
+    ("s01-", "s13-", "s06-"),
+    "LeanHVP (top eigenvalue): the S_j^T G dP^T term dropped",
 )
 def _lean_term(mp):
     import linnet._fastpaths as fp
@@ -682,7 +685,7 @@ def _lean_term(mp):
 @fault(
     "lean-hvp-transpose",
     "fast path",
-    ("s13-", "s06-"),
+    ("s01-", "s13-", "s06-"),
     "LeanHVP (top eigenvalue): G P^T used untransposed (G^T) in the dS term where shapes allow",
 )
 def _lean_t(mp):

@@ -325,6 +325,23 @@ class CalculusCheck(Check):
         parts["Lp loss (p=4): gradient and HVP vs FD"] = Measurement.compare(
             max(lp[1], lp[2]), fd_tol(ctx, self.HVP_TOL), note="FD of the host value and of the host gradient"
         )
+        # the eigensolver's lambda_max (exact HVPs, lean operator for the squared loss) against the dense Hessian,
+        # at non-critical points of square and rectangular nets (where the gradient terms of the HVP matter)
+        rng_top = ctx.rng("s01-top")
+        top_err = 0.0
+        for k in range(ctx.pick(6, 60)):
+            _, Wt, Xt, Yt = random_problem(rng_top, square=3 if k % 2 == 0 else None)
+            Wt, Xt, Yt, loss_t, eWt = to_engine(ctx, Wt, Xt, Yt)
+            if sum(W.size for W in Wt) <= 2:
+                continue
+            ev = np.linalg.eigvalsh(host(ln.hessian(loss_t, eWt)))
+            top = float(host(ln.landscape.top_hessian_eigenvalue(loss_t, eWt).value))
+            top_err = max(top_err, abs(top - ev[-1]) / max(float(np.max(np.abs(ev))), 1e-300))
+        parts["top_hessian_eigenvalue vs dense lambda_max"] = Measurement.compare(
+            top_err,
+            max(1e-9, 1e3 * ctx.eps),
+            note="|top - eigvalsh(ln.hessian)[-1]| / ||H||, random non-critical points",
+        )
         s = sympy_error(ctx)
         if s is not None:
             parts["grad & Hessian vs sympy"] = Measurement.compare(
