@@ -10,6 +10,8 @@ a defect, and the run reports it.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import time
 import zlib
 from types import MappingProxyType
@@ -28,6 +30,8 @@ __all__ = [
     "REGISTRY",
     "all_checks",
     "run_check",
+    "margin_decades",
+    "render_claim",
 ]
 
 SCALES = ("quick", "full")
@@ -88,8 +92,63 @@ class Context:
         return quick if self.quick else full
 
 
+def margin_decades(figure: float, bound: float, relation: str = "<=") -> float | None:
+    """How far ``figure`` is from ``bound`` on the side the relation asks for, in decades (log10 of the ratio).
+
+    Positive: the assertion holds with that much room (``1e-12 <= 1e-8`` has margin 4; ``0.9992 <= 1`` has
+    3.5e-4, a close call); negative: it fails by that much; ``inf`` for an exact figure (0 against a non-zero
+    bound); ``None`` when a ratio means nothing (signs differ, or the figure equals its bound, as a count 0 <= 0 or
+    a fraction 1 >= 1 does). NaN gives NaN.
+    """
+    try:
+        f, b = float(figure), float(bound)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(f) or math.isnan(b):
+        return float("nan")
+    upper = relation in ("<=", "<")
+    if f == b:
+        return None  # a requirement met exactly (a count 0 <= 0, a fraction 1 >= 1): no ratio to report
+    if f == 0.0 and b != 0.0:
+        return math.inf if (b > 0) == upper else -math.inf
+    if f == 0.0 or b == 0.0 or (f > 0) != (b > 0) or math.isinf(f) or math.isinf(b):
+        if math.isinf(f) and not math.isinf(b):
+            return -math.inf if (f > 0) == upper else math.inf
+        return None
+    r = math.log10(abs(b) / abs(f))  # > 0 when |figure| < |bound|
+    if f < 0:
+        r = -r  # negative numbers: figure <= bound means |figure| >= |bound|
+    return r if upper else -r
+
+
+_PLACEHOLDER = re.compile(r"\{bound(?::([^{}]+))?\}")
+
+
+def render_claim(claim: str, result: "Measurement | None" = None) -> str:
+    """The claim with ``{bound}`` (the headline bound) and ``{bound:PART}`` (a part's bound) filled in from the
+    measurement of the dtype that ran, so the table states the thresholds actually applied."""
+
+    def sub(m):
+        if result is None:
+            return "tol"
+        part = m.group(1)
+        if part is None:
+            value = result.bound
+        else:
+            d = result.details.get(part) if isinstance(result.details, dict) else None
+            if not isinstance(d, dict) or "bound" not in d:
+                return "tol"
+            value = d["bound"]
+        return f"{float(value):.3g}"
+
+    return _PLACEHOLDER.sub(sub, claim)
+
+
 class Measurement(NamedTuple):
-    """One assertion, measured: ``figure`` held to ``bound`` by ``relation`` (``'<='`` or ``'>='``)."""
+    """One assertion, measured: ``figure`` held to ``bound`` by ``relation`` (``'<='`` or ``'>='``).
+
+    ``margin`` (a property, in decades) says how far the figure is from its bound; ``worst_margin`` the smallest
+    margin over the parts of a combined measurement (the closest call)."""
 
     figure: float
     bound: float
@@ -97,6 +156,24 @@ class Measurement(NamedTuple):
     relation: str = "<="
     note: str = ""
     details: Mapping[str, Any] = MappingProxyType({})  # read-only empty default: no mutable default shared by all
+
+    @property
+    def margin(self) -> float | None:
+        """:func:`margin_decades` of the headline figure."""
+        return margin_decades(self.figure, self.bound, self.relation)
+
+    @property
+    def worst_margin(self) -> float | None:
+        """The smallest defined margin over the parts (``details`` entries with a figure), else ``margin``."""
+        ms = []
+        for d in (self.details or {}).values():
+            if isinstance(d, dict) and "figure" in d and "bound" in d:
+                m = margin_decades(d["figure"], d["bound"], d.get("relation", "<="))
+                if m is not None and not math.isnan(m):
+                    ms.append(m)
+        if not ms:
+            return self.margin
+        return min(ms)
 
     @classmethod
     def compare(cls, figure: float, bound: float, relation: str = "<=", note: str = "", **details) -> "Measurement":
@@ -161,8 +238,13 @@ class Verdict(NamedTuple):
 
     def as_dict(self) -> dict:
         d = self._asdict()
-        d["result"] = self.result._asdict() | {"details": dict(self.result.details)}
+        d["result"] = self.result._asdict() | {
+            "details": dict(self.result.details),
+            "margin": self.result.margin,
+            "worst_margin": self.result.worst_margin,
+        }
         d["control"] = self.control._asdict() | {"details": dict(self.control.details)}
+        d["margin"] = self.result.worst_margin
         d["ok"] = self.ok
         d["control_failed"] = self.control_failed
         return d
@@ -203,7 +285,7 @@ class Check:
         return Verdict(
             self.id,
             self.title,
-            self.claim,
+            render_claim(self.claim, result),
             self.source,
             self.status,
             result,
@@ -252,7 +334,7 @@ def run_check(check: Check, ctx: Context, *, on_error: Callable | None = None) -
         return Verdict(
             check.id,
             check.title,
-            check.claim,
+            render_claim(check.claim),
             check.source,
             check.status,
             bad,

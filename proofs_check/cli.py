@@ -21,6 +21,8 @@ from . import report as _report
 
 __all__ = ["main", "build_parser", "select"]
 
+LIST_WIDTH = 100  # ``--list`` lines fit this many columns (title and source clipped with an ellipsis)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -101,10 +103,14 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         return 2
 
     if args.list:
-        rows = [(c.id, c.status, c.title, c.source) for c in chosen]
-        w = [max(len(r[i]) for r in rows) for i in range(3)]
+        w0 = max(len(c.id) for c in chosen)
+        w1 = max(len(c.status) for c in chosen)
+        title_w = max(LIST_WIDTH - w0 - w1 - 6 - 20, 10)  # leaves 20 columns for the source
+        rows = [(c.id, c.status, _report._clip(c.title, title_w), c.source) for c in chosen]
+        w2 = max(len(r[2]) for r in rows)
         for r in rows:
-            print(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}".rstrip(), file=stdout)
+            head = f"{r[0]:<{w0}}  {r[1]:<{w1}}  {r[2]:<{w2}}  "
+            print((head + _report._clip(r[3], max(LIST_WIDTH - len(head), 1))).rstrip(), file=stdout)
         return 0
 
     reason = _backend_ok(args.backend)

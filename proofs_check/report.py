@@ -16,6 +16,7 @@ import importlib
 import json
 import math
 import platform
+import re
 import sys
 import textwrap
 from typing import Any, Iterable, Sequence
@@ -27,12 +28,14 @@ __all__ = [
     "control_word",
     "format_figure",
     "format_measurement",
+    "format_margin",
     "format_table",
     "summary",
     "summary_line",
     "metadata",
     "to_json",
     "to_markdown",
+    "rst_to_markdown",
     "write_json",
     "write_markdown",
 ]
@@ -89,19 +92,37 @@ def format_measurement(m: Measurement | dict) -> str:
     return f"{format_figure(fig)} {_REL_SYMBOL.get(rel, rel)} {format_figure(bound)}"
 
 
+def format_margin(m: Any) -> str:
+    """A margin in decades for the table: ``4.0 dec`` (room of 10^4), ``+0.08%`` (a close call, ratio within a
+    factor 2), ``exact`` (a zero figure against a non-zero bound), ``n/a`` (no meaningful ratio, e.g. a count 0 <= 0);
+    negative when the assertion fails."""
+    if m is None:
+        return "n/a"
+    f = float(m)
+    if math.isnan(f):
+        return "nan"
+    if math.isinf(f):
+        return "exact" if f > 0 else "-inf"
+    if abs(f) >= 0.3:
+        return f"{f:.1f} dec"
+    return f"{(10.0**f - 1.0) * 100:+.2g}%"
+
+
 def _clip(s: str, width: int) -> str:
     s = " ".join(str(s).split())
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
 def format_table(verdicts: Sequence[Verdict], *, claim_width: int = 56) -> str:
-    """Plain-text table: id, claim, measured vs bound, verdict, control, seconds (fixed width, pipe-safe)."""
-    header = ("id", "claim", "measured vs bound", "verdict", "control", "s")
+    """Plain-text table: id, claim, measured vs bound, margin (the closest call over the check's parts), verdict,
+    control, seconds (fixed width, pipe-safe)."""
+    header = ("id", "claim", "measured vs bound", "margin", "verdict", "control", "s")
     rows = [
         (
             v.id,
             _clip(v.claim, claim_width),
             format_measurement(v.result) if not is_error(v) else _clip(v.result.note, 40),
+            format_margin(v.result.worst_margin) if not is_error(v) else "",
             verdict_word(v),
             control_word(v),
             f"{v.seconds:.1f}",
@@ -109,7 +130,7 @@ def format_table(verdicts: Sequence[Verdict], *, claim_width: int = 56) -> str:
         for v in verdicts
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    align = ["<", "<", "<", "<", "<", ">"]
+    align = ["<", "<", "<", ">", "<", "<", ">"]
 
     def line(cells):
         return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
@@ -222,6 +243,36 @@ def statement(check: Check | None) -> str:
     return textwrap.dedent(doc or "").strip()
 
 
+_RST_MATH = re.compile(r":math:`([^`]*)`")
+_RST_LINK = re.compile(r"`([^`<]+?)\s*<([^>]+)>`_+")
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+_RST_ROLE = re.compile(r":(?:func|class|meth|mod|data|attr):`~?([^`]+)`")
+
+
+def rst_to_markdown(text: str) -> str:
+    """The reStructuredText of a check's docstring as Markdown with TeX math (GitHub and most viewers render
+    ``$...$`` and ``$$...$$``): inline math, ``.. math::`` blocks, links, literals and Sphinx roles."""
+    out, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        line = lines[i]
+        if line.strip().startswith(".. math::"):
+            body = [line.strip()[len(".. math::") :].strip()]
+            i += 1
+            while i < len(lines) and (not lines[i].strip() or lines[i].startswith((" ", "\t"))):
+                body.append(lines[i].strip())
+                i += 1
+            expr = " ".join(b for b in body if b)
+            out += ["", f"$${expr}$$", ""]
+            continue
+        line = _RST_MATH.sub(lambda m: f"${m.group(1)}$", line)
+        line = _RST_LINK.sub(lambda m: f"[{m.group(1)}]({m.group(2)})", line)
+        line = _RST_ROLE.sub(lambda m: f"`{m.group(1)}`", line)
+        line = _RST_LITERAL.sub(lambda m: f"`{m.group(1)}`", line)
+        out.append(line)
+        i += 1
+    return "\n".join(out).strip()
+
+
 def _details_rows(details: dict) -> list[str]:
     rows = []
     for name, d in details.items():
@@ -257,19 +308,20 @@ def to_markdown(verdicts: Sequence[Verdict], meta: dict, checks: Iterable[Check]
         f"scale: `{meta.get('scale')}`",
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v_.items() if val is not None),
         "",
-        "| id | claim | measured vs bound | verdict | control | s |",
-        "|---|---|---|---|---|---|",
+        "| id | claim | measured vs bound | margin | verdict | control | s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for v in verdicts:
         fig = format_measurement(v.result) if not is_error(v) else v.result.note
         out.append(
-            f"| `{v.id}` | {_md(v.claim)} | {_md(fig)} | {verdict_word(v)} | {control_word(v)} | {v.seconds:.1f} |"
+            f"| `{v.id}` | {_md(v.claim)} | {_md(fig)} | {format_margin(v.result.worst_margin)} | {verdict_word(v)} "
+            f"| {control_word(v)} | {v.seconds:.1f} |"
         )
     for v in verdicts:
         out += ["", f"## `{v.id}`: {v.title}", ""]
         st = statement(by_id.get(v.id))
         if st:
-            out += ["```text", st, "```", ""]
+            out += [rst_to_markdown(st), ""]
         out += [
             f"- **claim:** {v.claim}",
             f"- **source:** {v.source}",

@@ -108,7 +108,7 @@ def test_index_formula_small_case():
 def test_laurent_von_brecht_holds():
     m = REGISTRY["s07-laurent-von-brecht"].measure(CTX)
     assert m.holds, m.details
-    assert set(_parts(m)) == {"l4", "Huber", "quadratic (metric Sxx)", "logistic"}
+    assert set(_parts(m)) == {"l4", "Huber", "quadratic (metric Sxx)", "logistic", "trainer_replay (worst problem)"}
 
 
 def test_laurent_von_brecht_control_fails():

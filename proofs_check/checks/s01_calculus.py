@@ -139,6 +139,40 @@ def hvp_fd_error(ctx, Ws, X, Y, eWs, loss, rng, hvp_fn=None) -> float:
     return float(np.max(np.abs(hv - fd)) / max(1.0, float(np.max(np.abs(hv)))))
 
 
+def lp_errors(ctx, rng, p: float = 4.0) -> tuple[float, float, float]:
+    r"""The :math:`L^p` loss of the engine (``ln.LpLoss``) on a random problem: relative value error against
+    :math:`\sum|R|^p/(pm)` on the host, and gradient and HVP against central differences of the host value and of
+    the host gradient :math:`\mathrm{sign}(R)|R|^{p-1}X^\top/m` pulled back through the product (both float64)."""
+    _, Ws, X, Y = random_problem(rng)
+    Ws, X, Y = [rounded(ctx, W) for W in Ws], rounded(ctx, X), rounded(ctx, Y)
+    m, N = X.shape[1], len(Ws)
+    loss = ln.LpLoss(ctx.asarray(X), ctx.asarray(Y), p=p)
+    eWs = tuple(ctx.asarray(W) for W in Ws)
+
+    def value(Ws_):
+        return float(np.sum(np.abs(ref_partial(Ws_, 1, N, X.shape[0]) @ X - Y) ** p)) / (p * m)
+
+    def grad(Ws_):
+        We = ref_partial(Ws_, 1, N, X.shape[0])
+        R = We @ X - Y
+        G = (np.sign(R) * np.abs(R) ** (p - 1)) @ X.T / m
+        d = [X.shape[0]] + [W.shape[0] for W in Ws_]
+        return [ref_partial(Ws_, j + 2, N, d[j + 1]).T @ G @ ref_partial(Ws_, 1, j, d[0]).T for j in range(N)]
+
+    v = value(Ws)
+    val_err = abs(float(host(ln.loss(loss, eWs))) - v) / max(v, 1e-300)
+    D = [rng.standard_normal(W.shape) for W in Ws]
+    fd = (value(_axpy(Ws, FD_STEP, D)) - value(_axpy(Ws, -FD_STEP, D))) / (2 * FD_STEP)
+    g = [host(a) for a in ln.grad(loss, eWs)]
+    exact = sum(float(np.sum(a * b)) for a, b in zip(g, D))
+    grad_err = abs(fd - exact) / max(1.0, abs(fd))
+    V = [rounded(ctx, rng.standard_normal(W.shape)) for W in Ws]
+    hv = _flat([host(a) for a in ln.hvp(loss, eWs, tuple(ctx.asarray(x) for x in V))])
+    fdh = (_flat(grad(_axpy(Ws, FD_STEP, V))) - _flat(grad(_axpy(Ws, -FD_STEP, V)))) / (2 * FD_STEP)
+    hvp_err = float(np.max(np.abs(hv - fdh)) / max(1.0, float(np.max(np.abs(hv)))))
+    return val_err, grad_err, hvp_err
+
+
 def hessian_fd_error(ctx, Ws, X, Y, eWs, loss) -> float:
     """Dense ``ln.hessian`` against the FD Hessian (columns: FD of the reference gradient along unit vectors)."""
     H = host(ln.hessian(loss, eWs))
@@ -284,6 +318,30 @@ class CalculusCheck(Check):
                 gn_at_min, fd_tol(ctx, self.HVP_TOL), note="G = 0: the Gauss–Newton part is the whole HVP"
             ),
         }
+        lp = np.max([lp_errors(ctx, rng) for _ in range(ctx.pick(6, 100))], axis=0)
+        parts["Lp loss (p=4): value vs host"] = Measurement.compare(
+            lp[0], roundoff_tol(ctx, self.VALUE_TOL), note="sum|WX-Y|^p/(pm), relative"
+        )
+        parts["Lp loss (p=4): gradient and HVP vs FD"] = Measurement.compare(
+            max(lp[1], lp[2]), fd_tol(ctx, self.HVP_TOL), note="FD of the host value and of the host gradient"
+        )
+        # the eigensolver's lambda_max (exact HVPs, lean operator for the squared loss) against the dense Hessian,
+        # at non-critical points of square and rectangular nets (where the gradient terms of the HVP matter)
+        rng_top = ctx.rng("s01-top")
+        top_err = 0.0
+        for k in range(ctx.pick(6, 60)):
+            _, Wt, Xt, Yt = random_problem(rng_top, square=3 if k % 2 == 0 else None)
+            Wt, Xt, Yt, loss_t, eWt = to_engine(ctx, Wt, Xt, Yt)
+            if sum(W.size for W in Wt) <= 2:
+                continue
+            ev = np.linalg.eigvalsh(host(ln.hessian(loss_t, eWt)))
+            top = float(host(ln.landscape.top_hessian_eigenvalue(loss_t, eWt).value))
+            top_err = max(top_err, abs(top - ev[-1]) / max(float(np.max(np.abs(ev))), 1e-300))
+        parts["top_hessian_eigenvalue vs dense lambda_max"] = Measurement.compare(
+            top_err,
+            max(1e-9, 1e3 * ctx.eps),
+            note="|top - eigvalsh(ln.hessian)[-1]| / ||H||, random non-critical points",
+        )
         s = sympy_error(ctx)
         if s is not None:
             parts["grad & Hessian vs sympy"] = Measurement.compare(

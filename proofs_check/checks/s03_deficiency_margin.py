@@ -34,6 +34,7 @@ import linnet as ln
 from linnet.backend import to_numpy
 
 from .._core import EPS64, Check, Context, Measurement, host, register
+from .._engine import gd_replay
 
 
 def _scaled(tol64: float, ctx: Context) -> float:
@@ -101,7 +102,12 @@ class DeficiencyMargin(Check):
         eta_thm, delta_max = float(consts.eta_max), float(consts.delta_max)
 
         tol_init = _scaled(1e-12, ctx)  # THEOREMS §3 (i): 1e-12 in float64
-        tol_rate = _scaled(1e-10, ctx)  # THEOREMS §3 (ii)/(iii): 1e-10 in float64
+        # THEOREMS §3 (ii)/(iii) allowed 1e-10 above the bound in float64 (0.05 once scaled to float32): the rate
+        # inequality is exact, so the ratio is held to 1 itself in every dtype (its round-off, ~eps per step
+        # relative, sits decades below the observed slack, which the margin column reports); sigma_min >= c is held
+        # to c (1 - 1e3 eps)
+        tol_rate = 0.0
+        tol_smin = 1e3 * ctx.eps * c
         We0 = ln.end_to_end(Ws)
         smin0 = float(host(xp.linalg.svdvals(We0))[-1])
         margin0 = float(host(ln.theory.deficiency_margin(We0, Phi)))
@@ -118,11 +124,17 @@ class DeficiencyMargin(Check):
         L = host(run.loss)  # (n_rec, 3)
         st = np.asarray(to_numpy(run.steps), dtype=np.float64)
         status = np.asarray(to_numpy(run.status))
-        ratios = [_max_rate_ratio(L[:, k], st, qs[k], status[k] == ln.train.DIVERGED) for k in range(3)]
         hist = [host(h) for h in run.history]  # (n_rec, 3, d_j, d_{j-1})
         We_t = hist[0]
         for H in hist[1:]:
             We_t = H @ We_t
+        # the loss of the recorded iterates evaluated on the host in float64: the trainer's reported losses must
+        # agree with it; in float32 the ratio uses it, since at eta_thm the decrease per step (eta c^(2(N-1)/N),
+        # ~1e-8 relative) is below the float32 rounding of the loss itself
+        L_host = 0.5 * np.sum((We_t - host(Phi)) ** 2, axis=(-2, -1))
+        loss_err = float(np.max(np.abs(L - L_host) / L_host))
+        L_rate = L if ctx.dtype == "float64" else L_host
+        ratios = [_max_rate_ratio(L_rate[:, k], st, qs[k], status[k] == ln.train.DIVERGED) for k in range(3)]
         smin_t = float(np.min(np.linalg.svd(We_t, compute_uv=False)[..., -1]))
         decrease = [float(L[-1, k] / L[0, k]) for k in range(3)]
 
@@ -131,6 +143,7 @@ class DeficiencyMargin(Check):
         emp = ln.train.gd(loss, Ws, lr=self.lr_empirical, steps=ctx.pick(2000, 4000), ftol=eps_t)
         emp_final = float(host(emp.loss)[-1])
 
+        replay = gd_replay(ctx, loss, Ws, self.lr_empirical)
         parts = {
             "rate_bound_1e4_eta_thm": Measurement.compare(
                 ratios[2],
@@ -149,7 +162,7 @@ class DeficiencyMargin(Check):
                 ratios[1], 1 + tol_rate, "<=", f"same at 1e2 eta_thm (l(T)/l(0)={decrease[1]:.6g})"
             ),
             "sigma_min_throughout": Measurement.compare(
-                smin_t, c - tol_rate, ">=", f"min over t and the three runs of sigma_min(W_e(t)), c={c}"
+                smin_t, c - tol_smin, ">=", f"min over t and the three runs of sigma_min(W_e(t)), c={c}"
             ),
             "sigma_min_init": Measurement.compare(smin0, c - tol_init, ">=", "sigma_min(W_e(0)) (Weyl: >= margin)"),
             "margin_init": Measurement.compare(
@@ -168,6 +181,10 @@ class DeficiencyMargin(Check):
                 q_gap, 4 * ctx.eps, "<=", "ln.theory.acgh_constants(..., eta).rate vs 1 - eta c^(2(N-1)/N)"
             ),
             "margin_probability_derived": self._margin_probability(ctx),
+            "trainer_replay": replay,
+            "trainer_loss_vs_host": Measurement.compare(
+                loss_err, 1e3 * ctx.eps, "<=", "run.loss vs 0.5||W_e(t) - Phi||^2 of the recorded iterates (relative)"
+            ),
         }
         return Measurement.all_of(parts, note=f"N={N}, widths={widths}, c={c}, ||Phi||_F={np.linalg.norm(Phi_h):.4g}")
 
@@ -195,7 +212,7 @@ class DeficiencyMargin(Check):
         N = self.depth
         eps_t = self._eps_target(ctx)
         steps = ctx.pick(2000, 4000)  # the horizon in which the margin case (iv) converges at the same eta
-        tol_rate = _scaled(1e-10, ctx)
+        tol_rate = 0.0  # as in measure: the rate ratio is held to 1
 
         # (a) scalar, no margin: phi = 1, balanced layers (-a, a, a), product -a^3 < 0
         a = 0.8

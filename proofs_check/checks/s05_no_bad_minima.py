@@ -42,6 +42,7 @@ import linnet as ln
 from linnet.backend import namespace, to_numpy
 
 from .._core import Check, Context, Measurement, register
+from .._engine import gd_replay
 
 # THEOREMS.md §5 (a), float64 figures. Each is floored at k * eps so that a float32 run asks only for what its
 # round-off allows (k chosen so the floor never binds in float64).
@@ -152,6 +153,8 @@ class Ensemble(NamedTuple):
     diverged: int
     max_global_gap: float  # largest |L - L*| / |L*| among global runs
     min_violation_gap: float  # smallest relative gap among violations (nan if none)
+    replay: tuple = (0.0, 0.1)  # (figure, bound) of the trainer's first steps against W - lr grad L
+    label_mismatch: int = 0  # end points where landscape.classify disagrees with the check's own classification
 
 
 def random_inits(ctx: Context, widths, B: int, key: str, lo: float, hi: float):
@@ -199,6 +202,20 @@ def run_ensemble(ctx: Context, loss, Ws, L_star: float, *, lr: float, steps: int
     lmin, hnorm = hessian_extremes(loss, Wf, idx, xp)
     strict = lmin < -floored(HESS_RTOL_F64, 1e3, eps) * hnorm
     viol = idx[~strict]
+    # landscape.classify on a few end points against this classification (global / strict saddle / other)
+    label_mismatch = 0
+    pick = np.concatenate([np.flatnonzero(is_global)[:4], idx[strict][:4], viol[:2]]).astype(np.int64)
+    if pick.size and isinstance(loss, ln.SquaredLoss):
+        cls = ln.landscape.classify(
+            loss,
+            _take(Wf, pick, xp),
+            gtol=floored(MOVING_GTOL_F64, 1e3, eps),
+            htol=floored(HESS_RTOL_F64, 1e3, eps),
+            vtol=floored(VALUE_RTOL_F64, 100, eps),
+        )
+        labels = np.asarray(cls.label).reshape(-1)
+        want = np.where(is_global[pick], "global minimum", np.where(np.isin(pick, idx[strict]), "strict saddle", ""))
+        label_mismatch = int(np.sum((want != "") & (labels != want)))
     return Ensemble(
         widths=widths,
         n=int(L.size),
@@ -210,6 +227,8 @@ def run_ensemble(ctx: Context, loss, Ws, L_star: float, *, lr: float, steps: int
         diverged=int(np.sum(status == ln.train.DIVERGED)),
         max_global_gap=float(np.max(np.abs(gap[is_global]), initial=0.0)),
         min_violation_gap=float(np.min(gap[viol])) if viol.size else float("nan"),
+        replay=tuple(gd_replay(ctx, loss, _take(Ws, [0], xp), lr)[:2]),
+        label_mismatch=label_mismatch,
     )
 
 
@@ -292,6 +311,17 @@ class NoBadMinima(Check):
             ),
             "rrr_closed_form": closed,
             "rrr_brute_force": brute,
+            # the runs counted must have converged: none left moving, and most reach the global value
+            "no run left moving": Measurement.compare(s["moving"], 0, "<=", "non-global, gradient >= moving threshold"),
+            "fraction reaching the global value": Measurement.compare(
+                s["global"] / s["n"], 0.5, ">=", "by the loss at the end point, against L* (RRR)"
+            ),
+            "classify agrees (global / strict saddle)": Measurement.compare(
+                sum(e.label_mismatch for e in ens), 0, "<=", "landscape.classify on up to 10 end points per config"
+            ),
+            "trainer_replay (worst config)": Measurement.compare(
+                *max((e.replay for e in ens), key=lambda r: r[0] / r[1]), "<=", "first GD iterates vs W - lr grad L"
+            ),
         }
         return Measurement.all_of(parts)
 

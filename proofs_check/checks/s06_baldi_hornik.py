@@ -44,6 +44,7 @@ import numpy as np
 import linnet as ln
 
 from .._core import Check, Context, Measurement, host, register
+from .._engine import gd_replay
 from .s05_no_bad_minima import floored, regression_data
 
 GRAD_RTOL_F64 = 1e-12  # THEOREMS.md §6: gradient max-norm, relative
@@ -123,9 +124,11 @@ class BaldiHornik(Check):
         vtol = floored(VALUE_RTOL_F64, 4.5e3, eps)
         ntol = floored(NEG_RTOL_F64, 1e3, eps)
         worst_g = worst_v = 0.0
-        index_mismatch = zero_mismatch = n_points = 0
+        index_mismatch = zero_mismatch = n_points = label_mismatch = 0
+        worst_top = 0.0
         unique_min_ok = True
         gd_gap = 0.0
+        replays = []
         for c, (n, q, p) in enumerate(INSTANCES):
             X, Y = bh_data(ctx.rng(f"s06-{c}"), n, q, 6 * n)
             lam, _, Sxx, _ = host_sigma(X, Y)
@@ -151,6 +154,14 @@ class BaldiHornik(Check):
                     zero_mismatch += 1
                 if idx == 0:
                     zero_index.append(pt.I)
+                # the engine's landscape tools against the dense reference: classify's label (index 0 at the top
+                # set = the global minimum, every other point a strict saddle) and the eigensolver's lambda_max,
+                # which differs from the largest |lambda| at some of these saddles
+                want = "global minimum" if idx == 0 else "strict saddle"
+                if str(ln.landscape.classify(loss, pt.Ws).label) != want:
+                    label_mismatch += 1
+                top = float(host(ln.landscape.top_hessian_eigenvalue(loss, pt.Ws).value))
+                worst_top = max(worst_top, abs(top - e[-1]) / hn)
             unique_min_ok &= zero_index == [tuple(range(p))]
             # cross-check: GD from random inits reaches L_{1..p}
             B = 16
@@ -160,6 +171,7 @@ class BaldiHornik(Check):
             s1 = float(np.linalg.svd(Y @ np.linalg.pinv(X), compute_uv=False)[0])
             lr = 0.5 / (2 * float(np.linalg.eigvalsh(Sxx)[-1]) * max(s1, 1.0))
             run = ln.train.gd(loss, Ws, lr=lr, steps=ctx.pick(20_000, 50_000), gtol=floored(1e-11, 100, eps))
+            replays.append(gd_replay(ctx, loss, Ws, lr))
             L_top = 0.5 * (tr_yy - float(np.sum(lam[:p])))
             gd_gap = max(gd_gap, float(np.max(np.abs(host(ln.loss(loss, run.weights)) - L_top))) / L_top)
         parts = {
@@ -171,6 +183,12 @@ class BaldiHornik(Check):
             "#zero eigenvalues = p^2 at |I| = p": Measurement.compare(
                 zero_mismatch, 0, "<=", "points with another count"
             ),
+            "landscape.classify label = dense reference": Measurement.compare(
+                label_mismatch, 0, "<=", "points labelled otherwise than index 0 -> global minimum, else strict saddle"
+            ),
+            "top_hessian_eigenvalue = dense lambda_max (relative to ||H||)": Measurement.compare(
+                worst_top, floored(1e-9, 1e3, eps), "<=", "eigsh on exact HVPs vs eigvalsh(ln.hessian)"
+            ),
             "exactly one index-0 point (top p)": Measurement.compare(
                 0 if unique_min_ok else 1, 0, "<=", "instances failing"
             ),
@@ -179,6 +197,7 @@ class BaldiHornik(Check):
                 gd_gap, floored(1e-8, 100, eps), "<=", "16 random inits per instance"
             ),
         }
+        parts["trainer_replay (worst instance)"] = max(replays, key=lambda r: r.figure / r.bound)
         return Measurement.all_of(parts)
 
     def control(self, ctx: Context) -> Measurement:

@@ -39,6 +39,7 @@ import linnet as ln
 from linnet.backend import namespace, to_numpy
 
 from .._core import Check, Context, Measurement, register
+from .._engine import gd_replay
 from .s05_no_bad_minima import double_well_loss, floored, hessian_extremes, random_inits
 
 GAP_RTOL_F64 = 1e-6  # THEOREMS.md §7: l(W_e) - min l <= 1e-6 relative
@@ -174,7 +175,7 @@ class LaurentVonBrecht(Check):
         "non-convex entrywise double well (z^2-1)^2 + 0.3 z: second-order stationary non-global points"
     )
 
-    def _assert(self, ctx: Context, runs: dict) -> Measurement:
+    def _assert(self, ctx: Context, runs: dict, extra: dict | None = None) -> Measurement:
         """The assertion: each run has second-order stationary end points, and all are within the gap tolerance."""
         tol = floored(GAP_RTOL_F64, 1e3, ctx.eps)
         parts = {}
@@ -186,11 +187,12 @@ class LaurentVonBrecht(Check):
                 f"max relative gap over {r['second_order']}/{r['n']} second-order stationary end points "
                 f"({r['strict_saddle']} strict saddles, {r['unconverged']} unconverged)",
             )
+        parts.update(extra or {})
         return Measurement.all_of(parts)
 
     def measure(self, ctx: Context) -> Measurement:
         B = ctx.pick(24, 4096)
-        runs = {}
+        runs, replays = {}, {}
         for c, (name, (make, host)) in enumerate(problems(ctx.rng("s07-data"), 4, 3, 40).items()):
             widths = CONFIGS[name]
             assert min(widths[1:-1]) >= min(widths[0], widths[-1])  # no bottleneck: the theorem's hypothesis
@@ -199,7 +201,9 @@ class LaurentVonBrecht(Check):
             Ws = random_inits(ctx, widths, B, f"s07-init-{c}", 0.3, 1.0)
             lr = sharpness_lr(host, We, len(widths) - 1)
             runs[name] = second_order_gaps(ctx, loss, Ws, mv, lr=lr, steps=ctx.pick(20_000, 60_000))
-        return self._assert(ctx, runs)
+            replays[name] = gd_replay(ctx, loss, Ws, lr)
+        worst = max(replays.values(), key=lambda r: r.figure / r.bound)
+        return self._assert(ctx, runs, extra={"trainer_replay (worst problem)": worst})
 
     def control(self, ctx: Context) -> Measurement:
         widths = (2, 3, 2)

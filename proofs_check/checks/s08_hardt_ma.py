@@ -50,6 +50,7 @@ import scipy.linalg
 import linnet as ln
 
 from .._core import Check, Context, Measurement, host, register
+from .._engine import gd_replay
 from .s05_no_bad_minima import floored
 
 RECON_RTOL_F64 = 1e-10  # THEOREMS.md §8 check 1: product of the construction equals R
@@ -260,6 +261,10 @@ class HardtMa(Check):
         parts["GD path stays in the tau-ball"] = Measurement.compare(
             path_norm, tau, "<=", f"max_t max_i ||A_i(t)||, tau = {tau}"
         )
+        loss = hm_loss(ctx, R, Sigma)
+        A0 = tuple(ctx.asarray(0.1 * a) for a in ball_samples(rng, ell, d, 0.9, 2)[:, 1])
+        lr = 0.25 / (ell * float(np.linalg.eigvalsh(Sigma)[-1]) * max(np.linalg.norm(R, 2), 1.0) ** 2)
+        parts["trainer_replay"] = gd_replay(ctx, loss, A0, lr, residual=True)
         return Measurement.all_of(parts)
 
     def control(self, ctx: Context) -> Measurement:
@@ -274,7 +279,8 @@ class HardtMa(Check):
         A = [-np.eye(d), -np.eye(d)] + [a for a in ball_samples(rng, ell - 2, d, 0.9, 2)[:, 1]]
         rel_b, g_b = critical_is_global(ctx, R2, Sigma2, tuple(ctx.asarray(a) for a in A))
         tol = floored(GD_RTOL_F64, 1e3, ctx.eps)
-        return Measurement.all_of(
+        # any_of: the control holds if either broken hypothesis still satisfies the assertion, so each must fail
+        return Measurement.any_of(
             {
                 "det R < 0: GD from 0 reaches C": Measurement.compare(
                     rel,

@@ -66,9 +66,7 @@ def _split(M: np.ndarray):
 class SaxeExactDynamics(Check):
     id = "s10-saxe"
     title = "Saxe-McClelland-Ganguli exact solutions (eqs. 11, 12, 15)"
-    claim = (
-        "decoupled balanced GF: modes follow eq.12 (1e-8), stay decoupled (1e-10); eq.11 time; eq.15 deep; GD O(eta)"
-    )
+    claim = "decoupled balanced GF: modes follow eq.12 ({bound:eq12_modes}), stay decoupled ({bound:decoupled}); eq.11 time; eq.15 deep; GD O(eta)"
     source = "Saxe, McClelland & Ganguli, arXiv 1312.6120, eqs. (11), (12), (15); THEOREMS.md §10"
     status = "CONFIRMED"
     control_description = (

@@ -6,8 +6,12 @@ r"""Sharpness of the balanced global minimum and the linear-stability threshold 
 
 - scalar case: at any global minimum :math:`\lambda_{\max} = \phi^2\sum_i w_i^{-2} \ge N|\phi|^{2-2/N}`, with equality
   iff balanced (AM–GM): the balanced minimum is the flattest (DERIVED+VERIFIED, proven);
-- matrix case: at a balanced global minimum :math:`\lambda_{\max} = N\sigma_1(\Phi)^{2-2/N}` (DERIVED+VERIFIED); that
-  it is the flattest global minimum is a **checked conjecture** (gauge-transformed minima come out sharper);
+- matrix case: at a balanced global minimum :math:`\lambda_{\max} = N\sigma_1(\Phi)^{2-2/N}` (DERIVED+VERIFIED), and at
+  *every* global minimum :math:`\lambda_{\max} \ge N\sigma_1(\Phi)^{2-2/N}` (a proven inequality, THEOREMS2.md §18,
+  DERIVED+VERIFIED: the Rayleigh quotient of the direction :math:`\Delta_j = y_jx_{j-1}^\top` built from the top singular
+  pair is already that large, by AM–GM and Cauchy–Schwarz; it settles the former conjecture of §13 and agrees with
+  Mulayoff & Michaeli, ICML 2020, arXiv:2002.04710, whose abstract (CONFIRMED) says flat minima are nearly balanced;
+  their theorem numbers UNCONFIRMED);
 - consequence: with :math:`S = N|\phi|^{2-2/N}`, GD from a small (≤ 5 %) perturbation of the balanced minimum
   converges for :math:`\eta \le 0.99\cdot2/S` and not for :math:`\eta \ge 1.01\cdot2/S` (no minimum is stable).
 
@@ -17,14 +21,17 @@ gauge-transformed (matrix) minima against the bound; the threshold experiment (:
 batch of perturbed nets in ``ln.train.gd`` with per-net step sizes :math:`(0.90, 0.99, 1.01, 1.10)\cdot2/S`,
 "converged" meaning :math:`\ell \le 10^{-20}` (float64).
 
-**Control.** Deliberately wrong formulas fail the equality: :math:`N\phi^2`, :math:`|\phi|^{2-2/N}` without the factor
-:math:`N`, and :math:`N\|\Phi\|_F^{2-2/N}` (Frobenius instead of spectral norm, on matrices with :math:`\sigma_2 \ge 0.3\sigma_1`).
+**Control.** The lower bound with a hypothesis removed must fail, each part on its own: at points that are not global
+minima (the origin at depth :math:`\ge 3`, where :math:`H = 0`; balanced layers scaled by 0.7), and with the test
+direction built from the second singular pair (which certifies only :math:`N\sigma_2^{2-2/N}`; matrices with
+:math:`\sigma_2 \ge 0.3\sigma_1`).
 
 **Source.** Cohen, Kaur, Li, Kolter & Talwalkar arXiv:2103.00065 (the 2/η criterion); Saxe et al.
-arXiv:1312.6120 App. B (same value); the sharpness formulas are derived for THEOREMS.md §13; Marion & Chizat
+arXiv:1312.6120 App. B (same value); the sharpness formulas are derived for THEOREMS.md §13; the lower bound at every
+global minimum: THEOREMS2.md §18 (proof), Mulayoff & Michaeli arXiv:2002.04710 (ICML 2020); Marion & Chizat
 arXiv:2405.13456 (related lower bound, constant UNCONFIRMED, not used).
 
-**Status.** DERIVED+VERIFIED (the 2/η criterion CONFIRMED; matrix flattest-minimum claim a checked conjecture).
+**Status.** DERIVED+VERIFIED (the 2/η criterion CONFIRMED; the matrix lower bound proven in THEOREMS2.md §18).
 """
 
 from __future__ import annotations
@@ -81,19 +88,52 @@ def matrix_case(ctx: Context, rng, *, min_rank: int = 1, min_gap: float = 0.0):
     return Phi, widths, ln.SquaredLoss.whitened(Phi)
 
 
+def test_direction_quotient(loss, Ws, Phi_h: np.ndarray, pair: int = 0) -> float:
+    r"""Rayleigh quotient :math:`\langle\Delta, H\Delta\rangle/\|\Delta\|^2` (``ln.hvp``) of the test direction of
+    THEOREMS2.md §18 built from singular pair ``pair`` :math:`(u, v)` of :math:`\Phi`:
+    :math:`\Delta_j = y_j x_{j-1}^\top`, :math:`x_j = W_{1:j}v`, :math:`y_j = W_{j+1:N}^\top u`. At a global minimum
+    and ``pair = 0`` it is at least :math:`N\sigma_1^{2-2/N}` (AM-GM and Cauchy-Schwarz)."""
+    U, _, Vt = np.linalg.svd(Phi_h)
+    u, v = U[:, pair], Vt[pair]
+    W = [host(w) for w in Ws]
+    N = len(W)
+    xs = [v]
+    for w in W:
+        xs.append(w @ xs[-1])
+    ys = [None] * (N + 1)
+    ys[N] = u
+    for j in range(N, 0, -1):
+        ys[j - 1] = W[j - 1].T @ ys[j]
+    D = [np.outer(ys[j], xs[j - 1]) for j in range(1, N + 1)]
+    like = Ws[0]
+    HD = ln.hvp(loss, Ws, tuple(host_to(like, d) for d in D))
+    num = sum(float(np.sum(host(h) * d)) for h, d in zip(HD, D))
+    return num / sum(float(np.sum(d * d)) for d in D)
+
+
+def host_to(like, a: np.ndarray):
+    """``a`` as an array of ``like``'s namespace and dtype."""
+    from linnet._backend import from_host, namespace
+
+    return from_host(a, namespace(like), like.dtype)
+
+
 @register
 class SharpnessCheck(Check):
     id = "s13-sharpness"
     title = "Sharpness of the balanced global minimum and the 2/S stability threshold of GD"
     claim = (
-        "balanced min: lambda_max = N|phi|^(2-2/N) (scalar, flattest) = N s1(Phi)^(2-2/N) (matrix; flattest: "
-        "conjecture); GD converges at 0.99*2/S, not at 1.01*2/S"
+        "balanced min: lambda_max = N|phi|^(2-2/N) (scalar, flattest) = N s1(Phi)^(2-2/N) (matrix; <= lambda_max "
+        "at every global min, proven); GD converges at 0.99*2/S, not at 1.01*2/S; heavy ball at 2(1+beta)/S"
     )
-    source = "Cohen et al. arXiv:2103.00065 (2/eta); Saxe et al. arXiv:1312.6120 App. B; THEOREMS.md §13"
+    source = (
+        "Cohen et al. arXiv:2103.00065 (2/eta); Saxe et al. arXiv:1312.6120 App. B; Mulayoff & Michaeli "
+        "arXiv:2002.04710; THEOREMS.md §13, THEOREMS2.md §18"
+    )
     status = "DERIVED+VERIFIED"
     control_description = (
-        "wrong sharpness formulas N phi^2, |phi|^(2-2/N) (no factor N) and N ||Phi||_F^(2-2/N) must fail the "
-        "equality with the measured lambda_max"
+        "the lower bound lambda_max >= N s1^(2-2/N) without its hypotheses: at non-minima (the origin at depth >= 3; "
+        "balanced layers scaled by 0.7) and with the test direction of the second singular pair; each must fail"
     )
 
     EQ_TOL = 1e-9  # THEOREMS §13: lambda_max equals the formula to 1e-9 relative (float64)
@@ -129,20 +169,35 @@ class SharpnessCheck(Check):
             out.append((Phi, widths, loss, Ws, float(top_eigenvalue(loss, Ws)), formula))
         return out
 
-    def threshold(self, ctx: Context, n_nets: int, steps: int) -> np.ndarray:
-        """Fraction of converged nets per step-size factor (one batched GD run, shape ``(len(LR_FACTORS),)``)."""
-        rng = ctx.rng("s13-threshold")
+    def threshold(self, ctx: Context, n_nets: int, steps: int, *, beta: float = 0.0, factors=None) -> dict:
+        r"""One batched run of ``ln.train.gd`` (``beta = 0``) or ``ln.train.momentum`` from perturbed balanced minima
+        with step sizes ``factors * 2(1 + beta)/S`` (heavy ball on a quadratic is stable iff
+        :math:`\eta\lambda < 2(1 + \beta)`, Polyak 1964). Returns the fraction of nets the trainer reports
+        converged per factor, its status codes, and the relative error of the loss it reports at step 0 against
+        a host evaluation of :math:`\tfrac12(\prod_j w_j - \phi)^2`."""
+        rng = ctx.rng("s13-threshold" if beta == 0.0 else f"s13-threshold-{beta}")
+        factors = self.LR_FACTORS if factors is None else factors
         N, phi = self.N_THR, self.PHI_THR
         S = float(host(ln.theory.sharpness_balanced(ctx.asarray(np.array([[phi]])), N)))
-        k = len(self.LR_FACTORS)
+        k = len(factors)
         w = abs(phi) ** (1.0 / N) * (1.0 + self.PERTURBATION * rng.uniform(-1.0, 1.0, size=(k, n_nets, N)))
         w[..., 0] *= np.sign(phi)
         Ws = tuple(ctx.asarray(w[..., j, None, None]) for j in range(N))
         loss = ln.SquaredLoss.whitened(ctx.asarray(np.array([[phi]])))
-        lr = ctx.asarray(np.asarray(self.LR_FACTORS)[:, None] * 2.0 / S)
-        run = ln.train.gd(loss, Ws, lr=lr, steps=steps, ftol=self.ftol(ctx), record_every=steps)
-        converged = host(run.status) == ln.train.CONVERGED
-        return converged.mean(axis=1)
+        lr = ctx.asarray(np.asarray(factors)[:, None] * 2.0 * (1.0 + beta) / S)
+        if beta == 0.0:
+            run = ln.train.gd(loss, Ws, lr=lr, steps=steps, ftol=self.ftol(ctx), record_every=steps)
+        else:
+            run = ln.train.momentum(loss, Ws, lr=lr, beta=beta, steps=steps, ftol=self.ftol(ctx), record_every=steps)
+        status = host(run.status)
+        w32 = np.stack([host(W)[..., 0, 0] for W in Ws], -1)  # the weights as the dtype holds them
+        r0 = np.prod(w32, axis=-1) - phi
+        # error relative to |r| |phi|: the round-off of the residual r (a few eps |phi|) times dL/dr = r
+        scale = np.abs(r0) * abs(phi)
+        loss_err = float(np.max(np.abs(host(run.loss)[0] - 0.5 * r0**2) / scale))
+        # and ln.loss (the generic evaluation) at the same points
+        loss_err = max(loss_err, float(np.max(np.abs(host(ln.loss(loss, Ws)) - 0.5 * r0**2) / scale)))
+        return {"frac": (status == ln.train.CONVERGED).mean(axis=1), "status": status, "loss_err": loss_err}
 
     # ---- the check --------------------------------------------------------------------------------------------
     def measure(self, ctx: Context) -> Measurement:
@@ -164,15 +219,24 @@ class SharpnessCheck(Check):
         # matrix balanced minima, and gauge-transformed ones (the conjecture)
         cases = self.matrix_balanced(ctx, rng, ctx.pick(12, 300))
         err_mb = max(rel(m, f) for *_, m, f in cases)
-        ratio_gauge = np.inf
+        ratio_gauge = ratio_dir = np.inf
         for _phi, widths, loss, Ws, _, formula in cases:
             for _ in range(ctx.pick(3, 10)):
                 Gs = [np.eye(widths[0])] + [_gl(rng, d) for d in widths[1:-1]] + [np.eye(widths[-1])]
                 Wt = tuple(ctx.asarray(Gs[j + 1] @ host(W) @ np.linalg.inv(Gs[j])) for j, W in enumerate(Ws))
                 ratio_gauge = min(ratio_gauge, float(top_eigenvalue(loss, Wt)) / formula)
+                ratio_dir = min(ratio_dir, test_direction_quotient(loss, Wt, host(_phi)) / formula)
         # the GD threshold experiment (quick: 5e3 steps, enough here: the 0.99 runs converge in < 2e3 steps)
         n_nets, steps = ctx.pick(20, 1000), ctx.pick(5000, 20000)
-        frac = self.threshold(ctx, n_nets, steps)
+        thr = self.threshold(ctx, n_nets, steps)
+        frac = thr["frac"]
+        # far above the threshold the trainer must report the divergence itself
+        wild = self.threshold(ctx, ctx.pick(5, 50), 2000, factors=(5.0,))
+        diverged = float(np.mean(wild["status"] == ln.train.DIVERGED))
+        # heavy ball: the threshold moves to 2(1 + beta)/S
+        beta = 0.5
+        hb = self.threshold(ctx, ctx.pick(10, 500), steps, beta=beta, factors=(0.9, 1.1))["frac"]
+        loss_tol = 100 * ctx.eps
         below = [f for c, f in zip(self.LR_FACTORS, frac) if c < 1]
         above = [f for c, f in zip(self.LR_FACTORS, frac) if c > 1]
         parts = {
@@ -188,8 +252,11 @@ class SharpnessCheck(Check):
             "matrix balanced: lambda_max = N s1(Phi)^(2-2/N)": Measurement.compare(
                 err_mb, tol, note=f"relative error; {len(cases)} random Phi, depth 2-4, hidden widths >= rank"
             ),
-            "conjecture: gauge-transformed minima sharper, min ratio": Measurement.compare(
+            "every global min: lambda_max >= N s1^(2-2/N) (min ratio, gauge)": Measurement.compare(
                 ratio_gauge, 1 - tol, ">=", note=f"G_j = I + 0.5Z, cond <= {COND_CAP:g} (THEOREMS saw min 1.044)"
+            ),
+            "proof's test direction (top singular pair): quotient >= bound": Measurement.compare(
+                ratio_dir, 1 - tol, ">=", note="<D, H D>/|D|^2 by ln.hvp at the same gauge-transformed minima (§18)"
             ),
             "GD converges for eta <= 0.99*2/S (fraction)": Measurement.compare(
                 min(below), 1.0, ">=", note=f"N=3, phi=2, {n_nets} nets per eta, <=5% perturbation, {steps} steps"
@@ -198,22 +265,53 @@ class SharpnessCheck(Check):
                 max(above), 0.0, "<=", note=f"converged: loss <= {self.ftol(ctx):.1e}"
             ),
         }
+        parts.update(
+            {
+                "GD's reported loss and ln.loss = host value (step 0)": Measurement.compare(
+                    thr["loss_err"],
+                    loss_tol,
+                    note="|run.loss[0] - 0.5 r^2| / (|r| |phi|), r = w_N...w_1 - phi on the host",
+                ),
+                "GD at 5*2/S: reported diverged (fraction)": Measurement.compare(
+                    diverged, 1.0, ">=", note="the trainer's own status"
+                ),
+                "heavy ball (beta=0.5) converges at 0.9*2(1+beta)/S (fraction)": Measurement.compare(
+                    hb[0], 1.0, ">=", note="ln.train.momentum; above 2/S, where plain GD cannot converge"
+                ),
+                "heavy ball does not converge at 1.1*2(1+beta)/S (fraction)": Measurement.compare(
+                    hb[1], 0.0, "<=", note="linear stability of heavy ball, Polyak 1964"
+                ),
+            }
+        )
         return Measurement.all_of(parts)
 
     def control(self, ctx: Context) -> Measurement:
+        """The lower bound with a hypothesis of §18 removed must fail: at points that are not global minima
+        (the origin at depth 3, where H = 0; balanced layers scaled by 0.7, product 0.7^N Phi), and for the test
+        direction built from the *second* singular pair (which certifies only N s2^(2-2/N))."""
         tol = self.tol(ctx)
-        sb = self.scalar_balanced(ctx)
-        err_nphi2 = min(rel(m, N * phi**2) for N, phi, m, _ in sb)
-        err_noN = min(rel(m, abs(phi) ** (2 - 2 / N)) for N, phi, m, _ in sb)
         cases = self.matrix_balanced(ctx, ctx.rng("s13-control"), ctx.pick(6, 100), min_rank=2, min_gap=0.3)
-        err_fro = min(
-            rel(m, (len(w) - 1) * np.linalg.norm(host(Phi)) ** (2 - 2 / (len(w) - 1))) for Phi, w, _, _, m, _ in cases
-        )
+        r_origin = r_shrunk = r_second = -np.inf
+        for Phi, widths, loss, Ws, _, formula in cases:
+            N = len(widths) - 1
+            Z = tuple(W * 0 for W in Ws)
+            if N >= 3:
+                r_origin = max(r_origin, float(top_eigenvalue(loss, Z)) / formula)
+            r_shrunk = max(r_shrunk, float(top_eigenvalue(loss, tuple(0.7 * W for W in Ws))) / formula)
+            r_second = max(r_second, test_direction_quotient(loss, Ws, host(Phi), pair=1) / formula)
+        if r_origin == -np.inf:  # no depth-3+ case drawn: the origin of a depth-3 net on the first Phi
+            Phi, widths, loss = cases[0][:3]
+            Z = ln.init.zeros((widths[0], widths[0], widths[0], widths[-1]), xp=ctx.xp, dtype=ctx.dtype)
+            r_origin = float(top_eigenvalue(loss, Z)) / float(host(ln.theory.sharpness_balanced(Phi, 3)))
         parts = {
-            "wrong formula N phi^2": Measurement.compare(err_nphi2, tol, note="smallest relative error, scalar cases"),
-            "wrong formula |phi|^(2-2/N) (no N)": Measurement.compare(err_noN, tol, note="scalar cases"),
-            "wrong formula N ||Phi||_F^(2-2/N)": Measurement.compare(
-                err_fro, tol, note="matrix cases with sigma_2 >= 0.3 sigma_1"
+            "not a minimum: the origin (N >= 3, H = 0)": Measurement.compare(
+                r_origin, 1 - tol, ">=", note="largest lambda_max / N s1^(2-2/N)"
+            ),
+            "not a minimum: balanced layers x 0.7": Measurement.compare(
+                r_shrunk, 1 - tol, ">=", note="largest lambda_max / N s1^(2-2/N)"
+            ),
+            "test direction from the 2nd singular pair": Measurement.compare(
+                r_second, 1 - tol, ">=", note="largest quotient / N s1^(2-2/N), sigma_2 >= 0.3 sigma_1"
             ),
         }
-        return Measurement.any_of(parts, note="each wrong formula must fail the equality (figure: its best case)")
+        return Measurement.any_of(parts, note="each violated hypothesis must break the bound (figure: the first)")
