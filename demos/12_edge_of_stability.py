@@ -94,8 +94,9 @@ print("recorded", S.shape[0], "sharpness values per net in %.1f s" % (time.perf_
 # (it drifts along the valley), so we assert the two-step mean above $0.98\cdot2/\eta$ once the oscillation has
 # set in. The theory gives no upper edge: the mechanism that stops $S$ from running away is self-stabilization
 # (Damian, Nichani & Lee 2022, arXiv 2209.15594; here visibly the shrinking imbalance, THEOREMS2.md §21:
-# $D^+ = (1 - \eta^2r^2)D$ in the scalar case), and we assert the measured excursion (at most $1.09\cdot2/\eta$) with
-# margin, at most $1.15\cdot2/\eta$. The per-step $S$ itself swings between about $0.5$ and $1.6\cdot2/\eta$.
+# $D^+ = (1 - \eta^2r^2)D$ in the scalar case). The excursion above is measured: $1.09\cdot2/\eta$ here, at most
+# $1.26\cdot2/\eta$ over seeds 0–5 and the three step sizes of the `edge_of_stability` figure; we assert at most
+# $1.3\cdot2/\eta$, the band of that figure. The per-step $S$ itself swings between about $0.5$ and $1.6\cdot2/\eta$.
 #
 # The oscillation dies once the sharpness of the minimum ahead falls below $2/\eta$, so GD ends at a minimum just
 # flatter than $2/\eta$ (§13's bound; Zhu et al. and Kreisler et al.).
@@ -161,12 +162,11 @@ assert s_min < edge < phi0, "2/eta between the flattest minimum and the sharpnes
 assert ratio[0] < 0.2, "progressive sharpening starts well below 2/eta"
 assert 0 < t_edge < 100, "the sharpness rises to 2/eta"
 assert mean2[window].min() > 0.98, "the two-step mean of the sharpness stays at 2/eta (two-cycle bound, derived)"
-assert mean2[window].max() < 1.15, "and only just above it (self-stabilization, measured)"
+assert mean2[window].max() < 1.3, "and only just above it (self-stabilization, measured)"
 assert 0.98 < mean2[-1] <= 1.0, "GD ends at a minimum just flatter than 2/eta"
 assert L[-1, 0] < 1e-5 * L[0, 0], "the loss falls by more than 1e5 overall"
 assert rises[eos_phase].mean() > 0.25, "while it goes up at a quarter of the steps or more at the edge of stability"
 assert rises_ctl.sum() == 0 and L_ctl[-1] < floor, "control: the stable run's loss never goes up and converges"
-assert S[:, 1].max() <= phi0 * (1 + 1e-6), "control: its sharpness never exceeds phi_0 (measured)"
 assert S[-1, 1] > 0.99 * phi0, "control: it ends at (about) the gradient-flow solution, phi_0"
 assert S[:, 1].max() < 0.6 * 2 / etas[1], "control: far below its own 2/eta'"
 assert gap[-1, 0] < gap[-1, 1] < gap[0, 0] * (1 + 1e-6), (
