@@ -434,3 +434,41 @@ def test_committed_gallery_reproduced_on_another_blas_kernel(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in KERNEL_STABLE:
         assert (tmp_path / f"{name}.png").read_bytes() == (root / "docs" / "gallery" / f"{name}.png").read_bytes(), name
+
+
+def _at_edge(sharpness, edge, band):
+    """Whether a run is at the edge of stability: the two-step mean of its sharpness reaches 0.95·2/η within 100
+    steps and then, from 10 steps later on, stays in ``band`` (in units of 2/η)."""
+    from figures.edge_of_stability import two_step_mean
+
+    m2 = two_step_mean(np.asarray(sharpness) / edge)
+    t = int(np.argmax(m2 > 0.95))
+    return bool(m2[t] > 0.95 and t < 100 and band[0] < m2[t + 10 :].min() and m2[t + 10 :].max() < band[1]), t
+
+
+def test_edge_of_stability_theory():
+    """GD between S_min and the gradient-flow solution's sharpness: the sharpness starts far below 2/η, rises to it
+    and its two-step mean stays in the band, the loss falls by > 1e3 while rising at a quarter of the steps or more;
+    the control (half the middle step size) is not at the edge, never rises and ends at the GF-solution sharpness."""
+    mod = figures.get("edge_of_stability")
+    d = mod.data()
+    K = d.edges.size - 1
+    assert d.s_min == pytest.approx(4.0, rel=1e-14)  # N sigma_1^(2-2/N), N=4, sigma_1=1
+    assert d.s_min < d.edges[:K].min() and d.edges[:K].max() < d.phi0  # every run in the EoS regime
+    for k in range(K):
+        assert d.sharpness[0, k] < 0.2 * d.edges[k]  # far below 2/eta at the start: progressive sharpening
+        at_edge, t = _at_edge(d.sharpness[:, k], d.edges[k], mod.BAND)
+        assert at_edge, k
+        L = d.loss[:, k]
+        floor = 100 * np.finfo(float).eps * L[0]  # loss changes below this are round-off
+        rises = (np.diff(L) > 0) & (L[:-1] > floor)
+        assert L[-1] < 1e-3 * L[0], k  # falls overall by orders of magnitude
+        assert rises[t + 10 : t + 510].mean() > 0.25, k  # non-monotone over short windows
+    # control: same start, half the middle step size; 2/eta' = 9.2 is far above every sharpness it meets
+    S_c, L_c = d.sharpness[:, K], d.loss[:, K]
+    assert d.edges[K] == pytest.approx(2 * d.edges[K // 2], rel=1e-15)
+    at_edge, _ = _at_edge(S_c, d.edges[K], mod.BAND)
+    assert not at_edge and mod.two_step_mean(S_c / d.edges[K]).max() < 0.6
+    floor = 100 * np.finfo(float).eps * L_c[0]
+    assert not np.any((np.diff(L_c) > 0) & (L_c[:-1] > floor)) and L_c[-1] < floor  # monotone, converged
+    assert abs(S_c[-1] / d.phi0 - 1) < 0.01  # ends at the GF solution's sharpness (a bit flatter: GD drift, §21)
