@@ -18,7 +18,7 @@ __all__ = ["gd_replay_error", "gd_replay"]
 
 
 def _first(a, n_batch: int):
-    return a[(0,) * n_batch] if n_batch else a
+    return a[(0,) * n_batch + (...,)] if n_batch else a
 
 
 def gd_replay_error(ctx: Context, loss, Ws, lr, *, steps: int = 3, residual: bool = False) -> tuple[float, float]:

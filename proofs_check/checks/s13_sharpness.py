@@ -113,7 +113,7 @@ def test_direction_quotient(loss, Ws, Phi_h: np.ndarray, pair: int = 0) -> float
 
 def host_to(like, a: np.ndarray):
     """``a`` as an array of ``like``'s namespace and dtype."""
-    from linnet._backend import from_host, namespace
+    from linnet.backend import from_host, namespace
 
     return from_host(a, namespace(like), like.dtype)
 
