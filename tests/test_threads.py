@@ -238,7 +238,7 @@ def test_training_is_bitwise_equal_for_every_thread_count(monkeypatch):
     monkeypatch.setattr(threads, "MIN_GAIN", float("inf"))
     calls = []
     real = threads.run_split
-    monkeypatch.setattr(threads, "run_split", lambda b, fn: (calls.append(len(b) - 1), real(b, fn))[1])
+    monkeypatch.setattr(threads, "run_split", lambda b, *a: (calls.append(len(b) - 1), real(b, *a))[1])
     for name in cases:
         threads.clear_plans()
         monkeypatch.setattr(threads, "_calibrate", lambda cands, trial: {c: 1.0 / c for c in cands})
@@ -261,3 +261,55 @@ def test_the_first_call_calibrates_without_changing_its_own_result(monkeypatch):
     _equal(cases["momentum"](), ref, "first default call")
     kinds = [k for k in threads.plans() if k[0] == "quadratic"]
     assert kinds and all(threads.plans()[k]["threads"] in (1, 2) for k in kinds)
+
+
+# ---- rule 3: no BLAS threads on small products ------------------------------------------------------------------
+
+
+def test_largest_product_of_a_step():
+    Ws = (np.zeros((7, 5)), np.zeros((3, 7)))  # d0 = 5, d1 = 7, d2 = 3
+    assert threads.largest_product(Ws) == max(7 * 5 * 5, 3 * 7 * 5, 3 * 5 * 5)
+    assert threads.largest_product("not weights") == float("inf")
+
+
+@pytest.mark.parametrize("width, capped", [(100, True), (101, False)])
+def test_a_descent_run_caps_blas_on_small_products_only(monkeypatch, width, capped):
+    """Inside gd on one net of width 100 (products of 100**3) BLAS runs one thread, in the validation and in
+    every step; at width 101 it keeps its setting. The setting is restored after the run."""
+    pytest.importorskip("threadpoolctl")
+    from threadpoolctl import threadpool_limits
+
+    from linnet import _step
+    from linnet._fastpaths import quadratic
+    from linnet.train import _args
+
+    if not threads._blas_controllers():
+        pytest.skip("no BLAS library found by threadpoolctl")
+    seen = {"kernel": [], "prepare": []}
+    real_chunk, real_prepare = quadratic._chunk, _args.prepare
+
+    def chunk(*a, **k):
+        seen["kernel"].append(_blas_threads())
+        return real_chunk(*a, **k)
+
+    def prepare(*a, **k):
+        seen["prepare"].append(_blas_threads())
+        return real_prepare(*a, **k)
+
+    monkeypatch.setattr(quadratic, "_chunk", chunk)
+    monkeypatch.setattr(_args, "prepare", prepare)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((width, 2 * width))
+    loss = ln.SquaredLoss.from_data(X, X)
+    Ws = ln.init.gaussian((width,) * 3, scale=0.5 / np.sqrt(width), seed=1)
+    with threadpool_limits(2, user_api="blas"):
+        before = _blas_threads()
+        run = train.gd(loss, Ws, lr=0.01, steps=3)
+        assert _blas_threads() == before
+        # the kernel called directly caps too
+        seen_direct = len(seen["kernel"])
+        _step.value_and_grads(loss, Ws, False, np)
+    expected = [1] * len(before) if capped else before
+    assert seen["prepare"] == [expected]
+    assert len(seen["kernel"]) > seen_direct >= 3 and all(s == expected for s in seen["kernel"])
+    assert np.isfinite(np.asarray(run.loss)).all()

@@ -373,12 +373,13 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast
         if upd is None:
             return None
     bounds, sub = _split(B, Wf, lc, residual)
+    blas = 1 if _threads.largest_product(Wf) <= _threads.BLAS_SMALL_MNK else None  # rule 3 of .threads
 
     def run(lo, hi):
         for a in range(lo, hi, sub):
             _chunk(Wf, lc, residual, a, min(hi, a + sub), vals, grads, upd, fast_value)
 
-    _threads.run_split(bounds, run)
+    _threads.run_split(bounds, run, blas)
     if out is not None:
         return vals.reshape(bs), tuple(out)
     return vals.reshape(bs), tuple(g.reshape(bs + g.shape[-2:]) for g in grads)

@@ -22,11 +22,19 @@ default rule is:
    each, a few milliseconds in all -- and the split is kept only if it is at least :data:`MIN_GAIN` faster.
    The choice is cached for the process (:func:`plans` shows it). On two cores of which one is busy, or with a
    slow generic BLAS kernel that leaves nothing to gain, this picks one thread.
+3. *No BLAS threads on small products.* A descent run (gd, momentum, sgd, end-to-end GD: its validation and
+   every step), and each call of the squared-loss kernel, whose products are all at most
+   :data:`BLAS_SMALL_MNK` (``100**3``: one net of width 100) runs with BLAS capped at one thread, as OpenBLAS's
+   AVX-512 small-matrix kernels run such products anyway: beside a busy core, BLAS threads on products this
+   small cost up to 10x per step with OpenBLAS's generic kernels (benchmark W7). This rule is not timed, so a
+   run does not depend on the load of the machine.
 
 Results do not depend on the pool size: the chunks are independent nets, each computed by the same code in
 the same order (tests/test_threads.py compares them bit for bit), so timing a choice never changes a result.
-The BLAS thread count can change the last bits of large products (OpenBLAS splits them differently); rule 1
-leaves it alone wherever BLAS would thread, so the default does not change it.
+The BLAS thread count can change the last bits of large products (OpenBLAS splits them differently); rules 1
+and 3 are fixed by the shapes alone, so the same run gives the same bits on the same machine whatever its load
+(measured with OpenBLAS 0.3.31, SkylakeX and Haswell kernels: ``A @ B`` of sizes up to 128 gives the same bits
+on 1 and 2 threads; from 300 on it does not).
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ __all__ = [
     "pool_size",
     "plans",
     "blas_threads",
+    "small_step_blas",
     "run_split",
     "workspace",
 ]
@@ -64,6 +73,11 @@ MIN_WORK_PER_CHUNK = 2.0e5
 #: (``GEMM_MULTITHREAD_THRESHOLD`` = 4 times ``SMP_THRESHOLD_MIN`` = 65536, OpenBLAS ``interface/gemm.c``): the
 #: default rule splits a batch across the pool only when every product of the step is at most this.
 BLAS_SERIAL_MNK = 4 * 65536
+#: Products up to this ``m n k`` run with BLAS capped at one thread in linnet's kernel (rule 3 of the module
+#: docstring): OpenBLAS's own SkylakeX small-matrix path runs them on one thread (``M N K <= 10**6``,
+#: ``kernel/x86_64/dgemm_small_kernel_permit_skylakex.c``); with its generic kernels (``OPENBLAS_CORETYPE=Haswell``)
+#: two threads beside one busy core made one 100 x 100 net of depth 2 about 10x slower per step (W7).
+BLAS_SMALL_MNK = 100**3
 #: A split is kept by the calibration only if it takes at most this fraction of the one-thread time.
 MIN_GAIN = 0.9
 #: Alternating timed runs per candidate in a calibration.
@@ -148,16 +162,21 @@ def _get_pool(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def run_split(bounds: list, fn: Callable[[int, int], None]) -> None:
+def run_split(bounds: list, fn: Callable[[int, int], None], blas_limit: Optional[int] = None) -> None:
     """``fn(bounds[i], bounds[i + 1])`` for each consecutive pair, the first in this thread, the others in the
     pool; returns when all are done (re-raising the first error). While more than one chunk runs, BLAS threads
-    are capped at ``usable_cores() // chunks`` (:func:`blas_threads`)."""
+    are capped at ``usable_cores() // chunks`` (:func:`blas_threads`), and at ``blas_limit`` if given."""
     if len(bounds) <= 2:
-        fn(bounds[0], bounds[-1])
+        if blas_limit is None:
+            fn(bounds[0], bounds[-1])
+        else:
+            with blas_threads(blas_limit):
+                fn(bounds[0], bounds[-1])
         return
     n = len(bounds) - 1
     pool = _get_pool(n - 1)
-    with blas_threads(max(1, usable_cores() // n)):
+    cap = max(1, usable_cores() // n)
+    with blas_threads(cap if blas_limit is None else min(cap, blas_limit)):
         futs = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, n)]
         try:
             fn(bounds[0], bounds[1])
@@ -216,6 +235,26 @@ def blas_threads(limit: int):
                 for lc, was in zip(libs, _blas_state.pop("saved")):
                     if was is not None:
                         lc.set_num_threads(was)
+
+
+def largest_product(Ws) -> float:
+    """The largest ``m n k`` of a training step of nets ``Ws`` (layers ``(..., d_j, d_{j-1})``): the products
+    ``F_j P_{j-1}`` (``d_j d_{j-1} d_0``) and a loss's ``E Lambda_xx`` (``d_N d_0 d_0``); ``inf`` when the
+    shapes cannot be read (nothing is capped then)."""
+    try:
+        d0 = int(Ws[0].shape[-1])
+        dims = [(int(W.shape[-2]), int(W.shape[-1])) for W in Ws]
+        return float(max([a * b * d0 for a, b in dims] + [dims[-1][0] * d0 * d0]))
+    except Exception:
+        return float("inf")
+
+
+def small_step_blas(Ws):
+    """Rule 3 for a whole run: a context capping BLAS at one thread while nets ``Ws`` train, when every product
+    of their step is at most :data:`BLAS_SMALL_MNK` (otherwise it changes nothing)."""
+    if largest_product(Ws) <= BLAS_SMALL_MNK:
+        return blas_threads(1)
+    return contextlib.nullcontext()
 
 
 # ---- the pool size of a kind of step ----------------------------------------------------------------------------
