@@ -708,9 +708,10 @@ import numpy as np
 import linnet as ln
 from linnet._fastpaths import threads
 from benchmarks._harness import Backend, race
-from benchmarks.workloads import _plain_batched, _w2_problem
+from benchmarks.workloads import Sizes, _plain_batched, _w2_problem, _w7_rows
 p = json.loads(sys.argv[1])
 be = Backend("numpy")
+single = _w7_rows(be, Sizes(p["quick"], False))
 B, k, lr = p["batch"], p["steps"], 0.05
 loss, Ws, Phi = _w2_problem(be, B)
 plain = _plain_batched(be, Phi, lr)
@@ -731,15 +732,16 @@ try:
             for d in threadpool_info() if d.get("user_api") == "blas"]
 except ImportError:
     blas = None
-out = {"batch": B, "blas": blas, "plans": {str(key): v for key, v in threads.plans().items()},
+out = {"single_net": single, "batch": B, "blas": blas, "plans": {str(key): v for key, v in threads.plans().items()},
        "net_steps_per_s": {n: B * k / v["best_s"] for n, v in r.items()}}
 print(json.dumps(out))
 """
 
 
 def _w7_haswell(sz: Sizes) -> dict:
-    """W2's ensemble in a child process with ``OPENBLAS_CORETYPE=Haswell`` (OpenBLAS's generic AVX2 kernels):
-    train.gd with the default pool size, 1 and 2 threads, and plain batched NumPy."""
+    """In a child process with ``OPENBLAS_CORETYPE=Haswell`` (OpenBLAS's AVX2 kernels, no small-matrix path):
+    the single-net rows of W7, then W2's ensemble: train.gd with the default pool size, 1 and 2 threads, and
+    plain batched NumPy."""
     import json
     import os
     import pathlib
@@ -750,7 +752,12 @@ def _w7_haswell(sz: Sizes) -> dict:
     env = dict(os.environ, OPENBLAS_CORETYPE="Haswell")
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("LINNET_NUM_THREADS", None)
-    params = {"batch": sz.w7_haswell_batch, "steps": sz.w7_haswell_steps, "repeats": sz.w7_haswell_repeats}
+    params = {
+        "batch": sz.w7_haswell_batch,
+        "steps": sz.w7_haswell_steps,
+        "repeats": sz.w7_haswell_repeats,
+        "quick": sz.quick,
+    }
     try:
         cp = subprocess.run(
             [sys.executable, "-c", _W7_HASWELL_CHILD, json.dumps(params)],
@@ -771,15 +778,8 @@ def _w7_haswell(sz: Sizes) -> dict:
     return out
 
 
-@workload("W7", cost="light")
-def w7(be: Backend, sz: Sizes) -> dict:
-    """Contention: one net of width 100 and depth 2, 3, 4 (a squared loss from 400 samples), another process
-    keeping one core busy. Per GD step, interleaved in the same run: :func:`linnet.train.gd` (default threads)
-    against a plain NumPy loop of the same closed form (default BLAS threads, and capped at one BLAS thread by
-    threadpoolctl where installed); the ratio linnet / NumPy (target <= 1). Then W2's ensemble under
-    ``OPENBLAS_CORETYPE=Haswell`` in a child process (NumPy backend only), still under contention."""
-    from ._harness import _cpu_model
-
+def _w7_rows(be: Backend, sz: Sizes) -> list:
+    """Per depth, ms per GD step of linnet and of the NumPy loop (interleaved), their ratio and weights gap."""
     xp, d, m, lr = be.xp, 100, 400, 1e-3
     k = sz.w7_steps
     rng = np.random.default_rng(7)
@@ -794,58 +794,62 @@ def w7(be: Backend, sz: Sizes) -> dict:
             from threadpoolctl import threadpool_limits as limit
         except ImportError:  # pragma: no cover
             limit = None
-    spin = _spinner()
     rows = []
+    for N in sz.w7_depths:
+        Ws = tuple(be.asarray(rng.standard_normal((d, d)) / math.sqrt(d)) for _ in range(N))
+        fns = {
+            "linnet_gd": lambda Ws=Ws: ln.train.gd(loss, Ws, lr=lr, steps=k, record_every=k),
+            "numpy_loop": lambda Ws=Ws: plain(Ws, k),
+        }
+        if limit is not None:
+
+            def numpy_1_blas(Ws=Ws):
+                with limit(1, user_api="blas"):
+                    return plain(Ws, k)
+
+            fns["numpy_loop_1_blas_thread"] = numpy_1_blas
+        r = race(fns, repeats=sz.w7_repeats, sync=be.sync)
+        per = {n: v["best_s"] / k for n, v in r.items()}
+        med = {n: v["median_s"] / k for n, v in r.items()}
+        W_lin = ln.train.gd(loss, Ws, lr=lr, steps=k, record_every=k).weights
+        W_np = plain(Ws, k)
+        diff = max(float(np.max(np.abs(ln.backend.to_numpy(a) - ln.backend.to_numpy(b)))) for a, b in zip(W_lin, W_np))
+        one = per.get("numpy_loop_1_blas_thread")
+        rows.append(
+            {
+                "depth": N,
+                "time_per_step_s": per,
+                "median_time_per_step_s": med,
+                "linnet_over_numpy": per["linnet_gd"] / per["numpy_loop"],
+                "linnet_over_numpy_medians": med["linnet_gd"] / med["numpy_loop"],
+                "linnet_over_numpy_1_blas": None if one is None else per["linnet_gd"] / one,
+                "max_abs_difference_weights": diff,
+            }
+        )
+    return {"width": d, "samples": m, "steps_per_call": k, "rows": rows}
+
+
+@workload("W7", cost="light")
+def w7(be: Backend, sz: Sizes) -> dict:
+    """Contention: one net of width 100 and depth 2, 3, 4 (a squared loss from 400 samples), another process
+    keeping one core busy. Per GD step, interleaved in the same run: :func:`linnet.train.gd` (default threads)
+    against a plain NumPy loop of the same closed form (default BLAS threads, and capped at one BLAS thread by
+    threadpoolctl where installed); the ratio linnet / NumPy (target <= 1). Then the same, and W2's ensemble,
+    under ``OPENBLAS_CORETYPE=Haswell`` in a child process (NumPy backend only), still under contention."""
+    from ._harness import _cpu_model
+
+    spin = _spinner()
     try:
         time.sleep(0.2)  # let the spinner take its core
-        for N in sz.w7_depths:
-            Ws = tuple(be.asarray(rng.standard_normal((d, d)) / math.sqrt(d)) for _ in range(N))
-            fns = {
-                "linnet_gd": lambda Ws=Ws: ln.train.gd(loss, Ws, lr=lr, steps=k, record_every=k),
-                "numpy_loop": lambda Ws=Ws: plain(Ws, k),
-            }
-            if limit is not None:
-
-                def numpy_1_blas(Ws=Ws):
-                    with limit(1, user_api="blas"):
-                        return plain(Ws, k)
-
-                fns["numpy_loop_1_blas_thread"] = numpy_1_blas
-            r = race(fns, repeats=sz.w7_repeats, sync=be.sync)
-            per = {n: v["best_s"] / k for n, v in r.items()}
-            med = {n: v["median_s"] / k for n, v in r.items()}
-            W_lin = ln.train.gd(loss, Ws, lr=lr, steps=k, record_every=k).weights
-            W_np = plain(Ws, k)
-            diff = max(
-                float(np.max(np.abs(ln.backend.to_numpy(a) - ln.backend.to_numpy(b)))) for a, b in zip(W_lin, W_np)
-            )
-            rows.append(
-                {
-                    "depth": N,
-                    "time_per_step_s": per,
-                    "median_time_per_step_s": med,
-                    "linnet_over_numpy": per["linnet_gd"] / per["numpy_loop"],
-                    "linnet_over_numpy_medians": med["linnet_gd"] / med["numpy_loop"],
-                    "linnet_over_numpy_1_blas": (
-                        per["linnet_gd"] / per["numpy_loop_1_blas_thread"]
-                        if "numpy_loop_1_blas_thread" in per
-                        else None
-                    ),
-                    "max_abs_difference_weights": diff,
-                }
-            )
+        out = _w7_rows(be, sz)
         haswell = _w7_haswell(sz) if be.name == "numpy" else {"skipped": "NumPy backend only"}
     finally:
         spin.kill()
         spin.wait()
-    return {
-        "width": d,
-        "samples": m,
-        "steps_per_call": k,
+    return out | {
         "cpu_model": _cpu_model(),
         "usable_cores": _fastpaths.usable_cores(),
         "busy_cores_added": 1,
         "spinner_pid": spin.pid,
-        "rows": rows,
-        "haswell_w2": haswell,
+        "haswell": haswell,
     }

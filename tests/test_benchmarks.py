@@ -130,7 +130,8 @@ def test_quick_contention_workload(tmp_path, capsys):
         assert row["max_abs_difference_weights"] < 1e-10  # the same descent, up to rounding
     with pytest.raises(ProcessLookupError):
         os.kill(r["spinner_pid"], 0)
-    h = r["haswell_w2"]
+    h = r["haswell"]
     assert "net_steps_per_s" in h, h
+    assert [row["depth"] for row in h["single_net"]["rows"]] == [2, 3, 4]
     assert all(math.isfinite(v) and v > 0 for v in h["net_steps_per_s"].values())
     assert "W7 contention" in capsys.readouterr().out
