@@ -801,6 +801,15 @@ def _w7_rows(be: Backend, sz: Sizes) -> list:
             "linnet_gd": lambda Ws=Ws: ln.train.gd(loss, Ws, lr=lr, steps=k, record_every=k),
             "numpy_loop": lambda Ws=Ws: plain(Ws, k),
         }
+
+        def linnet_without_rule_3(Ws=Ws):  # BLAS threads left as set (linnet._fastpaths.threads, rule 3 off)
+            was, _fastpaths.threads.BLAS_SMALL_MNK = _fastpaths.threads.BLAS_SMALL_MNK, 0
+            try:
+                return ln.train.gd(loss, Ws, lr=lr, steps=k, record_every=k)
+            finally:
+                _fastpaths.threads.BLAS_SMALL_MNK = was
+
+        fns["linnet_gd_blas_threads_as_set"] = linnet_without_rule_3
         if limit is not None:
 
             def numpy_1_blas(Ws=Ws):
@@ -823,6 +832,7 @@ def _w7_rows(be: Backend, sz: Sizes) -> list:
                 "linnet_over_numpy": per["linnet_gd"] / per["numpy_loop"],
                 "linnet_over_numpy_medians": med["linnet_gd"] / med["numpy_loop"],
                 "linnet_over_numpy_1_blas": None if one is None else per["linnet_gd"] / one,
+                "rule_3_speedup": per["linnet_gd_blas_threads_as_set"] / per["linnet_gd"],
                 "max_abs_difference_weights": diff,
             }
         )

@@ -126,7 +126,7 @@ def test_quick_contention_workload(tmp_path, capsys):
         for name in ("linnet_gd", "numpy_loop"):
             t = row["time_per_step_s"][name]
             assert math.isfinite(t) and t > 0, name
-        assert row["linnet_over_numpy"] > 0
+        assert row["linnet_over_numpy"] > 0 and row["rule_3_speedup"] > 0
         assert row["max_abs_difference_weights"] < 1e-10  # the same descent, up to rounding
     with pytest.raises(ProcessLookupError):
         os.kill(r["spinner_pid"], 0)
