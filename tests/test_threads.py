@@ -102,7 +102,7 @@ def test_calibration_keeps_a_split_only_where_it_helps(monkeypatch, cost, expect
     assert threads.pool_size("kind", 4, 10.0, clock.trial) == expected
     assert sorted(set(clock.calls)) == [1, 2]
     assert len(clock.calls) == 2 * (1 + threads.CALIBRATION_REPEATS)
-    plan = threads.plans()["kind"]
+    plan = ln.backend.thread_plans()["kind"]
     assert plan["threads"] == expected and plan["times_s"] == pytest.approx(cost)
     # cached for the process: the next step of this kind is not timed again, and n_max still bounds it
     assert threads.pool_size("kind", 4, 10.0, _never) == expected
