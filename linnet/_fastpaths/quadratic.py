@@ -301,7 +301,7 @@ def _flat_update(update: Update, Ws, bs: tuple, B: int, dt) -> Optional[Update]:
 
 
 #: Most nets a pool-size calibration (:func:`linnet._fastpaths.threads.pool_size`) runs the kernel on.
-_CALIBRATION_NETS = 4096
+_CALIBRATION_NETS = 2048
 
 
 def _split(B: int, Ws, lc=None, residual: bool = False) -> tuple:

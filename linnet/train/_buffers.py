@@ -46,10 +46,10 @@ class _NumpyBuffers:
     @property
     def bounds(self) -> list:
         """The thread chunks of the update: :func:`linnet._fastpaths.threads.pool_size` of this kind of update
-        (timed once per process on scratch outputs of up to 8192 nets; an explicit thread setting overrides)."""
+        (timed once per process on scratch outputs of up to 2048 nets; an explicit thread setting overrides)."""
         if self._bounds is None:
             n_max = max(1, min(_threads.num_threads(), self.nb // _UPDATE_MIN_NETS_PER_THREAD))
-            nc = min(self.nb, 8 * _UPDATE_MIN_NETS_PER_THREAD)
+            nc = min(self.nb, 2 * _UPDATE_MIN_NETS_PER_THREAD)
             W = [w.reshape(f)[:nc] for w, f in zip(self.W[0], self.flat)]
             out = [_np.empty_like(w) for w in W]
             ones = (1.0,) * len(W)
