@@ -12,7 +12,9 @@ default rule is:
 
 1. *Never together with a threaded BLAS.* The pool may split a step only when every matrix product of it is
    small enough that OpenBLAS runs it on one thread anyway (:data:`BLAS_SERIAL_MNK`: ``m n k`` at most
-   ``4 * 65536``, OpenBLAS's ``GEMM_MULTITHREAD_THRESHOLD`` times ``SMP_THRESHOLD_MIN`` in ``interface/gemm.c``).
+   ``4 * 65536``, OpenBLAS's ``GEMM_MULTITHREAD_THRESHOLD`` times ``SMP_THRESHOLD_MIN`` in ``interface/gemm.c``;
+   UNCONFIRMED: recalled from OpenBLAS 0.3's source, not re-read; a smaller true threshold only means that the
+   cap below is what keeps pool x BLAS within the cores).
    Larger products (one net of width 100, say) run on the calling thread and BLAS threads them as it is set
    to. While the pool runs ``n`` chunks, the BLAS libraries that threadpoolctl finds are capped at
    ``usable_cores() // n`` threads (pool x BLAS <= cores); without threadpoolctl the cap is skipped (rule 1
@@ -26,16 +28,20 @@ default rule is:
 3. *No BLAS threads on small products.* A descent run (gd, momentum, sgd, end-to-end GD: its validation and
    every step), and each call of the squared-loss kernel, whose products are all at most
    :data:`BLAS_SMALL_MNK` (``100**3``: one net of width 100) runs with BLAS capped at one thread, as OpenBLAS's
-   AVX-512 small-matrix kernels run such products anyway: beside a busy core, BLAS threads on products this
-   small cost up to 10x per step with OpenBLAS's generic kernels (benchmark W7). This rule is not timed, so a
-   run does not depend on the load of the machine.
+   AVX-512 small-matrix kernels run such products anyway (``M N K <= 10**6``: UNCONFIRMED as a quote of
+   OpenBLAS's ``dgemm_small_kernel_permit_skylakex.c``; measured here: a 100 x 100 product takes the same time
+   on 1 and 2 BLAS threads with those kernels): beside a busy core, BLAS threads on products this small cost
+   2-7x per step with OpenBLAS's Haswell kernels (benchmark W7). This rule is not timed, so a run does not
+   depend on the load of the machine.
 
 Results do not depend on the pool size: the chunks are independent nets, each computed by the same code in
 the same order (tests/test_threads.py compares them bit for bit), so timing a choice never changes a result.
 The BLAS thread count can change the last bits of large products (OpenBLAS splits them differently); rules 1
 and 3 are fixed by the shapes alone, so the same run gives the same bits on the same machine whatever its load
-(measured with OpenBLAS 0.3.31, SkylakeX and Haswell kernels: ``A @ B`` of sizes up to 128 gives the same bits
-on 1 and 2 threads; from 300 on it does not).
+(measured with OpenBLAS 0.3.31, SkylakeX and Haswell kernels: the plain ``A @ B`` that the squared-loss kernel
+runs gives the same bits on 1 and 2 threads up to size 128, from 300 on it does not; ``A @ B.T`` of size 100,
+as the generic path runs, differs on SkylakeX, so there rule 3 can change the last bits against a run with
+BLAS threads as set).
 """
 
 from __future__ import annotations
@@ -74,10 +80,9 @@ MIN_WORK_PER_CHUNK = 2.0e5
 #: (``GEMM_MULTITHREAD_THRESHOLD`` = 4 times ``SMP_THRESHOLD_MIN`` = 65536, OpenBLAS ``interface/gemm.c``): the
 #: default rule splits a batch across the pool only when every product of the step is at most this.
 BLAS_SERIAL_MNK = 4 * 65536
-#: Products up to this ``m n k`` run with BLAS capped at one thread in linnet's kernel (rule 3 of the module
-#: docstring): OpenBLAS's own SkylakeX small-matrix path runs them on one thread (``M N K <= 10**6``,
-#: ``kernel/x86_64/dgemm_small_kernel_permit_skylakex.c``); with its generic kernels (``OPENBLAS_CORETYPE=Haswell``)
-#: two threads beside one busy core made one 100 x 100 net of depth 2 about 10x slower per step (W7).
+#: Products up to this ``m n k`` run with BLAS capped at one thread in descent runs and linnet's kernel (rule 3
+#: of the module docstring); with OpenBLAS's Haswell kernels two threads beside one busy core made one
+#: 100 x 100 net of depth 2-4 2-7x slower per step (W7).
 BLAS_SMALL_MNK = 100**3
 #: A split is kept by the calibration only if it takes at most this fraction of the one-thread time.
 MIN_GAIN = 0.9
