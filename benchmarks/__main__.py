@@ -171,6 +171,49 @@ def _table_w5(r: dict) -> list:
     return lines
 
 
+def _w7_rows_table(rows: list) -> list:
+    lines = [
+        f"{'N':>3} {'linnet':>8} {'numpy':>8} {'np 1 BLAS':>9} {'ratio':>6} {'(median)':>8} {'vs 1 BLAS':>9} "
+        f"{'no rule 3':>9}"
+    ]
+    for row in rows:
+        t = row["time_per_step_s"]
+        one = t.get("numpy_loop_1_blas_thread")
+        lines.append(
+            f"{row['depth']:>3} {t['linnet_gd'] * 1e3:>8.3f} {t['numpy_loop'] * 1e3:>8.3f} "
+            f"{'-' if one is None else f'{one * 1e3:.3f}':>9} {row['linnet_over_numpy']:>6.2f} "
+            f"{row['linnet_over_numpy_medians']:>8.2f} {_fmt(row['linnet_over_numpy_1_blas']):>9} "
+            f"{t['linnet_gd_blas_threads_as_set'] * 1e3:>9.3f}"
+        )
+    return lines
+
+
+@formatter("W7")
+def _table_w7(r: dict) -> list:
+    lines = [
+        f"\nW7 contention: one net, width {r['width']}, {r['samples']} samples, one core of {r['usable_cores']} kept "
+        f"busy by another process ({r['cpu_model']}); ms per GD step (best of the interleaved runs), "
+        "linnet / NumPy loop (target <= 1; median ratio beside it), linnet / NumPy loop on one BLAS thread, "
+        "ms per step of linnet with BLAS threads as set (rule 3 of the thread setting off)"
+    ]
+    lines += _w7_rows_table(r["rows"])
+    h = r["haswell"]
+    if "net_steps_per_s" in h:
+        ns = h["net_steps_per_s"]
+        arch = ", ".join(f"{b['internal_api']} {b['architecture']}" for b in (h["blas"] or [])) or "BLAS unknown"
+        lines.append(f"  the same under OPENBLAS_CORETYPE=Haswell ({arch}), in a child process:")
+        lines += ["  " + line for line in _w7_rows_table(h["single_net"]["rows"])]
+        lines.append(
+            f"  W2 ensemble B = {h['batch']}, Haswell kernels, M net·steps/s: train.gd default "
+            f"{ns['train_gd_default'] / 1e6:.3f}, 1 thread {ns['train_gd_1_thread'] / 1e6:.3f}, 2 threads "
+            f"{ns['train_gd_2_threads'] / 1e6:.3f}, plain batched {ns['plain_batched'] / 1e6:.3f}; default / plain = "
+            f"{h['default_over_plain']:.2f}x, default / best fixed = {h['default_over_best_fixed']:.2f}"
+        )
+    else:
+        lines.append(f"  under OPENBLAS_CORETYPE=Haswell: {h.get('skipped') or h.get('error')}")
+    return lines
+
+
 def table(res: dict) -> str:
     """A plain-text summary of the results, one registered table per workload run."""
     lines = [f"machine matmul peak (float64, {res['peak']['shape_a']}): {res['peak']['gflops']:.1f} GFLOP/s"]

@@ -1,4 +1,4 @@
-"""Workloads W1-W4 (the engine's speed targets), each timed side by side with its baseline(s) in the same run."""
+"""Workloads W1-W7 (the engine's speed targets), each timed side by side with its baseline(s) in the same run."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ class Sizes:
         self.w3_chunk = 4 if q else 32
         self.w4_batch = 16 if q else 4096
         self.w4_t = 0.2 if q else 2.0
+        self.w7_depths = (2, 3, 4)
+        self.w7_steps = 5 if q else 20  # GD steps per timed call
+        self.w7_repeats = 2 if q else 9
+        self.w7_haswell_batch = 256 if q else 4096
+        self.w7_haswell_steps = 4 if q else 10
+        self.w7_haswell_repeats = 2 if q else 5
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -659,3 +665,201 @@ def w6(be: Backend, sz: Sizes) -> dict:
 
 # W5 (linnet.sweep in-process vs 2 local workers) lives in sweep_workload.py; registered here.
 workload("W5", cost="light")(_sweep_w5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# W7: contention (one core kept busy by another process)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _spinner():
+    """Another process keeping one core busy (a Python busy loop), started here, killed by the caller."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def _numpy_loop_covariance(xp, Sxx, Syx, lr):
+    """The closed form written the obvious way for one net on a loss from data (its covariances ``Sxx``,
+    ``Syx``): prefixes, ``G = W_e Sxx - Syx``, a backward recursion with ``.mT``, ``W - lr * g``; 2-D ``@``."""
+
+    def run(Ws, steps):
+        N = len(Ws)
+        for _ in range(steps):
+            P = [Ws[0]]
+            for W in Ws[1:]:
+                P.append(W @ P[-1])
+            G = P[-1] @ Sxx - Syx
+            grads, L = [None] * N, G
+            for j in range(N, 0, -1):
+                grads[j - 1] = L if j == 1 else L @ P[j - 2].mT
+                if j > 1:
+                    L = Ws[j - 1].mT @ L
+            Ws = tuple(W - lr * g for W, g in zip(Ws, grads))
+        return Ws
+
+    return run
+
+
+_W7_HASWELL_CHILD = r"""
+import json, sys, time
+import numpy as np
+import linnet as ln
+from linnet._fastpaths import threads
+from benchmarks._harness import Backend, race
+from benchmarks.workloads import Sizes, _plain_batched, _w2_problem, _w7_rows
+p = json.loads(sys.argv[1])
+be = Backend("numpy")
+single = _w7_rows(be, Sizes(p["quick"], False))
+B, k, lr = p["batch"], p["steps"], 0.05
+loss, Ws, Phi = _w2_problem(be, B)
+plain = _plain_batched(be, Phi, lr)
+def gd(n):
+    def f():
+        ln.set_num_threads(n)
+        try:
+            ln.train.gd(loss, Ws, lr=lr, steps=k, record_every=k)
+        finally:
+            ln.set_num_threads(None)
+    return f
+fns = {"train_gd_default": gd(None), "train_gd_1_thread": gd(1), "train_gd_2_threads": gd(2),
+       "plain_batched": lambda: plain(Ws, k)}
+r = race(fns, repeats=p["repeats"])
+try:
+    from threadpoolctl import threadpool_info
+    blas = [{q: d.get(q) for q in ("internal_api", "version", "num_threads", "architecture")}
+            for d in threadpool_info() if d.get("user_api") == "blas"]
+except ImportError:
+    blas = None
+out = {"single_net": single, "batch": B, "blas": blas, "plans": {str(key): v for key, v in threads.plans().items()},
+       "net_steps_per_s": {n: B * k / v["best_s"] for n, v in r.items()}}
+print(json.dumps(out))
+"""
+
+
+def _w7_haswell(sz: Sizes) -> dict:
+    """In a child process with ``OPENBLAS_CORETYPE=Haswell`` (OpenBLAS's AVX2 kernels, no small-matrix path):
+    the single-net rows of W7, then W2's ensemble: train.gd with the default pool size, 1 and 2 threads, and
+    plain batched NumPy."""
+    import json
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    root = str(pathlib.Path(__file__).resolve().parents[1])
+    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell")
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("LINNET_NUM_THREADS", None)
+    params = {
+        "batch": sz.w7_haswell_batch,
+        "steps": sz.w7_haswell_steps,
+        "repeats": sz.w7_haswell_repeats,
+        "quick": sz.quick,
+    }
+    try:
+        cp = subprocess.run(
+            [sys.executable, "-c", _W7_HASWELL_CHILD, json.dumps(params)],
+            env=env,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out"}
+    if cp.returncode != 0:
+        return {"error": cp.stderr.strip().splitlines()[-1] if cp.stderr.strip() else f"exit {cp.returncode}"}
+    out = json.loads(cp.stdout.strip().splitlines()[-1])
+    ns = out["net_steps_per_s"]
+    out["default_over_plain"] = ns["train_gd_default"] / ns["plain_batched"]
+    out["default_over_best_fixed"] = ns["train_gd_default"] / max(ns["train_gd_1_thread"], ns["train_gd_2_threads"])
+    return out
+
+
+def _w7_rows(be: Backend, sz: Sizes) -> list:
+    """Per depth, ms per GD step of linnet and of the NumPy loop (interleaved), their ratio and weights gap."""
+    xp, d, m, lr = be.xp, 100, 400, 1e-3
+    k = sz.w7_steps
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((d, m))
+    Y = rng.standard_normal((d, d)) @ X / math.sqrt(d) + 0.1 * rng.standard_normal((d, m))
+    loss = ln.SquaredLoss.from_data(be.asarray(X), be.asarray(Y))
+    Sxx, Syx = be.asarray(X @ X.T / m), be.asarray(Y @ X.T / m)
+    plain = _numpy_loop_covariance(xp, Sxx, Syx, lr)
+    limit = None
+    if be.name == "numpy":
+        try:
+            from threadpoolctl import threadpool_limits as limit
+        except ImportError:  # pragma: no cover
+            limit = None
+    rows = []
+    for N in sz.w7_depths:
+        Ws = tuple(be.asarray(rng.standard_normal((d, d)) / math.sqrt(d)) for _ in range(N))
+        fns = {
+            "linnet_gd": lambda Ws=Ws: ln.train.gd(loss, Ws, lr=lr, steps=k, record_every=k),
+            "numpy_loop": lambda Ws=Ws: plain(Ws, k),
+        }
+
+        def linnet_without_rule_3(Ws=Ws):  # BLAS threads left as set (linnet._fastpaths.threads, rule 3 off)
+            was, _fastpaths.threads.BLAS_SMALL_MNK = _fastpaths.threads.BLAS_SMALL_MNK, 0
+            try:
+                return ln.train.gd(loss, Ws, lr=lr, steps=k, record_every=k)
+            finally:
+                _fastpaths.threads.BLAS_SMALL_MNK = was
+
+        fns["linnet_gd_blas_threads_as_set"] = linnet_without_rule_3
+        if limit is not None:
+
+            def numpy_1_blas(Ws=Ws):
+                with limit(1, user_api="blas"):
+                    return plain(Ws, k)
+
+            fns["numpy_loop_1_blas_thread"] = numpy_1_blas
+        r = race(fns, repeats=sz.w7_repeats, sync=be.sync)
+        per = {n: v["best_s"] / k for n, v in r.items()}
+        med = {n: v["median_s"] / k for n, v in r.items()}
+        W_lin = ln.train.gd(loss, Ws, lr=lr, steps=k, record_every=k).weights
+        W_np = plain(Ws, k)
+        diff = max(float(np.max(np.abs(ln.backend.to_numpy(a) - ln.backend.to_numpy(b)))) for a, b in zip(W_lin, W_np))
+        one = per.get("numpy_loop_1_blas_thread")
+        rows.append(
+            {
+                "depth": N,
+                "time_per_step_s": per,
+                "median_time_per_step_s": med,
+                "linnet_over_numpy": per["linnet_gd"] / per["numpy_loop"],
+                "linnet_over_numpy_medians": med["linnet_gd"] / med["numpy_loop"],
+                "linnet_over_numpy_1_blas": None if one is None else per["linnet_gd"] / one,
+                "rule_3_speedup": per["linnet_gd_blas_threads_as_set"] / per["linnet_gd"],
+                "max_abs_difference_weights": diff,
+            }
+        )
+    return {"width": d, "samples": m, "steps_per_call": k, "rows": rows}
+
+
+@workload("W7", cost="light")
+def w7(be: Backend, sz: Sizes) -> dict:
+    """Contention: one net of width 100 and depth 2, 3, 4 (a squared loss from 400 samples), another process
+    keeping one core busy. Per GD step, interleaved in the same run: :func:`linnet.train.gd` (default threads)
+    against a plain NumPy loop of the same closed form (default BLAS threads, and capped at one BLAS thread by
+    threadpoolctl where installed); the ratio linnet / NumPy (target <= 1). Then the same, and W2's ensemble,
+    under ``OPENBLAS_CORETYPE=Haswell`` in a child process (NumPy backend only), still under contention."""
+    from ._harness import _cpu_model
+
+    spin = _spinner()
+    try:
+        time.sleep(0.2)  # let the spinner take its core
+        out = _w7_rows(be, sz)
+        haswell = _w7_haswell(sz) if be.name == "numpy" else {"skipped": "NumPy backend only"}
+    finally:
+        spin.kill()
+        spin.wait()
+    return out | {
+        "cpu_model": _cpu_model(),
+        "usable_cores": _fastpaths.usable_cores(),
+        "busy_cores_added": 1,
+        "spinner_pid": spin.pid,
+        "haswell": haswell,
+    }

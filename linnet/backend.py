@@ -38,6 +38,7 @@ from ._backend import (
 from ._fastpaths.select import PATHS, enabled, fastpaths
 from ._fastpaths.select import select_path as _select_path
 from ._fastpaths.threads import num_threads, set_num_threads, usable_cores
+from ._fastpaths.threads import plans as thread_plans
 
 __all__ = [
     "Array",
@@ -57,6 +58,7 @@ __all__ = [
     "set_num_threads",
     "num_threads",
     "usable_cores",
+    "thread_plans",
 ]
 
 fastpaths_enabled = enabled

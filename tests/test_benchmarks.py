@@ -109,3 +109,29 @@ def test_registering_a_workload_twice_is_refused():
 
     with pytest.raises(ValueError, match="W2"):
         workload("W2")(lambda be, sz: {})
+
+
+def test_quick_contention_workload(tmp_path, capsys):
+    """W7 (one net of width 100 beside a busy core) times linnet and the NumPy loop per step, both descend to the
+    same weights, the spinning process is gone afterwards, and the Haswell-kernel child reports its rates."""
+    import os
+
+    import pytest
+
+    out = tmp_path / "w7.json"
+    assert main(["--quick", "-k", "W7", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())["workloads"]["W7"]
+    assert [row["depth"] for row in r["rows"]] == [2, 3, 4]
+    for row in r["rows"]:
+        for name in ("linnet_gd", "numpy_loop"):
+            t = row["time_per_step_s"][name]
+            assert math.isfinite(t) and t > 0, name
+        assert row["linnet_over_numpy"] > 0 and row["rule_3_speedup"] > 0
+        assert row["max_abs_difference_weights"] < 1e-10  # the same descent, up to rounding
+    with pytest.raises(ProcessLookupError):
+        os.kill(r["spinner_pid"], 0)
+    h = r["haswell"]
+    assert "net_steps_per_s" in h, h
+    assert [row["depth"] for row in h["single_net"]["rows"]] == [2, 3, 4]
+    assert all(math.isfinite(v) and v > 0 for v in h["net_steps_per_s"].values())
+    assert "W7 contention" in capsys.readouterr().out

@@ -300,14 +300,46 @@ def _flat_update(update: Update, Ws, bs: tuple, B: int, dt) -> Optional[Update]:
     return Update(flat_s, [t.reshape((B,) + t.shape[-2:]) for t in targets], mom, stop)
 
 
-def _split(B: int, Ws) -> tuple:
-    """``(bounds, sub)``: thread chunks of the ``B`` nets and the sub-chunk size each thread runs at once."""
-    d0 = Ws[0].shape[-1]
-    work = B * sum(W.shape[-1] * W.shape[-2] * d0 for W in Ws)
-    n = min(_threads.num_threads(), B // _threads.MIN_NETS_PER_CHUNK, int(work // _threads.MIN_WORK_PER_CHUNK))
-    n = max(n, 1)
+#: Most nets a pool-size calibration (:func:`linnet._fastpaths.threads.pool_size`) runs the kernel on.
+_CALIBRATION_NETS = 2048
+
+
+def _split(B: int, Ws, lc=None, residual: bool = False) -> tuple:
+    """``(bounds, sub)``: thread chunks of the ``B`` nets and the sub-chunk size each thread runs at once.
+
+    The number of chunks is :func:`linnet._fastpaths.threads.pool_size`'s: with ``lc`` (the flat loss
+    constants) given, a kind of step not seen before is timed on (at most :data:`_CALIBRATION_NETS` of) these
+    weights, into scratch outputs (the results of the call are computed afterwards, whatever the choice)."""
     # sub-chunks only for small matrices (large ones are BLAS-bound and gain nothing from it)
     sub = max(1, _threads.SUBCHUNK_NETS * 64 // max(W.shape[-1] * W.shape[-2] for W in Ws))
+    if B < 2 * _threads.MIN_NETS_PER_CHUNK:
+        return [0, B], sub
+    d0 = Ws[0].shape[-1]
+    dims = [d0] + [W.shape[-2] for W in Ws]
+    work = B * sum(W.shape[-1] * W.shape[-2] * d0 for W in Ws)
+    n_max = min(_threads.num_threads(), B // _threads.MIN_NETS_PER_CHUNK, int(work // _threads.MIN_WORK_PER_CHUNK))
+    if n_max <= 1:
+        return [0, B], sub
+    # the products of a step: the forward/backward ones d_j d_{j-1} d_0 and the loss's d_N d_0 d_0
+    mnk = max([W.shape[-1] * W.shape[-2] * d0 for W in Ws] + [dims[-1] * d0 * d0])
+    trial = None
+    if lc is not None:
+        Bc = min(B, _CALIBRATION_NETS)
+        scratch = []
+
+        def trial(n):
+            if not scratch:  # scratch outputs, allocated only if a calibration runs
+                scratch.append(_np.empty(Bc, dtype=Ws[0].dtype))
+                scratch.append([_np.empty((Bc,) + W.shape[-2:], dtype=Ws[0].dtype) for W in Ws])
+
+            def run(lo, hi):
+                for a in range(lo, hi, sub):
+                    _chunk(Ws, lc, residual, a, min(hi, a + sub), scratch[0], scratch[1])
+
+            _threads.run_split([Bc * i // n for i in range(n + 1)], run)
+
+    key = ("quadratic", tuple(dims), _np.dtype(Ws[0].dtype).str, B.bit_length())
+    n = _threads.pool_size(key, n_max, mnk, trial)
     return [B * i // n for i in range(n + 1)], sub
 
 
@@ -340,13 +372,14 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast
         upd = _flat_update(as_update(update), Ws, bs, B, dt)
         if upd is None:
             return None
-    bounds, sub = _split(B, Ws)
+    bounds, sub = _split(B, Wf, lc, residual)
+    blas = 1 if _threads.largest_product(Wf) <= _threads.BLAS_SMALL_MNK else None  # rule 3 of .threads
 
     def run(lo, hi):
         for a in range(lo, hi, sub):
             _chunk(Wf, lc, residual, a, min(hi, a + sub), vals, grads, upd, fast_value)
 
-    _threads.run_split(bounds, run)
+    _threads.run_split(bounds, run, blas)
     if out is not None:
         return vals.reshape(bs), tuple(out)
     return vals.reshape(bs), tuple(g.reshape(bs + g.shape[-2:]) for g in grads)

@@ -11,6 +11,7 @@ from typing import Any, Optional
 import numpy as np  # host side only: argument checks
 
 from .._backend import dtype_name, from_host
+from .._fastpaths import threads as _threads
 from .._problem import prepare
 from .._validate import broadcast_batch as _broadcast_shapes
 from .._validate import (
@@ -96,7 +97,8 @@ def _record_schedule(steps: int, record_every: Any, record_steps: Any) -> list:
 def _prepare(loss: Any, Ws: Any, residual: Any, name: str = "Ws"):
     """Validate loss, weights and ``residual`` (:func:`linnet._problem.prepare`); return the loss in the weights'
     dtype, the weights, xp and the batch shape."""
-    p = prepare(loss, Ws, residual, name=name, suffixes=False, batch=True)
+    with _threads.small_step_blas(Ws):  # no BLAS threads on small products (linnet._fastpaths.threads)
+        p = prepare(loss, Ws, residual, name=name, suffixes=False, batch=True)
     return p.loss, p.Ws, p.xp, p.batch
 
 

@@ -41,8 +41,29 @@ class _NumpyBuffers:
         self._factor_cache = None
         self.cur = 0
         self._local = threading.local()
-        n = max(1, min(_threads.num_threads(), self.nb // _UPDATE_MIN_NETS_PER_THREAD))
-        self.bounds = [self.nb * i // n for i in range(n + 1)]
+        self._bounds = None
+
+    @property
+    def bounds(self) -> list:
+        """The thread chunks of the update: :func:`linnet._fastpaths.threads.pool_size` of this kind of update
+        (timed once per process on scratch outputs of up to 2048 nets; an explicit thread setting overrides)."""
+        if self._bounds is None:
+            n_max = max(1, min(_threads.num_threads(), self.nb // _UPDATE_MIN_NETS_PER_THREAD))
+            nc = min(self.nb, 2 * _UPDATE_MIN_NETS_PER_THREAD)
+            W = [w.reshape(f)[:nc] for w, f in zip(self.W[0], self.flat)]
+            out = [_np.empty_like(w) for w in W]
+            ones = (1.0,) * len(W)
+
+            def trial(n):  # W - 1.0 * W into scratch: the update's memory traffic, no result touched
+                _threads.run_split(
+                    [nc * i // n for i in range(n + 1)],
+                    lambda lo, hi: self._update_range(lo, hi, W, W, None, out, None, ones, 0.0),
+                )
+
+            key = ("update", tuple(f[1:] for f in self.flat), self.dt.str, self.nb.bit_length())
+            n = _threads.pool_size(key, n_max, 0, trial if n_max > 1 else None)
+            self._bounds = [self.nb * i // n for i in range(n + 1)]
+        return self._bounds
 
     def _empty(self):
         return tuple(_np.empty(s, dtype=self.dt) for s in self.shapes)

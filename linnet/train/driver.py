@@ -427,9 +427,10 @@ def descend(
         loss=None if problem is None else problem[0],
         residual=False if problem is None else problem[1],
     )
-    st = _start(e, W0) if resume is None else _resume(e, W0, resume)
-    st, n = _run_windows(e, st, steps, check_every, 0 if resume is None else resume.n_steps)
-    return _trajectory(e, st, n, lr, lr_shape)
+    with _fastpaths.threads.small_step_blas(W0):  # no BLAS threads on small products (linnet._fastpaths.threads)
+        st = _start(e, W0) if resume is None else _resume(e, W0, resume)
+        st, n = _run_windows(e, st, steps, check_every, 0 if resume is None else resume.n_steps)
+        return _trajectory(e, st, n, lr, lr_shape)
 
 
 _descend = descend  # the name the trainers use
