@@ -159,7 +159,7 @@ class Measurement(NamedTuple):
 
     @property
     def margin(self) -> float | None:
-        """:func:`margin_decades` of the headline figure."""
+        """``margin_decades`` of the headline figure."""
         return margin_decades(self.figure, self.bound, self.relation)
 
     @property

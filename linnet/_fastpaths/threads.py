@@ -4,10 +4,10 @@ NumPy's stacked small-matrix ``matmul`` runs on one core whatever the BLAS threa
 so a batch of nets is split into chunks run by a thread pool. Scratch buffers are kept per thread and reused
 across calls (``out=``), so a training loop does not grow its memory step after step.
 
-How many threads split a batch (:func:`pool_size`)
+How many threads split a batch (``pool_size``)
 --------------------------------------------------
 ``LINNET_NUM_THREADS`` or :func:`set_num_threads` fix the pool size (an upper bound: a batch is never cut into
-chunks smaller than :data:`MIN_NETS_PER_CHUNK` nets or :data:`MIN_WORK_PER_CHUNK` multiply-adds). Otherwise the
+chunks smaller than ``MIN_NETS_PER_CHUNK`` nets or ``MIN_WORK_PER_CHUNK`` multiply-adds). Otherwise the
 default rule is:
 
 1. *Never together with a threaded BLAS.* The pool may split a step only when every matrix product of it is
@@ -111,7 +111,7 @@ def set_num_threads(n: Optional[int]) -> None:
     ----------
     n : int or None
         ``1``: no splitting; ``k > 1``: split into up to ``k`` chunks (never below
-        :data:`MIN_NETS_PER_CHUNK` nets or :data:`MIN_WORK_PER_CHUNK` multiply-adds per chunk); ``None``: the
+        ``MIN_NETS_PER_CHUNK`` nets or ``MIN_WORK_PER_CHUNK`` multiply-adds per chunk); ``None``: the
         default, ``LINNET_NUM_THREADS`` from the environment if set, else the rule of this module's docstring
         (pool and BLAS threads together never more than the usable cores, a split only where a short
         calibration shows that it helps). An explicit setting always overrides the rule.
@@ -149,7 +149,7 @@ def explicit_threads() -> Optional[int]:
 
 def num_threads() -> int:
     """The most threads a batch of nets is split over: the explicit setting (see :func:`set_num_threads`), else
-    all usable cores (the default rule may then use fewer: :func:`pool_size`)."""
+    all usable cores (the default rule may then use fewer: ``pool_size``)."""
     n = explicit_threads()
     return n if n is not None else usable_cores()
 
