@@ -17,11 +17,10 @@ from typing import Callable, Iterator, Sequence
 
 from . import _core
 
-__all__ = ["EXTRA_MESSAGE", "dask_available", "run_on_worker", "run_checks"]
+__all__ = ["EXTRA_MESSAGE", "dask_available", "connect", "run_on_worker", "run_checks"]
 
 EXTRA_MESSAGE = (
-    "--workers and --scheduler need Dask's distributed scheduler, from the `sweep` extra: "
-    "pip install 'linnet[sweep]'"
+    "--workers and --scheduler need Dask's distributed scheduler, from the `sweep` extra: pip install 'linnet[sweep]'"
 )
 
 
@@ -56,6 +55,23 @@ def run_on_worker(check: _core.Check, ctx: _core.Context) -> tuple[_core.Verdict
     return _plain(v), (tb[0] if tb else None)
 
 
+def connect(*, workers: int | None = None, scheduler: str | None = None):
+    """The ``linnet.sweep`` Dask backend (its ``client``, ``dashboard`` and ``close()``) for these options.
+
+    Raises ``ValueError`` naming the address when no scheduler answers there (after Dask's connect timeout).
+    """
+    from linnet.sweep.backends import make_backend
+
+    try:
+        return make_backend(workers=workers, scheduler=scheduler)
+    except (OSError, TimeoutError) as exc:
+        if scheduler is None:
+            raise
+        raise ValueError(
+            f"`--scheduler`: no Dask scheduler answers at {scheduler!r} ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
 def run_checks(
     checks: Sequence[_core.Check],
     ctx: _core.Context,
@@ -66,15 +82,13 @@ def run_checks(
 ) -> Iterator[tuple[int, _core.Verdict, str | None]]:
     """Submit one task per check; yield ``(index in checks, verdict, traceback or None)`` in completion order.
 
-    A task that fails outside the check (its worker lost more often than the scheduler allows, a check that does not
+    Raises ``ValueError`` (before any task) when ``scheduler`` does not answer. A task that fails outside the check (its worker lost more often than the scheduler allows, a check that does not
     pickle) becomes an error verdict for that check, as a crash in the check would. ``on_start`` receives the
     dashboard address once the cluster is up. The cluster started here is closed when the iterator finishes.
     """
     from distributed import as_completed
 
-    from linnet.sweep.backends import make_backend
-
-    backend = make_backend(workers=workers, scheduler=scheduler)
+    backend = connect(workers=workers, scheduler=scheduler)
     try:
         if on_start is not None:
             on_start(backend.dashboard)

@@ -182,11 +182,15 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             scheduler=args.scheduler,
             on_start=lambda dash: _progress(prog, f"proofs_check: {n} tasks on {where} (dashboard {dash})"),
         )
-        for k, (i, v, tb) in enumerate(runs, start=1):  # completion order; the table keeps the registry's
-            if tb is not None:
-                tracebacks[chosen[i].id] = tb
-            slots[i] = v
-            done_line(f"[{k:>{len(str(n))}}/{n}] {chosen[i].id}", chosen[i], v)
+        try:
+            for k, (i, v, tb) in enumerate(runs, start=1):  # completion order; the table keeps the registry's
+                if tb is not None:
+                    tracebacks[chosen[i].id] = tb
+                slots[i] = v
+                done_line(f"[{k:>{len(str(n))}}/{n}] {chosen[i].id}", chosen[i], v)
+        except ValueError as exc:  # raised before any task: the scheduler does not answer
+            print(f"error: {exc}", file=stderr)
+            return 2
         verdicts = slots
     else:
         verdicts = []

@@ -255,7 +255,9 @@ def test_scheduler_reports_failures_and_crashes_as_in_process(registry, dask_clu
     registry("bad", "Broken theorem", holds=False)
     registry("weak", "Toothless check", control_holds=True)
     registry("crash", "Crashing theorem", crash=True)
-    code_a, out_a, _ = run(["-q", "--seed", "2", "--json", str(tmp_path / "a.json"), "--report", str(tmp_path / "a.md")])
+    code_a, out_a, _ = run(
+        ["-q", "--seed", "2", "--json", str(tmp_path / "a.json"), "--report", str(tmp_path / "a.md")]
+    )
     argv = ["--seed", "2", "--scheduler", dask_cluster.scheduler_address, "--json", str(tmp_path / "b.json")]
     code_b, out_b, err_b = run(argv + ["--report", str(tmp_path / "b.md")])
     assert code_a == code_b == 1
@@ -295,3 +297,19 @@ def test_workers_without_the_sweep_extra_names_it(registry, monkeypatch):
     code, out, err = run(["--workers", "2"])
     assert code == 2 and out == ""
     assert "sweep" in err and "pip install 'linnet[sweep]'" in err
+
+
+def test_scheduler_that_does_not_answer_is_a_usage_error(registry):
+    """No scheduler at the address: exit 2 with a message naming it (after the connect timeout, shortened here)."""
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    registry("alpha", "First theorem")
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code, out, err = run(["--scheduler", f"tcp://127.0.0.1:{port}"])
+    assert code == 2 and out == ""
+    assert f"no Dask scheduler answers at 'tcp://127.0.0.1:{port}'" in err
