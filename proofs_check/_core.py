@@ -30,6 +30,7 @@ __all__ = [
     "REGISTRY",
     "all_checks",
     "run_check",
+    "error_verdict",
     "margin_decades",
     "render_claim",
 ]
@@ -330,15 +331,20 @@ def run_check(check: Check, ctx: Context, *, on_error: Callable | None = None) -
     except Exception as exc:  # noqa: BLE001 - a crash is a failure, reported
         if on_error is not None:
             on_error(check, exc)
-        bad = Measurement(float("nan"), float("nan"), False, "<=", f"error: {type(exc).__name__}: {exc}")
-        return Verdict(
-            check.id,
-            check.title,
-            render_claim(check.claim),
-            check.source,
-            check.status,
-            bad,
-            Measurement(float("nan"), float("nan"), True, "<=", "not run"),
-            check.control_description,
-            0.0,
-        )
+        return error_verdict(check, exc)
+
+
+def error_verdict(check: Check, exc: BaseException) -> Verdict:
+    """The failed verdict of a check that raised ``exc`` (result NaN with an ``error:`` note, control not run)."""
+    bad = Measurement(float("nan"), float("nan"), False, "<=", f"error: {type(exc).__name__}: {exc}")
+    return Verdict(
+        check.id,
+        check.title,
+        render_claim(check.claim),
+        check.source,
+        check.status,
+        bad,
+        Measurement(float("nan"), float("nan"), True, "<=", "not run"),
+        check.control_description,
+        0.0,
+    )

@@ -2,7 +2,11 @@
 
 Exit status: 0 when every selected check holds and every negative control fails as it must; 1 when a check
 fails, crashes, or its control holds (a defect of the check); 2 on a usage error (bad option, no check selected,
-backend not available here).
+backend not available here, ``--workers``/``--scheduler`` without the ``sweep`` extra).
+
+``--workers K`` (a local Dask cluster of K worker processes) or ``--scheduler ADDRESS`` (an existing Dask
+scheduler) runs each selected check as one task (``proofs_check/_distributed.py``); the table and reports are
+in the registry's order and equal the in-process run's for the same seed and scale, apart from timings.
 
 Progress goes to stderr, one line when a check starts and one when it ends, so the table on stdout stays clean
 when piped; ``--quiet`` silences it.
@@ -57,7 +61,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="write the verdicts and run metadata as JSON")
     p.add_argument("--report", metavar="PATH.md", help="write a Markdown report")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="K",
+        help="run each check as a task on a local Dask cluster of K worker processes (needs the `sweep` extra)",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run each check as a task on the Dask scheduler at ADDRESS, e.g. tcp://host:8786 (needs `sweep`)",
+    )
     return p
+
+
+def _positive_int(text: str) -> int:
+    """argparse type of ``--workers``: an int >= 1."""
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}") from None
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {k}")
+    return k
 
 
 def _patterns(raw: Sequence[str]) -> list[str]:
@@ -127,17 +154,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     def on_error(check, exc):
         tracebacks[check.id] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
-    verdicts = []
     n = len(chosen)
-    t_all = time.perf_counter()
-    for i, check in enumerate(chosen, start=1):
-        tag = f"[{i:>{len(str(n))}}/{n}] {check.id}"
-        _progress(prog, f"{tag} ... {check.title}")
-        t0 = time.perf_counter()
-        v = _core.run_check(check, ctx, on_error=on_error)
-        if _report.is_error(v):  # run_check reports no time for a crash: keep the wall time spent
-            v = v._replace(seconds=time.perf_counter() - t0)
-        verdicts.append(v)
+
+    def done_line(tag, check, v):
         _progress(
             prog,
             f"{tag}: {_report.verdict_word(v)}, control {_report.control_word(v)} "
@@ -146,6 +165,44 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         )
         if check.id in tracebacks:
             _progress(stderr, tracebacks[check.id].rstrip())
+
+    t_all = time.perf_counter()
+    if args.workers is not None or args.scheduler is not None:
+        from . import _distributed
+
+        if not _distributed.dask_available():
+            print(f"error: {_distributed.EXTRA_MESSAGE}", file=stderr)
+            return 2
+        where = f"{args.workers} local workers" if args.workers is not None else f"scheduler {args.scheduler}"
+        slots: list = [None] * n
+        runs = _distributed.run_checks(
+            chosen,
+            ctx,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            on_start=lambda dash: _progress(prog, f"proofs_check: {n} tasks on {where} (dashboard {dash})"),
+        )
+        try:
+            for k, (i, v, tb) in enumerate(runs, start=1):  # completion order; the table keeps the registry's
+                if tb is not None:
+                    tracebacks[chosen[i].id] = tb
+                slots[i] = v
+                done_line(f"[{k:>{len(str(n))}}/{n}] {chosen[i].id}", chosen[i], v)
+        except ValueError as exc:  # raised before any task: the scheduler does not answer
+            print(f"error: {exc}", file=stderr)
+            return 2
+        verdicts = slots
+    else:
+        verdicts = []
+        for i, check in enumerate(chosen, start=1):
+            tag = f"[{i:>{len(str(n))}}/{n}] {check.id}"
+            _progress(prog, f"{tag} ... {check.title}")
+            t0 = time.perf_counter()
+            v = _core.run_check(check, ctx, on_error=on_error)
+            if _report.is_error(v):  # run_check reports no time for a crash: keep the wall time spent
+                v = v._replace(seconds=time.perf_counter() - t0)
+            verdicts.append(v)
+            done_line(tag, check, v)
     _progress(prog, f"proofs_check: done in {time.perf_counter() - t_all:.1f} s")
 
     print(_report.format_table(verdicts), file=stdout)

@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -201,3 +202,114 @@ def test_check_module_that_does_not_import_is_a_failure(registry, monkeypatch):
     monkeypatch.setattr(_core, "all_checks", broken)
     code, _, err = run([])
     assert code == 1 and "failed to import" in err and "linnet.missing" in err
+
+
+# ---- --workers / --scheduler: the checks as Dask tasks (issue 15) ----------------------------------------------
+def _same_apart_from_timings(doc):
+    """A JSON report without what may differ between two runs of the same checks: timings, date and argv."""
+    if isinstance(doc, dict):
+        return {k: _same_apart_from_timings(v) for k, v in doc.items() if k not in ("seconds", "date", "argv")}
+    if isinstance(doc, list):
+        return [_same_apart_from_timings(v) for v in doc]
+    return doc
+
+
+def _without_seconds(text):
+    """Table or Markdown report lines with the timings (a last column of seconds, "; 1.2 s") and the date cut off."""
+    lines = []
+    for line in text.splitlines():
+        line = re.sub(r"(\s+|\| |; )[0-9.]+( s| \|)?$", "", line.rstrip())
+        lines.append(re.sub(r"^- date: .*", "- date:", line))
+    return lines
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A LocalCluster of 2 single-threaded worker processes on loopback, shared by the tests of this section."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
+    )
+    yield cluster
+    cluster.close()
+
+
+def test_workers_gives_the_in_process_verdicts(tmp_path):
+    """Real light checks on ``--workers 2`` (a cluster the CLI starts): same table and JSON as in-process."""
+    pytest.importorskip("distributed")
+    sel = ["-k", "s01-calculus,s12-symmetry", "--seed", "1"]
+    code_a, out_a, _ = run(sel + ["-q", "--json", str(tmp_path / "a.json")])
+    code_b, out_b, err_b = run(sel + ["--workers", "2", "--json", str(tmp_path / "b.json")])
+    assert code_a == code_b == 0
+    a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
+    assert [c["id"] for c in b["checks"]] == ["s01-calculus", "s12-symmetry"]  # registry order
+    assert _same_apart_from_timings(a) == _same_apart_from_timings(b)
+    assert b["checks"][0]["result"]["figure"] == a["checks"][0]["result"]["figure"]  # bit for bit
+    assert _without_seconds(out_a) == _without_seconds(out_b)
+    assert "2 local workers" in err_b and "dashboard" in err_b and "s12-symmetry: holds" in err_b
+
+
+def test_scheduler_reports_failures_and_crashes_as_in_process(registry, dask_cluster, tmp_path):
+    """On an existing scheduler, a failing check, a held control and a crash show as the in-process run shows them."""
+    registry("alpha", "First theorem")
+    registry("bad", "Broken theorem", holds=False)
+    registry("weak", "Toothless check", control_holds=True)
+    registry("crash", "Crashing theorem", crash=True)
+    code_a, out_a, _ = run(
+        ["-q", "--seed", "2", "--json", str(tmp_path / "a.json"), "--report", str(tmp_path / "a.md")]
+    )
+    argv = ["--seed", "2", "--scheduler", dask_cluster.scheduler_address, "--json", str(tmp_path / "b.json")]
+    code_b, out_b, err_b = run(argv + ["--report", str(tmp_path / "b.md")])
+    assert code_a == code_b == 1
+    assert _without_seconds(out_a) == _without_seconds(out_b)
+    row = next(line for line in out_b.splitlines() if line.startswith("crash"))
+    assert "ERROR" in row and "not run" in row
+    assert "RuntimeError: boom in measure" in err_b  # the worker's traceback reaches stderr
+    a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
+    assert [c["id"] for c in b["checks"]] == ["alpha", "bad", "weak", "crash"]
+    tb_a, tb_b = a["checks"][3].pop("traceback"), b["checks"][3].pop("traceback")
+    # the test's fake class travels by value, so the worker's traceback names "<dynamic-code>" for its file
+    assert tb_a.splitlines()[-1] == tb_b.splitlines()[-1] == "RuntimeError: boom in measure"
+    assert _same_apart_from_timings(a) == _same_apart_from_timings(b)
+    md_a, md_b = ((tmp_path / n).read_text() for n in ("a.md", "b.md"))
+    assert _without_seconds(md_a) == _without_seconds(md_b)
+    assert md_a.count("\n") > 20 and "HELD (defect)" in md_b
+
+
+def test_workers_and_scheduler_are_mutually_exclusive(registry, capsys):
+    registry("alpha", "First theorem")
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"])
+    assert e.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("k", ["0", "-1", "two", "1.5"])
+def test_bad_worker_count_is_a_usage_error(registry, capsys, k):
+    registry("alpha", "First theorem")
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--workers", k])
+    assert e.value.code == 2 and "expected an int >= 1" in capsys.readouterr().err
+
+
+def test_workers_without_the_sweep_extra_names_it(registry, monkeypatch):
+    registry("alpha", "First theorem")
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` raises ImportError
+    code, out, err = run(["--workers", "2"])
+    assert code == 2 and out == ""
+    assert "sweep" in err and "pip install 'linnet[sweep]'" in err
+
+
+def test_scheduler_that_does_not_answer_is_a_usage_error(registry):
+    """No scheduler at the address: exit 2 with a message naming it (after the connect timeout, shortened here)."""
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    registry("alpha", "First theorem")
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code, out, err = run(["--scheduler", f"tcp://127.0.0.1:{port}"])
+    assert code == 2 and out == ""
+    assert f"no Dask scheduler answers at 'tcp://127.0.0.1:{port}'" in err
