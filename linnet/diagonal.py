@@ -58,6 +58,7 @@ __all__ = [
     "CONVERGED",
     "DIVERGED",
     "gd",
+    "momentum",
     "flow",
 ]
 
@@ -303,6 +304,39 @@ def gd(
     run ends when no net is running or after ``steps``. Records are taken at steps ``0, record_every, ...`` up
     to the step at which the last net stopped (or ``steps``).
     """
+    return _descent(loss, Ws, 0.0, lr, steps, ftol, record_every, record_weights)
+
+
+def momentum(
+    loss: Any,
+    Ws: Sequence[Array],
+    *,
+    lr: Any,
+    steps: int,
+    beta: float = 0.9,
+    ftol: Any = None,
+    record_every: int = 1,
+    record_weights: bool = False,
+) -> GDRun:
+    r"""Heavy-ball momentum on a batch of diagonal nets: the driver's heavy ball (as :func:`linnet.train.momentum`),
+
+    .. math:: m_j \leftarrow \beta m_j + \partial L/\partial w_j, \qquad w_j \leftarrow w_j - \eta\, m_j,
+       \qquad m_j^{(0)} = 0,
+
+    ``0 <= beta < 1`` (``beta = 0`` is :func:`gd` bit for bit); a diverged net's momentum is reset with it.
+    Other arguments and the result as in :func:`gd`.
+    """
+    try:
+        b = float(beta)
+    except (TypeError, ValueError):
+        raise ValueError(f"`beta` must be a real in [0, 1), got {beta!r}") from None
+    if not (0.0 <= b < 1.0):
+        raise ValueError(f"`beta` must be a real in [0, 1), got {beta!r}")
+    return _descent(loss, Ws, b, lr, steps, ftol, record_every, record_weights)
+
+
+def _descent(loss, Ws, beta: float, lr, steps, ftol, record_every, record_weights) -> GDRun:
+    """:func:`gd` (``beta = 0``) and :func:`momentum`: arguments checked, the driver run, its result converted."""
     Ws, xp = check_layers(Ws)
     loss_fn = check_loss_against(check_loss(loss), Ws[0])
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
@@ -344,7 +378,7 @@ def gd(
             lr=eta,
             lr_shape=batch,
             layer_lr=(1.0,) * len(Ws),
-            beta=0.0,
+            beta=beta,
             steps=steps,
             gtol=None,
             ftol=tol,

@@ -229,3 +229,32 @@ def test_gd_on_the_driver_matches_a_step_by_step_reference(record_every, slow_ne
         np.testing.assert_array_equal(run.steps, at)
         np.testing.assert_array_equal(run.status, status)
         assert run.status.dtype == np.int8 and run.steps.dtype == np.int64
+
+
+def test_momentum_is_the_heavy_ball_written_out():
+    """ln.diagonal.momentum: m <- beta m + grad, w <- w - eta m (m_0 = 0), per-net eta, bit for bit against the
+    recursion written out; beta = 0 is gd bit for bit; beta outside [0, 1) is refused."""
+    rng = np.random.default_rng(5)
+    loss, _ = _problem(rng, N=2, shape=(2, 3), m=4)
+    W0 = tuple(0.5 * rng.standard_normal((3, 2, 3)) for _ in range(2))
+    lr, beta = np.array([0.01, 0.02, 0.05]), 0.7
+    W, M = list(W0), [np.zeros_like(w) for w in W0]
+    losses = [ln.diagonal.loss(loss, tuple(W))]
+    for _ in range(40):
+        G = ln.diagonal.grad(loss, tuple(W))
+        M = [beta * m + g for m, g in zip(M, G)]
+        W = [w - lr[:, None, None] * m for w, m in zip(W, M)]
+        losses.append(ln.diagonal.loss(loss, tuple(W)))
+    run = ln.diagonal.momentum(loss, W0, lr=lr, beta=beta, steps=40, record_weights=True)
+    for a, b in zip(run.weights, W):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(run.loss, np.array(losses))
+    assert np.all(run.status == ln.diagonal.RUNNING) and np.all(run.steps == 40)
+    gd = ln.diagonal.gd(loss, W0, lr=lr, steps=40)
+    hb0 = ln.diagonal.momentum(loss, W0, lr=lr, beta=0.0, steps=40)
+    for a, b in zip(hb0.weights, gd.weights):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(run.weights[0], gd.weights[0])
+    for bad in (1.0, -0.1, "x"):
+        with pytest.raises(ValueError, match="`beta` must be a real in"):
+            ln.diagonal.momentum(loss, W0, lr=lr, beta=bad, steps=3)
