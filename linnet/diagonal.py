@@ -29,17 +29,20 @@ Savarese, Golan, Soudry & Srebro, `Kernel and Rich Regimes in Overparametrized M
 :math:`\beta = W_{:, :d} - W_{:, d:}` (:func:`lift`). With equal layers at init the untied layers stay equal, and
 untied flow is the tied flow :math:`\dot w = -D w^{D-1}\odot g` slowed by the factor :math:`D` (same limit).
 
-Training: :func:`gd` and :func:`flow` are this map's trainers, thin functions on :func:`grad`, kept here until
-the training driver (:mod:`linnet.train`) takes product maps as a capability.
+Training: :func:`gd` runs this map on the one descent driver of :mod:`linnet.train`
+(:func:`linnet.train.driver.descend`, the loop of :func:`linnet.train.gd`) with :func:`value_and_grad`'s formulas
+as its evaluation; :func:`flow` integrates its gradient flow with :mod:`linnet.ivp`.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, NamedTuple, Sequence
 
-from ._backend import namespace
+from ._backend import namespace, to_numpy
 from ._validate import broadcast_batch, check_finite, check_loss, check_loss_against, check_positive, dtype_name
+from .train import driver as _driver
+from .train import trajectory as _traj
+from .train.trajectory import _quiet
 
 __all__ = [
     "check_layers",
@@ -55,6 +58,7 @@ __all__ = [
     "CONVERGED",
     "DIVERGED",
     "gd",
+    "momentum",
     "flow",
 ]
 
@@ -280,13 +284,6 @@ class GDRun(NamedTuple):
     history: Any = None
 
 
-def _vg(loss_fn, Ws, xp):
-    """Unvalidated value and gradients (the trainer's hot path; inputs checked once at the edge)."""
-    p, s = _partials(Ws)
-    We = p[-1]
-    return loss_fn.value(We), _pullback(loss_fn.grad(We), p, s, xp, Ws)
-
-
 def gd(
     loss: Any,
     Ws: Sequence[Array],
@@ -299,11 +296,47 @@ def gd(
 ) -> GDRun:
     r"""Gradient descent :math:`w_j \leftarrow w_j - \eta\,\partial L/\partial w_j` on a batch of diagonal nets.
 
-    The diagonal map's trainer, to be folded into :mod:`linnet.train`'s driver. ``lr`` and ``ftol`` are scalars
-    or arrays of the nets' batch shape (one per net). A net stops (is frozen) when its loss is ``<= ftol`` or
-    turns non-finite (``DIVERGED``, kept at its last finite iterate); the run ends when no net is running or
-    after ``steps``.
+    The diagonal map on the training driver of :mod:`linnet.train` (:func:`linnet.train.driver.descend`: the
+    update, per-net freezing and divergence test of :func:`linnet.train.gd`), with :func:`value_and_grad`'s
+    formulas as its evaluation. ``lr`` and ``ftol`` are scalars or arrays of the nets' batch shape (one per
+    net). A net stops (is frozen) when its loss is ``<= ftol`` (``CONVERGED``) or turns non-finite or huge
+    (``DIVERGED``, kept at its last finite iterate: the driver's test, :mod:`linnet.train.trajectory`); the
+    run ends when no net is running or after ``steps``. Records are taken at steps ``0, record_every, ...`` up
+    to the step at which the last net stopped (or ``steps``).
     """
+    return _descent(loss, Ws, 0.0, lr, steps, ftol, record_every, record_weights)
+
+
+def momentum(
+    loss: Any,
+    Ws: Sequence[Array],
+    *,
+    lr: Any,
+    steps: int,
+    beta: float = 0.9,
+    ftol: Any = None,
+    record_every: int = 1,
+    record_weights: bool = False,
+) -> GDRun:
+    r"""Heavy-ball momentum on a batch of diagonal nets: the driver's heavy ball (as :func:`linnet.train.momentum`),
+
+    .. math:: m_j \leftarrow \beta m_j + \partial L/\partial w_j, \qquad w_j \leftarrow w_j - \eta\, m_j,
+       \qquad m_j^{(0)} = 0,
+
+    ``0 <= beta < 1`` (``beta = 0`` is :func:`gd` bit for bit); a diverged net's momentum is reset with it.
+    Other arguments and the result as in :func:`gd`.
+    """
+    try:
+        b = float(beta)
+    except (TypeError, ValueError):
+        raise ValueError(f"`beta` must be a real in [0, 1), got {beta!r}") from None
+    if not (0.0 <= b < 1.0):
+        raise ValueError(f"`beta` must be a real in [0, 1), got {beta!r}")
+    return _descent(loss, Ws, b, lr, steps, ftol, record_every, record_weights)
+
+
+def _descent(loss, Ws, beta: float, lr, steps, ftol, record_every, record_weights) -> GDRun:
+    """:func:`gd` (``beta = 0``) and :func:`momentum`: arguments checked, the driver run, its result converted."""
     Ws, xp = check_layers(Ws)
     loss_fn = check_loss_against(check_loss(loss), Ws[0])
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
@@ -311,9 +344,7 @@ def gd(
     if isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1:
         raise ValueError(f"`record_every` must be an int >= 1, got {record_every!r}")
     dt = Ws[0].dtype
-    L, G = _vg(loss_fn, Ws, xp)
-    batch = tuple(L.shape)
-    Ws = tuple(xp.broadcast_to(W, batch + tuple(W.shape[-2:])) for W in Ws)
+    batch = tuple(loss_fn.value(_partials(Ws)[0][-1]).shape)
 
     def per_net(v, name, positive):
         if isinstance(v, (int, float)):
@@ -332,44 +363,54 @@ def gd(
 
     eta = per_net(lr, "lr", True)
     tol = None if ftol is None else per_net(ftol, "ftol", False)
-    # divergence: non-finite or |L| > 1e100 max(|L0|, 1) (the dense trainer's test); warnings of diverging nets
-    # are silenced, they are reported by status
-    limit = min(1e100, float(xp.finfo(dt).max) * 1e-8) * xp.maximum(xp.abs(L), xp.ones_like(L))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*(overflow|invalid value)", category=RuntimeWarning)
-        return _gd_loop(loss_fn, Ws, L, G, eta, tol, limit, steps, record_every, record_weights, batch, xp)
+
+    def evaluate(k, W):  # unvalidated (checked once, above); W has the full batch shape, so no broadcasting
+        p, s = _partials(W)
+        G = loss_fn.grad(p[-1])
+        return loss_fn.value(p[-1]), tuple(_mul(G, _mul(s[j], p[j - 1])) for j in range(1, len(p)))
+
+    with _quiet():
+        run = _driver.descend(
+            xp=xp,
+            W0=tuple(xp.broadcast_to(W, batch + tuple(W.shape[-2:])) for W in Ws),
+            batch=batch,
+            evaluate=evaluate,
+            lr=eta,
+            lr_shape=batch,
+            layer_lr=(1.0,) * len(Ws),
+            beta=beta,
+            steps=steps,
+            gtol=None,
+            ftol=tol,
+            schedule=list(range(0, steps + 1, record_every)),
+            keep_history=bool(record_weights),
+            check_every=_CHECK_EVERY,
+            check_weights_finite=not loss_fn.finite_value_implies_finite_weights,
+        )
+    return _gd_run(run, steps, record_every, xp)
 
 
-def _gd_loop(loss_fn, Ws, L, G, eta, tol, limit, steps, record_every, record_weights, batch, xp):
-    status = xp.zeros(batch, dtype=xp.int8)
-    nsteps = xp.full(batch, steps, dtype=xp.int64)
-    hist, whist = [], []
-    k, prev = 0, Ws
-    while True:
-        bad = ~(xp.isfinite(L) & (xp.abs(L) <= limit)) & (status == RUNNING)
-        if bool(xp.any(bad)):  # freeze at the last finite iterate (the previous one)
-            status = xp.where(bad, xp.asarray(DIVERGED, dtype=xp.int8), status)
-            nsteps = xp.where(bad, xp.asarray(k, dtype=xp.int64), nsteps)
-            Ws = tuple(xp.where(bad[..., None, None], Wp, W) for W, Wp in zip(Ws, prev))
-            L, G = _vg(loss_fn, Ws, xp)
-        if tol is not None:
-            hit = (L <= tol) & (status == RUNNING)
-            status = xp.where(hit, xp.asarray(CONVERGED, dtype=xp.int8), status)
-            nsteps = xp.where(hit, xp.asarray(k, dtype=xp.int64), nsteps)
-        if k % record_every == 0:
-            hist.append(L)
-            if record_weights:
-                whist.append(Ws)
-        active = status == RUNNING
-        if k == steps or not bool(xp.any(active)):
-            break
-        step = xp.where(active, eta, xp.zeros_like(eta))[..., None, None]
-        prev = Ws
-        Ws = tuple(W - step * g for W, g in zip(Ws, G))
-        L, G = _vg(loss_fn, Ws, xp)
-        k += 1
-    history = tuple(xp.stack([w[j] for w in whist]) for j in range(len(Ws))) if record_weights else None
-    return GDRun(Ws, xp.stack(hist), nsteps, status, history)
+#: Steps between the driver's host synchronisations (results do not depend on it).
+_CHECK_EVERY = 10
+
+
+def _gd_run(run, steps: int, record_every: int, xp) -> GDRun:
+    """The driver's :class:`~linnet.train.Trajectory` as a :class:`GDRun`: statuses renamed, per-net stop
+    steps, and the records at multiples of ``record_every`` up to the step at which the last net stopped."""
+    status = xp.where(
+        run.status == _traj.DIVERGED,
+        xp.asarray(DIVERGED, dtype=xp.int8),
+        xp.where(
+            run.status == _traj.CONVERGED, xp.asarray(CONVERGED, dtype=xp.int8), xp.asarray(RUNNING, dtype=xp.int8)
+        ),
+    )
+    at = xp.where(run.status == _traj.DIVERGED, run.diverged_at, run.converged_at)
+    nsteps = xp.where(status == RUNNING, xp.full(at.shape, steps, dtype=xp.int64), at)
+    last = steps if bool(xp.any(status == RUNNING)) else int(xp.max(nsteps))
+    keep = [i for i, k in enumerate(to_numpy(run.steps).tolist()) if k % record_every == 0 and k <= last]
+    idx = xp.asarray(keep, dtype=xp.int64)
+    history = None if run.history is None else tuple(xp.take(h, idx, axis=0) for h in run.history)
+    return GDRun(tuple(run.weights), xp.take(run.loss, idx, axis=0), nsteps, status, history)
 
 
 def flow(

@@ -168,3 +168,93 @@ def test_gd_per_net_step_sizes_convergence_and_divergence():
     np.testing.assert_array_equal(L[:, :2], run.loss[:, :2])
     with pytest.raises(ValueError, match="`lr` must"):
         ln.diagonal.gd(loss, Ws, lr=np.array([0.1, -1.0, 0.1]), steps=3)
+
+
+def _reference_gd(loss, Ws, lr, steps, ftol, record_every):
+    """GD on diagonal nets written out step by step (per-net freezing at ftol; a non-finite or huge loss
+    freezes a net at its previous iterate), records at multiples of ``record_every`` while a net runs."""
+    W = [np.array(w, dtype=float) for w in Ws]
+    L = ln.diagonal.loss(loss, W)
+    limit = 1e100 * np.maximum(np.abs(L), 1.0)
+    n = L.shape[0]
+    status, at = np.zeros(n, dtype=np.int8), np.full(n, steps, dtype=np.int64)
+    rec, k, prev = [], 0, W
+    while True:
+        run = status == ln.diagonal.RUNNING
+        bad = run & ~(np.isfinite(L) & (np.abs(L) <= limit))
+        if bad.any():
+            status[bad], at[bad] = ln.diagonal.DIVERGED, k
+            W = [np.where(bad[:, None, None], p, w) for p, w in zip(prev, W)]
+            L = np.where(bad, ln.diagonal.loss(loss, tuple(W)), L)
+        hit = run & ~bad & (L <= ftol)
+        status[hit], at[hit] = ln.diagonal.CONVERGED, k
+        if k % record_every == 0:
+            rec.append(L.copy())
+        run = status == ln.diagonal.RUNNING
+        if k == steps or not run.any():
+            break
+        G = ln.diagonal.grad(loss, tuple(W))
+        prev = W
+        W = [np.where(run[:, None, None], w - lr[:, None, None] * g, w) for w, g in zip(W, G)]
+        L = np.where(run, ln.diagonal.loss(loss, tuple(W)), L)
+        k += 1
+    return W, np.array(rec), at, status
+
+
+@pytest.mark.parametrize("slow_net", [True, False])
+@pytest.mark.parametrize("record_every", [1, 7])
+def test_gd_on_the_driver_matches_a_step_by_step_reference(record_every, slow_net, monkeypatch):
+    """ln.diagonal.gd (the diagonal map on linnet.train's driver) against the update written out net by net:
+    weights, loss records, per-net stop steps and statuses to the last bit, with nets that converge at
+    different steps, one that diverges and (``slow_net``) one that runs out of steps, else an early end;
+    independent of the driver's window."""
+    rng = np.random.default_rng(11)
+    loss, _ = _problem(rng, N=3, shape=(1, 3), m=3)
+    W0 = tuple(0.6 + 0.1 * rng.standard_normal((5, 1, 3)) for _ in range(3))
+    lr = np.array([0.15, 0.1, 0.2, 40.0, 0.001])
+    ftol = np.array([1e-10, 1e-10, 1e-8, 1e-10, 1e-10])
+    n = 5 if slow_net else 4
+    W0, lr, ftol = tuple(w[:n] for w in W0), lr[:n], ftol[:n]
+    W, rec, at, status = _reference_gd(loss, W0, lr, 3000, ftol, record_every)
+    expected = {ln.diagonal.CONVERGED, ln.diagonal.DIVERGED} | ({ln.diagonal.RUNNING} if slow_net else set())
+    assert set(status.tolist()) == expected and len(set(at.tolist())) == n
+    if not slow_net:  # the run ends early, at a step that is not a multiple of record_every
+        assert at.max() < 3000 and (record_every == 1 or at.max() % record_every != 0)
+    for every in (1, 10):
+        monkeypatch.setattr(ln.diagonal, "_CHECK_EVERY", every)
+        run = ln.diagonal.gd(loss, W0, lr=lr, steps=3000, ftol=ftol, record_every=record_every)
+        for a, b in zip(run.weights, W):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(run.loss, rec)
+        np.testing.assert_array_equal(run.steps, at)
+        np.testing.assert_array_equal(run.status, status)
+        assert run.status.dtype == np.int8 and run.steps.dtype == np.int64
+
+
+def test_momentum_is_the_heavy_ball_written_out():
+    """ln.diagonal.momentum: m <- beta m + grad, w <- w - eta m (m_0 = 0), per-net eta, bit for bit against the
+    recursion written out; beta = 0 is gd bit for bit; beta outside [0, 1) is refused."""
+    rng = np.random.default_rng(5)
+    loss, _ = _problem(rng, N=2, shape=(2, 3), m=4)
+    W0 = tuple(0.5 * rng.standard_normal((3, 2, 3)) for _ in range(2))
+    lr, beta = np.array([0.01, 0.02, 0.05]), 0.7
+    W, M = list(W0), [np.zeros_like(w) for w in W0]
+    losses = [ln.diagonal.loss(loss, tuple(W))]
+    for _ in range(40):
+        G = ln.diagonal.grad(loss, tuple(W))
+        M = [beta * m + g for m, g in zip(M, G)]
+        W = [w - lr[:, None, None] * m for w, m in zip(W, M)]
+        losses.append(ln.diagonal.loss(loss, tuple(W)))
+    run = ln.diagonal.momentum(loss, W0, lr=lr, beta=beta, steps=40, record_weights=True)
+    for a, b in zip(run.weights, W):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(run.loss, np.array(losses))
+    assert np.all(run.status == ln.diagonal.RUNNING) and np.all(run.steps == 40)
+    gd = ln.diagonal.gd(loss, W0, lr=lr, steps=40)
+    hb0 = ln.diagonal.momentum(loss, W0, lr=lr, beta=0.0, steps=40)
+    for a, b in zip(hb0.weights, gd.weights):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(run.weights[0], gd.weights[0])
+    for bad in (1.0, -0.1, "x"):
+        with pytest.raises(ValueError, match="`beta` must be a real in"):
+            ln.diagonal.momentum(loss, W0, lr=lr, beta=bad, steps=3)

@@ -945,3 +945,31 @@ def test_resume_from_a_saved_file_and_bad_resume(tmp_path):
         train.gd(loss, Ws, lr=0.1, steps=3, resume="yes")
     with pytest.raises(ValueError, match="resume"):
         train.gd(loss, ln.init.gaussian((3, 5, 2), scale=0.5, batch=(2,), seed=0), lr=0.1, steps=3, resume=first)
+
+
+@pytest.mark.parametrize("method", ["gd", "momentum"])
+def test_converged_at_is_the_first_step_meeting_the_tolerance(method):
+    """``converged_at``: per net the first step whose loss is <= ftol (read off a record at every step), -1 for
+    nets that diverged or ran out of steps; it carries over a resumed run; flows leave it None."""
+    X, Y = data(m=24)
+    loss = ln.SquaredLoss.from_data(X, Y)
+    Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(4,), seed=3)
+    lrs = np.array([0.05, 0.1, 9.0, 0.2])  # net 2 diverges
+    ftol = 0.66705  # just above the least loss 0.6670423... (rank-deficient fit), below every start
+    extra = {"momentum": dict(beta=0.5)}.get(method, {})
+    fn = getattr(train, method)
+    run = fn(loss, Ws, lr=lrs, steps=400, ftol=ftol, check_every=7, **extra)
+    status, at, L = np.asarray(run.status), np.asarray(run.converged_at), np.asarray(run.loss)
+    assert at.dtype == np.int64 and at.shape == (4,)
+    assert status[2] == train.DIVERGED and at[2] == -1
+    assert (status == train.CONVERGED).sum() >= 2
+    for i in range(4):
+        if status[i] == train.CONVERGED:
+            k = int(np.argmax(L[:, i] <= ftol))  # records at every step: index = step
+            assert L[k, i] <= ftol and at[i] == k > 0, (i, k, at[i])
+        else:
+            assert at[i] == -1
+    first = fn(loss, Ws, lr=lrs, steps=int(at.max()) + 1, ftol=ftol, check_every=7, **extra)
+    two = fn(loss, first.weights, lr=lrs, steps=400 - first.n_steps, ftol=ftol, resume=first, check_every=7, **extra)
+    np.testing.assert_array_equal(np.asarray(two.converged_at), at)
+    assert train.gradient_flow(loss, Ws, t_final=0.1).converged_at is None

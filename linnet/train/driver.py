@@ -71,17 +71,17 @@ _np = _backend.np  # NumPy, as imported by linnet._backend (in-place fast window
 
 class DescentState:
     """What a window changes: weights ``W``, loss ``L``, direction ``V``, momentum ``Mom``, per-net ``status``,
-    ``div_at`` and ``active``. ``copy()`` is shallow (arrays are replaced, never mutated, except the NumPy
+    ``div_at``, ``conv_at`` (the step at which a net met the stopping test, -1 if it did not) and ``active``. ``copy()`` is shallow (arrays are replaced, never mutated, except the NumPy
     buffers, which alternate between windows)."""
 
-    __slots__ = ("W", "L", "V", "Mom", "status", "div_at", "active")
+    __slots__ = ("W", "L", "V", "Mom", "status", "div_at", "active", "conv_at")
 
-    def __init__(self, W, L, V, Mom, status, div_at, active):
+    def __init__(self, W, L, V, Mom, status, div_at, active, conv_at):
         self.W, self.L, self.V, self.Mom = W, L, V, Mom
-        self.status, self.div_at, self.active = status, div_at, active
+        self.status, self.div_at, self.active, self.conv_at = status, div_at, active, conv_at
 
     def copy(self) -> "DescentState":
-        return DescentState(self.W, self.L, self.V, self.Mom, self.status, self.div_at, self.active)
+        return DescentState(self.W, self.L, self.V, self.Mom, self.status, self.div_at, self.active, self.conv_at)
 
 
 class _Env:
@@ -110,12 +110,15 @@ class _Env:
             ok = ok & _weights_finite(Wc, self.xp) & _weights_finite(Vc, self.xp)
         return ok
 
-    def settle(self, st: DescentState, Lc, Vc) -> None:
-        """Freeze the running nets that meet the stopping test (the one the fused update applies too)."""
+    def settle(self, st: DescentState, Lc, Vc, k: int) -> None:
+        """Freeze the running nets that meet the stopping test at step ``k`` (the one the fused update applies
+        too)."""
         conv = None if self.stop is None else _fastpaths.stop_mask(Vc, Lc, self.stop, self.xp)
         if conv is not None:
+            xp = self.xp
             conv = conv & st.active
-            st.status = self.xp.where(conv, self.xp.full(self.batch, CONVERGED, dtype=self.xp.int64), st.status)
+            st.status = xp.where(conv, xp.full(self.batch, CONVERGED, dtype=xp.int64), st.status)
+            st.conv_at = xp.where(conv, xp.full(self.batch, k, dtype=xp.int64), st.conv_at)
             st.active = st.active & ~conv
 
     def record(self, k, W, L) -> None:
@@ -131,7 +134,7 @@ class _Env:
         """After step ``kk + 1``: the running nets' loss, the direction and momentum, the stopping test, records."""
         st.W, st.L = W, self.xp.where(st.active, Lc, st.L)
         st.V, st.Mom = V, Mom
-        self.settle(st, Lc, V)
+        self.settle(st, Lc, V, kk + 1)
         if kk + 1 in self.rec_set:
             self.record(kk + 1, W, st.L)
         self.observe(kk + 1, W, st.L, V)
@@ -255,8 +258,9 @@ def _resume(e: _Env, W0, prev) -> DescentState:
     if Mom is not None and e.fast_np is not None:  # into the buffers the windows update in place
         Mom = tuple(_np.array(m, dtype=e.dt, order="C", copy=True) for m in Mom)
         e.fast_np._M[e.fast_np.cur] = Mom
-    st = DescentState(W, xp.asarray(prev.loss[-1]), V, Mom, status, div_at, status == MAX_STEPS)
-    e.settle(st, L, V)
+    conv_at = xp.full(e.batch, -1, dtype=xp.int64) if prev.converged_at is None else xp.asarray(prev.converged_at)
+    st = DescentState(W, xp.asarray(prev.loss[-1]), V, Mom, status, div_at, status == MAX_STEPS, conv_at)
+    e.settle(st, L, V, k0)
     e.rec_steps.extend(int(k) for k in to_numpy(prev.steps))
     e.rec_loss.extend(prev.loss[i, ...] for i in range(prev.loss.shape[0]))
     for name in prev.records or {}:
@@ -281,8 +285,8 @@ def _start(e: _Env, W0) -> DescentState:
         V = tuple(xp.where(ok0[..., None, None], v, e.zero_b) for v in V)
     status = xp.where(ok0, xp.full(batch, MAX_STEPS, dtype=int64), xp.full(batch, DIVERGED, dtype=int64))
     div_at = xp.where(ok0, xp.full(batch, -1, dtype=int64), xp.zeros(batch, dtype=int64))
-    st = DescentState(W, L, V, None, status, div_at, ok0)
-    e.settle(st, L, V)
+    st = DescentState(W, L, V, None, status, div_at, ok0, xp.full(batch, -1, dtype=int64))
+    e.settle(st, L, V, 0)
     if 0 in e.rec_set:
         e.record(0, W, L)
     e.observe(0, W, st.L, st.V)
@@ -341,6 +345,7 @@ def _trajectory(e: _Env, st: DescentState, n: int, lr, lr_shape: tuple) -> Traje
         times=times,
         status=st.status,
         diverged_at=st.div_at,
+        converged_at=st.conv_at,
         history=_stack_history(e.rec_W, e.keep_history, xp),
         n_steps=n,
         state={

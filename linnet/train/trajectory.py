@@ -64,6 +64,9 @@ class Trajectory(NamedTuple):
         With ``observe=``, per observer name an array ``(n_obs, *batch, ...)`` of its values.
     record_steps : dict or None
         Per observer name, the int64 steps ``(n_obs,)`` at which it was recorded.
+    converged_at : int64 array ``(*batch)`` or None
+        Descent: the step at which a net met ``gtol``/``ftol`` (status :data:`CONVERGED`), ``-1`` otherwise.
+        ``None`` for flows and for archives written before this field existed.
     """
 
     weights: tuple
@@ -77,6 +80,7 @@ class Trajectory(NamedTuple):
     state: Optional[dict] = None
     records: Optional[dict] = None
     record_steps: Optional[dict] = None
+    converged_at: Optional[Array] = None
 
     @property
     def status_names(self) -> np.ndarray:
