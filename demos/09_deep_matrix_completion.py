@@ -77,7 +77,6 @@ a2.set(xlabel="observed entries m", ylabel="relative test error (median)", yscal
 a3.set(xlabel="index", ylabel="singular values, m = 400", title="spectrum of the solution")
 a1.legend()
 fig.tight_layout()
-plt.close(fig)
 
 # recovery: median test error below 5 %
 recovered = {N: [m for m, e in zip(ms, error[N]) if e < 0.05] for N in depths}
