@@ -39,7 +39,19 @@ import warnings
 from typing import Any, NamedTuple, Sequence
 
 from ._backend import namespace
-from ._validate import broadcast_batch, check_finite, check_loss, check_loss_against, check_positive, dtype_name
+from ._validate import (
+    as_native,
+    broadcast_batch,
+    check_bool,
+    check_finite,
+    check_int,
+    check_loss,
+    check_loss_against,
+    check_matrix,
+    check_positive,
+    check_same_namespace,
+    dtype_name,
+)
 
 __all__ = [
     "check_layers",
@@ -70,7 +82,7 @@ def check_layers(Ws: Any, *, name: str = "Ws"):
         raise ValueError(f"`{name}` must be a tuple or list of arrays (one per layer), got {type(Ws).__name__}")
     if len(Ws) < 1:
         raise ValueError(f"`{name}` must have at least 1 layer, got 0")
-    Ws = tuple(Ws)
+    Ws = tuple(as_native(W) for W in Ws)
     try:
         xp = namespace(*Ws)
     except TypeError as exc:
@@ -91,6 +103,8 @@ def check_layers(Ws: Any, *, name: str = "Ws"):
     except ValueError:
         raise ValueError(f"`{name}` must have dtype float32 or float64, got {dt}") from None
     for j, W in enumerate(Ws):
+        if 0 in tuple(W.shape):
+            raise ValueError(f"`{name}[{j}]` must have every dimension >= 1, got shape {tuple(W.shape)}")
         check_finite(W, f"{name}[{j}]", xp=xp)
     broadcast_batch(*(tuple(W.shape[:-2]) for W in Ws), what=f"the layers' batch shapes in `{name}`")
     return Ws, xp
@@ -182,6 +196,7 @@ def _check_direction(Vs, Ws, name="Vs"):
             f"`{name}` must be a tuple of {len(Ws)} arrays shaped like the layers, got {type(Vs).__name__} of length {n}"
         )
     Vs, _ = check_layers(Vs, name=name)
+    check_same_namespace(Vs[0], namespace(Ws[0]), name, "`Ws`")
     if tuple(Vs[0].shape[-2:]) != tuple(Ws[0].shape[-2:]):
         raise ValueError(
             f"`{name}` must have layers of shape (..., {Ws[0].shape[-2]}, {Ws[0].shape[-1]}), got {tuple(Vs[0].shape)}"
@@ -254,7 +269,7 @@ def lift(X: Array) -> Array:
     A diagonal net with end-to-end row :math:`(u, v)` on the lifted data predicts with :math:`\beta = u - v`, so
     :math:`\beta = w_+^{D} - w_-^{D}` when the layers are :math:`(w_+, w_-)` stacked.
     """
-    xp = namespace(X)
+    X, xp = check_matrix(X, "X")
     return xp.concat([X, -X], axis=-2)
 
 
@@ -306,21 +321,22 @@ def gd(
     """
     Ws, xp = check_layers(Ws)
     loss_fn = check_loss_against(check_loss(loss), Ws[0])
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"`steps` must be an int >= 0, got {steps!r}")
-    if isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1:
-        raise ValueError(f"`record_every` must be an int >= 1, got {record_every!r}")
+    steps = check_int(steps, "steps", minimum=0)
+    record_every = check_int(record_every, "record_every", minimum=1)
+    record_weights = check_bool(record_weights, "record_weights")
     dt = Ws[0].dtype
     L, G = _vg(loss_fn, Ws, xp)
     batch = tuple(L.shape)
     Ws = tuple(xp.broadcast_to(W, batch + tuple(W.shape[-2:])) for W in Ws)
 
     def per_net(v, name, positive):
-        if isinstance(v, (int, float)):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
             v = check_positive(v, name, allow_zero=not positive)
             return xp.full(batch, v, dtype=dt)
         if (
             not hasattr(v, "shape")
+            or isinstance(v, bool)
+            or not _real_array_of(v, xp)
             or not bool(xp.all(xp.isfinite(v)))
             or not bool(xp.all(v > 0 if positive else v >= 0))
         ):
@@ -338,6 +354,14 @@ def gd(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*(overflow|invalid value)", category=RuntimeWarning)
         return _gd_loop(loss_fn, Ws, L, G, eta, tol, limit, steps, record_every, record_weights, batch, xp)
+
+
+def _real_array_of(v, xp) -> bool:
+    """Whether ``v`` is a real (integer or floating, not bool) array of the namespace ``xp``."""
+    try:
+        return namespace(v) is xp and xp.isdtype(v.dtype, ("integral", "real floating"))
+    except (TypeError, ValueError):
+        return False
 
 
 def _gd_loop(loss_fn, Ws, L, G, eta, tol, limit, steps, record_every, record_weights, batch, xp):
@@ -385,8 +409,13 @@ def flow(
     from ._backend import get_namespace
 
     loss_fn = check_loss(loss)
-    Ws, _ = check_layers(Ws)
+    Ws, xp = check_layers(Ws)
     np_xp = get_namespace("numpy")
+    if xp is not np_xp:
+        raise ValueError("`Ws` must be NumPy arrays (the flow runs on the host in float64)")
+    We = _partials(Ws)[0][-1]
+    check_loss_against(loss_fn, We)
+    Ws = _ivp.broadcast_to_problem(loss_fn, Ws, We)
     lf = loss_fn.astype(np_xp.float64)
 
     def g(W):
