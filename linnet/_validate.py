@@ -466,3 +466,12 @@ def check_mask(mask: Any, shape: tuple, name: str = "mask"):
     if 0 in host.shape:
         raise ValueError(f"`{name}` must not be empty (every dimension >= 1), got shape {tuple(host.shape)}")
     return host
+
+
+def check_problem_batch(loss: Any, We: Any, name: str = "Ws") -> tuple:
+    """The broadcast of the nets' batch shape (that of ``We``) with the problem's (``loss.batch_shape``)."""
+    return broadcast_batch(
+        tuple(We.shape[:-2]),
+        tuple(getattr(loss, "batch_shape", ()) or ()),
+        what=f"the batch shape of `{name}` and that of the problem in `loss`",
+    )

@@ -49,6 +49,7 @@ from ._validate import (
     check_loss_against,
     check_matrix,
     check_positive,
+    check_problem_batch,
     check_same_namespace,
     dtype_name,
 )
@@ -134,7 +135,9 @@ def _prepare(loss_fn, Ws):
     loss_fn = check_loss(loss_fn)
     Ws, xp = check_layers(Ws)
     p, s = _partials(Ws)
-    return check_loss_against(loss_fn, p[-1]), Ws, xp, p, s
+    loss_fn = check_loss_against(loss_fn, p[-1])
+    check_problem_batch(loss_fn, p[-1])
+    return loss_fn, Ws, xp, p, s
 
 
 def end_to_end(Ws: Sequence[Array]) -> Array:
@@ -210,6 +213,12 @@ def hvp(loss: Any, Ws: Sequence[Array], Vs: Sequence[Array]) -> tuple:
     r"""Exact Hessian-vector product :math:`\nabla^2L(w)[V]` of the diagonal net (formula in the module docstring)."""
     loss_fn, Ws, xp, p, s = _prepare(loss, Ws)
     Vs = _check_direction(Vs, Ws)
+    broadcast_batch(
+        *(tuple(V.shape[:-2]) for V in Vs),
+        *(tuple(W.shape[:-2]) for W in Ws),
+        tuple(getattr(loss_fn, "batch_shape", ()) or ()),
+        what="the batch shapes of `Vs`, `Ws` and the problem in `loss`",
+    )
     N = len(Ws)
     dp = [None] * (N + 1)  # tangents of the prefixes; None = 0
     for j in range(1, N + 1):
@@ -321,6 +330,7 @@ def gd(
     """
     Ws, xp = check_layers(Ws)
     loss_fn = check_loss_against(check_loss(loss), Ws[0])
+    check_problem_batch(loss_fn, _partials(Ws)[0][-1])
     steps = check_int(steps, "steps", minimum=0)
     record_every = check_int(record_every, "record_every", minimum=1)
     record_weights = check_bool(record_weights, "record_weights")
@@ -414,7 +424,7 @@ def flow(
     if xp is not np_xp:
         raise ValueError("`Ws` must be NumPy arrays (the flow runs on the host in float64)")
     We = _partials(Ws)[0][-1]
-    check_loss_against(loss_fn, We)
+    check_problem_batch(check_loss_against(loss_fn, We), We)
     Ws = _ivp.broadcast_to_problem(loss_fn, Ws, We)
     lf = loss_fn.astype(np_xp.float64)
 

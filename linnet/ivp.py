@@ -169,7 +169,7 @@ def dense_flow(loss, Ws, *, t_max: float, t_eval=None, ftol=None, method="LSODA"
 
     The gradient is the engine's (:func:`linnet.grad`); the integrator is ``scipy.integrate.solve_ivp``.
     """
-    from ._validate import check_loss, check_loss_against, check_weights
+    from ._validate import check_loss, check_loss_against, check_problem_batch, check_weights
     from .calculus import grad
     from .calculus import loss as deep_loss
     from .product import end_to_end
@@ -180,6 +180,7 @@ def dense_flow(loss, Ws, *, t_max: float, t_eval=None, ftol=None, method="LSODA"
         raise ValueError("`Ws` must be NumPy arrays (the flow runs on the host in float64)")
     We = end_to_end(Ws)
     loss = check_loss_against(loss, We)
+    check_problem_batch(loss, We)
     Ws = broadcast_to_problem(loss, Ws, We)
 
     def g(W):

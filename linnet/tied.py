@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._validate import broadcast_batch, check_loss, check_loss_against, check_matrix, dtype_name
+from ._validate import broadcast_batch, check_loss, check_loss_against, check_matrix, check_problem_batch, dtype_name
 
 __all__ = ["end_to_end", "loss", "grad", "value_and_grad", "hvp", "hessian", "flow"]
 
@@ -41,7 +41,9 @@ def _prepare(loss_fn, W1):
     loss_fn = check_loss(loss_fn)
     W1, xp = _check_W1(W1)
     We = xp.matmul(W1.mT, W1)
-    return check_loss_against(loss_fn, We, "W1"), W1, xp, We
+    loss_fn = check_loss_against(loss_fn, We, "W1")
+    check_problem_batch(loss_fn, We, "W1")
+    return loss_fn, W1, xp, We
 
 
 def end_to_end(W1: Array) -> Array:
@@ -91,7 +93,12 @@ def hvp(loss: Any, W1: Array, V: Array) -> Array:
         raise ValueError(f"`V` must have shape (..., {W1.shape[-2]}, {W1.shape[-1]}), got {tuple(V.shape)}")
     if V.dtype != W1.dtype:
         raise ValueError(f"`V` must have the dtype of `W1` ({W1.dtype}), got {V.dtype}")
-    broadcast_batch(tuple(V.shape[:-2]), tuple(W1.shape[:-2]), what="the batch shapes of `V` and `W1`")
+    broadcast_batch(
+        tuple(V.shape[:-2]),
+        tuple(W1.shape[:-2]),
+        tuple(getattr(loss_fn, "batch_shape", ()) or ()),
+        what="the batch shapes of `V`, `W1` and the problem in `loss`",
+    )
     G = loss_fn.grad(We)
     dW = xp.matmul(V.mT, W1) + xp.matmul(W1.mT, V)
     Hd = loss_fn.hvp(We, dW)
@@ -124,7 +131,7 @@ def flow(loss: Any, W1: Array, *, t_max: float, t_eval=None, ftol=None, method="
     if xp is not get_namespace("numpy"):
         raise ValueError("`W1` must be a NumPy array (the flow runs on the host in float64)")
     We = xp.matmul(W1.mT, W1)
-    check_loss_against(loss_fn, We, "W1")
+    check_problem_batch(check_loss_against(loss_fn, We, "W1"), We, "W1")
     (W1,) = _ivp.broadcast_to_problem(loss_fn, (W1,), We)
 
     def g(W):
