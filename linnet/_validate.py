@@ -377,3 +377,101 @@ def as_index(value: Any):
         return int(operator.index(value))
     except TypeError:
         return None
+
+
+def check_data(a: Any, name: str, *, xp: Any, like: Any, min_ndim: int = 1, other: str = "the other arrays"):
+    """A finite real data array of the namespace ``xp`` (that of ``other``), ``ndim >= min_ndim``, non-empty.
+
+    Host sequences (lists, tuples, NumPy arrays when ``xp`` is NumPy) are accepted: a list or tuple becomes an
+    array of ``xp`` in the dtype of the array ``like``. Everything else as :func:`check_matrix`.
+    """
+    import numpy as np
+
+    from ._backend import from_host
+
+    if a is None or isinstance(a, (str, bytes, bool, complex)):
+        raise ValueError(f"`{name}` must be a real array, got {a!r}")
+    if not (hasattr(a, "shape") and hasattr(a, "dtype")):
+        try:
+            host = np.asarray(a, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"`{name}` must be a real array, got {type(a).__name__}") from None
+        a = from_host(host, xp, like.dtype)
+    a, _ = check_matrix(a, name, xp=xp, min_ndim=min_ndim, other=other)
+    return a
+
+
+def check_scalar(value: Any, name: str) -> float:
+    """A finite real scalar (Python or NumPy number, or a 0-d real array) as a Python float."""
+    host = check_real(value, name)
+    if host.ndim != 0:
+        raise ValueError(f"`{name}` must be a real number (a scalar), got an array of shape {host.shape}")
+    return float(host)
+
+
+def check_opt_positive(value: Any, name: str, *, allow_zero: bool = False):
+    """``None``, or a finite real number > 0 (>= 0) as a Python float; bools, complex and strings refused."""
+    if value is None:
+        return None
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_, complex, np.complexfloating)):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"`{name}` must be a real number {bound}, got {value!r}")
+    return check_positive(value, name, allow_zero=allow_zero)
+
+
+def check_shape2(shape: Any, name: str = "shape") -> tuple:
+    """``(d_N, d_0)``: a tuple or list of two ints ``>= 1`` (NumPy integers accepted; floats and bools refused)."""
+    if not isinstance(shape, (tuple, list)) or len(shape) != 2:
+        raise ValueError(f"`{name}` must be (d_N, d_0), a tuple of two ints >= 1, got {shape!r}")
+    out = tuple(as_index(s) for s in shape)
+    if any(s is None or s < 1 for s in out):
+        raise ValueError(f"`{name}` must be (d_N, d_0), a tuple of two ints >= 1, got {shape!r}")
+    return out
+
+
+def check_seed(seed: Any, name: str = "seed", *, allow_none: bool = True):
+    """An int ``>= 0`` (NumPy integers accepted), a ``numpy.random.Generator``, or ``None``; bools refused."""
+    import numpy as np
+
+    if isinstance(seed, np.random.Generator) or (seed is None and allow_none):
+        return seed
+    v = as_index(seed)
+    if v is None or v < 0:
+        raise ValueError(f"`{name}` must be an int >= 0 or a numpy.random.Generator, got {seed!r}")
+    return v
+
+
+def check_mask(mask: Any, shape: tuple, name: str = "mask"):
+    """An observation mask as a host NumPy bool array ``(..., *shape)``: bools, or 0/1 numbers (finite, real)."""
+    import numpy as np
+
+    from ._backend import to_numpy
+
+    if mask is None or isinstance(mask, (str, bytes, bool, complex)):
+        raise ValueError(f"`{name}` must be an array of bools (or 0/1 values), got {mask!r}")
+    try:
+        host = np.asarray(to_numpy(mask) if hasattr(mask, "__array_namespace__") else mask)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be an array of bools (or 0/1 values), got {type(mask).__name__}") from None
+    if host.dtype != np.bool_:
+        if host.dtype.kind not in "iuf" or not bool(np.all((host == 0) | (host == 1))):
+            raise ValueError(f"`{name}` must hold booleans (or 0/1 values), got dtype {host.dtype}")
+        host = host.astype(bool)
+    if host.ndim < 2 or tuple(host.shape[-2:]) != tuple(shape):
+        raise ValueError(
+            f"`{name}` must have shape (..., d_N, d_0) = (..., {shape[0]}, {shape[1]}), got {tuple(host.shape)}"
+        )
+    if 0 in host.shape:
+        raise ValueError(f"`{name}` must not be empty (every dimension >= 1), got shape {tuple(host.shape)}")
+    return host
+
+
+def check_problem_batch(loss: Any, We: Any, name: str = "Ws") -> tuple:
+    """The broadcast of the nets' batch shape (that of ``We``) with the problem's (``loss.batch_shape``)."""
+    return broadcast_batch(
+        tuple(We.shape[:-2]),
+        tuple(getattr(loss, "batch_shape", ()) or ()),
+        what=f"the batch shape of `{name}` and that of the problem in `loss`",
+    )

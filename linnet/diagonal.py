@@ -39,7 +39,20 @@ from __future__ import annotations
 from typing import Any, NamedTuple, Sequence
 
 from ._backend import namespace, to_numpy
-from ._validate import broadcast_batch, check_finite, check_loss, check_loss_against, check_positive, dtype_name
+from ._validate import (
+    as_native,
+    broadcast_batch,
+    check_bool,
+    check_finite,
+    check_int,
+    check_loss,
+    check_loss_against,
+    check_matrix,
+    check_positive,
+    check_problem_batch,
+    check_same_namespace,
+    dtype_name,
+)
 from .train import driver as _driver
 from .train import trajectory as _traj
 from .train.trajectory import _quiet
@@ -74,7 +87,7 @@ def check_layers(Ws: Any, *, name: str = "Ws"):
         raise ValueError(f"`{name}` must be a tuple or list of arrays (one per layer), got {type(Ws).__name__}")
     if len(Ws) < 1:
         raise ValueError(f"`{name}` must have at least 1 layer, got 0")
-    Ws = tuple(Ws)
+    Ws = tuple(as_native(W) for W in Ws)
     try:
         xp = namespace(*Ws)
     except TypeError as exc:
@@ -95,6 +108,8 @@ def check_layers(Ws: Any, *, name: str = "Ws"):
     except ValueError:
         raise ValueError(f"`{name}` must have dtype float32 or float64, got {dt}") from None
     for j, W in enumerate(Ws):
+        if 0 in tuple(W.shape):
+            raise ValueError(f"`{name}[{j}]` must have every dimension >= 1, got shape {tuple(W.shape)}")
         check_finite(W, f"{name}[{j}]", xp=xp)
     broadcast_batch(*(tuple(W.shape[:-2]) for W in Ws), what=f"the layers' batch shapes in `{name}`")
     return Ws, xp
@@ -124,7 +139,9 @@ def _prepare(loss_fn, Ws):
     loss_fn = check_loss(loss_fn)
     Ws, xp = check_layers(Ws)
     p, s = _partials(Ws)
-    return check_loss_against(loss_fn, p[-1]), Ws, xp, p, s
+    loss_fn = check_loss_against(loss_fn, p[-1])
+    check_problem_batch(loss_fn, p[-1])
+    return loss_fn, Ws, xp, p, s
 
 
 def end_to_end(Ws: Sequence[Array]) -> Array:
@@ -186,6 +203,7 @@ def _check_direction(Vs, Ws, name="Vs"):
             f"`{name}` must be a tuple of {len(Ws)} arrays shaped like the layers, got {type(Vs).__name__} of length {n}"
         )
     Vs, _ = check_layers(Vs, name=name)
+    check_same_namespace(Vs[0], namespace(Ws[0]), name, "`Ws`")
     if tuple(Vs[0].shape[-2:]) != tuple(Ws[0].shape[-2:]):
         raise ValueError(
             f"`{name}` must have layers of shape (..., {Ws[0].shape[-2]}, {Ws[0].shape[-1]}), got {tuple(Vs[0].shape)}"
@@ -199,6 +217,12 @@ def hvp(loss: Any, Ws: Sequence[Array], Vs: Sequence[Array]) -> tuple:
     r"""Exact Hessian-vector product :math:`\nabla^2L(w)[V]` of the diagonal net (formula in the module docstring)."""
     loss_fn, Ws, xp, p, s = _prepare(loss, Ws)
     Vs = _check_direction(Vs, Ws)
+    broadcast_batch(
+        *(tuple(V.shape[:-2]) for V in Vs),
+        *(tuple(W.shape[:-2]) for W in Ws),
+        tuple(getattr(loss_fn, "batch_shape", ()) or ()),
+        what="the batch shapes of `Vs`, `Ws` and the problem in `loss`",
+    )
     N = len(Ws)
     dp = [None] * (N + 1)  # tangents of the prefixes; None = 0
     for j in range(1, N + 1):
@@ -258,7 +282,7 @@ def lift(X: Array) -> Array:
     A diagonal net with end-to-end row :math:`(u, v)` on the lifted data predicts with :math:`\beta = u - v`, so
     :math:`\beta = w_+^{D} - w_-^{D}` when the layers are :math:`(w_+, w_-)` stacked.
     """
-    xp = namespace(X)
+    X, xp = check_matrix(X, "X")
     return xp.concat([X, -X], axis=-2)
 
 
@@ -339,19 +363,21 @@ def _descent(loss, Ws, beta: float, lr, steps, ftol, record_every, record_weight
     """:func:`gd` (``beta = 0``) and :func:`momentum`: arguments checked, the driver run, its result converted."""
     Ws, xp = check_layers(Ws)
     loss_fn = check_loss_against(check_loss(loss), Ws[0])
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"`steps` must be an int >= 0, got {steps!r}")
-    if isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1:
-        raise ValueError(f"`record_every` must be an int >= 1, got {record_every!r}")
+    check_problem_batch(loss_fn, _partials(Ws)[0][-1])
+    steps = check_int(steps, "steps", minimum=0)
+    record_every = check_int(record_every, "record_every", minimum=1)
+    record_weights = check_bool(record_weights, "record_weights")
     dt = Ws[0].dtype
     batch = tuple(loss_fn.value(_partials(Ws)[0][-1]).shape)
 
     def per_net(v, name, positive):
-        if isinstance(v, (int, float)):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
             v = check_positive(v, name, allow_zero=not positive)
             return xp.full(batch, v, dtype=dt)
         if (
             not hasattr(v, "shape")
+            or isinstance(v, bool)
+            or not _real_array_of(v, xp)
             or not bool(xp.all(xp.isfinite(v)))
             or not bool(xp.all(v > 0 if positive else v >= 0))
         ):
@@ -390,6 +416,14 @@ def _descent(loss, Ws, beta: float, lr, steps, ftol, record_every, record_weight
     return _gd_run(run, steps, record_every, xp)
 
 
+def _real_array_of(v, xp) -> bool:
+    """Whether ``v`` is a real (integer or floating, not bool) array of the namespace ``xp``."""
+    try:
+        return namespace(v) is xp and xp.isdtype(v.dtype, ("integral", "real floating"))
+    except (TypeError, ValueError):
+        return False
+
+
 #: Steps between the driver's host synchronisations (results do not depend on it).
 _CHECK_EVERY = 10
 
@@ -426,8 +460,13 @@ def flow(
     from ._backend import get_namespace
 
     loss_fn = check_loss(loss)
-    Ws, _ = check_layers(Ws)
+    Ws, xp = check_layers(Ws)
     np_xp = get_namespace("numpy")
+    if xp is not np_xp:
+        raise ValueError("`Ws` must be NumPy arrays (the flow runs on the host in float64)")
+    We = _partials(Ws)[0][-1]
+    check_problem_batch(check_loss_against(loss_fn, We), We)
+    Ws = _ivp.broadcast_to_problem(loss_fn, Ws, We)
     lf = loss_fn.astype(np_xp.float64)
 
     def g(W):

@@ -27,7 +27,16 @@ from typing import Any, Optional
 import numpy as np  # host side only: the reference QP
 
 from ._backend import from_host, namespace, to_numpy
-from ._validate import check_finite, check_matrix
+from ._validate import (
+    as_native,
+    broadcast_batch,
+    check_bool,
+    check_data,
+    check_finite,
+    check_matrix,
+    check_opt_positive,
+    check_same_namespace,
+)
 from .losses import Loss
 
 __all__ = ["LogisticLoss", "ExponentialLoss", "max_margin_direction"]
@@ -36,14 +45,17 @@ Array = Any
 
 
 def _labels(X, y, xp):
-    if not hasattr(y, "shape"):
-        y = from_host(np.asarray(y, dtype=np.float64), xp, X.dtype)
-    if y.ndim < 1 or y.shape[-1] != X.shape[-1]:
+    if hasattr(y, "shape") and hasattr(y, "dtype"):
+        y = as_native(y)
+        check_same_namespace(y, xp, "y", "`X`")
+        if xp.isdtype(y.dtype, "integral"):  # +-1 given as ints
+            y = xp.astype(y, X.dtype)
+    y = check_data(y, "y", xp=xp, like=X, other="`X`")
+    if y.shape[-1] != X.shape[-1]:
         raise ValueError(
             f"`y` must have shape (..., m) with m = {X.shape[-1]} samples (columns of `X`), got {tuple(y.shape)}"
         )
-    if not xp.isdtype(y.dtype, "real floating"):
-        y = xp.astype(y, X.dtype)
+    broadcast_batch(tuple(X.shape[:-2]), tuple(y.shape[:-1]), what="the batch shapes of `X` and `y`")
     if y.dtype != X.dtype:
         raise ValueError(f"`X` and `y` must share a dtype, got {X.dtype} and {y.dtype}")
     check_finite(y, "y", xp=xp)
@@ -220,6 +232,12 @@ def max_margin_direction(X, y, *, normalize: bool = False, tol: float = 1e-10):
     if X.ndim != 2:
         raise ValueError(f"`X` must be one data set (d_0, m), got shape {tuple(X.shape)}")
     y = _labels(X, y, xp)
+    if y.ndim != 1:
+        raise ValueError(f"`y` must be one label vector (m,), got shape {tuple(y.shape)}")
+    normalize = check_bool(normalize, "normalize")
+    tol = check_opt_positive(tol, "tol")
+    if tol is None:
+        raise ValueError("`tol` must be a real number > 0, got None")
     Z = np.asarray(to_numpy(X), dtype=np.float64) * np.asarray(to_numpy(y), dtype=np.float64)[None, :]
     d0, m = Z.shape
     w0, *_ = np.linalg.lstsq(Z.T, np.ones(m), rcond=None)

@@ -34,12 +34,25 @@ from typing import Any, Optional
 import numpy as np  # host side only: index bookkeeping of the observed set
 
 from ._backend import from_host, namespace, to_numpy
-from ._validate import check_finite, check_matrix
+from ._validate import as_native, broadcast_batch, check_data, check_mask, check_matrix, check_shape2
 from .losses import Loss
 
 __all__ = ["LinearMeasurementLoss", "MatrixCompletionLoss"]
 
 Array = Any
+
+
+def _indices(a, name):
+    """Integer indices as a host NumPy array (bools, floats, strings and complex numbers refused)."""
+    if a is None or isinstance(a, (str, bytes, bool, complex)):
+        raise ValueError(f"`{name}` must be a 1-D integer array, got {a!r}")
+    try:
+        host = np.asarray(to_numpy(a) if hasattr(a, "__array_namespace__") else a)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a 1-D integer array, got {type(a).__name__}") from None
+    if host.size == 0 and host.dtype.kind == "f":  # an empty list
+        host = host.astype(np.int64)
+    return host
 
 
 def _reduction(reduction: str) -> str:
@@ -75,15 +88,14 @@ class LinearMeasurementLoss(Loss):
         A, xp = check_matrix(A, "A")
         if A.ndim < 3:
             raise ValueError(f"`A` must have shape (..., m, d_N, d_0), got shape {tuple(A.shape)}")
-        if not hasattr(y, "shape"):
-            y = from_host(np.asarray(y, dtype=np.float64), xp, A.dtype)
-        if y.ndim < 1 or y.shape[-1] != A.shape[-3]:
+        y = check_data(y, "y", xp=xp, like=A, other="`A`")
+        if y.shape[-1] != A.shape[-3]:
             raise ValueError(
                 f"`y` must have shape (..., m) with m = {A.shape[-3]} measurements (from `A`), got {tuple(y.shape)}"
             )
         if y.dtype != A.dtype:
             raise ValueError(f"`A` and `y` must share a dtype, got {A.dtype} and {y.dtype}")
-        check_finite(y, "y", xp=xp)
+        broadcast_batch(tuple(A.shape[:-3]), tuple(y.shape[:-1]), what="the batch shapes of `A` and `y`")
         self._set(A, y, _reduction(reduction))
 
     def _set(self, A, y, reduction):
@@ -192,28 +204,24 @@ class MatrixCompletionLoss(Loss):
     """
 
     def __init__(self, M, mask, *, reduction: str = "mean"):
+        if M is None or isinstance(M, (str, bytes, bool, complex)):
+            raise ValueError(f"`M` must be a real array, got {M!r}")
         if not hasattr(M, "shape") or not hasattr(M, "dtype"):
-            M = np.asarray(M, dtype=np.float64)
+            try:
+                M = np.asarray(M, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"`M` must be a real array, got {type(M).__name__}") from None
+        M = as_native(M)
+        try:
+            xp = namespace(M)
+        except TypeError:
+            raise ValueError(f"`M` must be an array of an array-API namespace, got {type(M).__name__}") from None
         if M.ndim < 2:
             raise ValueError(f"`M` must have at least 2 dimensions (..., d_N, d_0), got shape {tuple(M.shape)}")
         reduction = _reduction(reduction)
-        host = np.asarray(to_numpy(mask))
-        if host.dtype != np.bool_:
-            if not (np.issubdtype(host.dtype, np.number) and np.all((host == 0) | (host == 1))):
-                raise ValueError(f"`mask` must hold booleans (or 0/1 values), got dtype {host.dtype}")
-            host = host.astype(bool)
-        if host.ndim < 2 or tuple(host.shape[-2:]) != tuple(M.shape[-2:]):
-            raise ValueError(
-                f"`mask` must have shape (..., d_N, d_0) = (..., {M.shape[-2]}, {M.shape[-1]}), got {tuple(host.shape)}"
-            )
-        try:
-            np.broadcast_shapes(host.shape[:-2], tuple(M.shape[:-2]))
-        except ValueError:
-            raise ValueError(
-                f"the batch shapes of `mask` {host.shape[:-2]} and `M` {tuple(M.shape[:-2])} must broadcast"
-            ) from None
-        xp = namespace(M)
-        if not xp.isdtype(M.dtype, "real floating"):
+        host = check_mask(mask, tuple(M.shape[-2:]))
+        broadcast_batch(host.shape[:-2], tuple(M.shape[:-2]), what="the batch shapes of `mask` and `M`")
+        if not xp.isdtype(M.dtype, "real floating") or str(M.dtype).rpartition(".")[2] not in ("float32", "float64"):
             raise ValueError(f"`M` must have a real floating dtype (float32 or float64), got {M.dtype}")
         # unobserved entries are never read: they may hold anything (NaN for "unknown"); observed ones must be finite
         M, _ = check_matrix(xp.where(xp.asarray(host), M, xp.zeros_like(M)), "M (observed entries)", xp=xp)
@@ -236,11 +244,8 @@ class MatrixCompletionLoss(Loss):
         ``rows``, ``cols`` are integer sequences of length m without repeated pairs; ``values`` an array ``(m,)``
         (its namespace and dtype are kept; host sequences become float64 NumPy).
         """
-        try:
-            dN, d0 = (int(s) for s in shape)
-        except (TypeError, ValueError):
-            raise ValueError(f"`shape` must be (d_N, d_0), got {shape!r}") from None
-        r, c = np.asarray(to_numpy(rows)), np.asarray(to_numpy(cols))
+        dN, d0 = check_shape2(shape)
+        r, c = _indices(rows, "rows"), _indices(cols, "cols")
         for name, a, top in (("rows", r, dN), ("cols", c, d0)):
             if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
                 raise ValueError(f"`{name}` must be a 1-D integer array, got dtype {a.dtype} and shape {a.shape}")
@@ -248,8 +253,7 @@ class MatrixCompletionLoss(Loss):
                 raise ValueError(f"`{name}` must lie in [0, {top}), got values in [{a.min()}, {a.max()}]")
         if r.shape != c.shape or r.size == 0:
             raise ValueError(f"`rows` and `cols` must have the same nonzero length, got {r.size} and {c.size}")
-        if not hasattr(values, "shape"):
-            values = np.asarray(values, dtype=np.float64)
+        values, _ = check_matrix(values, "values", min_ndim=1)
         if tuple(values.shape) != (r.size,):
             raise ValueError(f"`values` must have shape ({r.size},), got {tuple(values.shape)}")
         lin = r * d0 + c

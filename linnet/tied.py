@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._validate import check_loss, check_loss_against, check_matrix, dtype_name
+from ._validate import broadcast_batch, check_loss, check_loss_against, check_matrix, check_problem_batch, dtype_name
 
 __all__ = ["end_to_end", "loss", "grad", "value_and_grad", "hvp", "hessian", "flow"]
 
@@ -41,7 +41,9 @@ def _prepare(loss_fn, W1):
     loss_fn = check_loss(loss_fn)
     W1, xp = _check_W1(W1)
     We = xp.matmul(W1.mT, W1)
-    return check_loss_against(loss_fn, We, "W1"), W1, xp, We
+    loss_fn = check_loss_against(loss_fn, We, "W1")
+    check_problem_batch(loss_fn, We, "W1")
+    return loss_fn, W1, xp, We
 
 
 def end_to_end(W1: Array) -> Array:
@@ -86,11 +88,17 @@ def grad(loss: Any, W1: Array) -> Array:
 def hvp(loss: Any, W1: Array, V: Array) -> Array:
     r"""Exact Hessian-vector product (formula in the module docstring)."""
     loss_fn, W1, xp, We = _prepare(loss, W1)
-    V, _ = check_matrix(V, "V", xp=xp)
+    V, _ = check_matrix(V, "V", xp=xp, other="`W1`")
     if tuple(V.shape[-2:]) != tuple(W1.shape[-2:]):
         raise ValueError(f"`V` must have shape (..., {W1.shape[-2]}, {W1.shape[-1]}), got {tuple(V.shape)}")
     if V.dtype != W1.dtype:
         raise ValueError(f"`V` must have the dtype of `W1` ({W1.dtype}), got {V.dtype}")
+    broadcast_batch(
+        tuple(V.shape[:-2]),
+        tuple(W1.shape[:-2]),
+        tuple(getattr(loss_fn, "batch_shape", ()) or ()),
+        what="the batch shapes of `V`, `W1` and the problem in `loss`",
+    )
     G = loss_fn.grad(We)
     dW = xp.matmul(V.mT, W1) + xp.matmul(W1.mT, V)
     Hd = loss_fn.hvp(We, dW)
@@ -116,9 +124,15 @@ def flow(loss: Any, W1: Array, *, t_max: float, t_eval=None, ftol=None, method="
     Returns a :class:`linnet.ivp.FlowRun` whose ``weights`` is the 1-tuple ``(W1,)``.
     """
     from . import ivp as _ivp
+    from ._backend import get_namespace
 
     loss_fn = check_loss(loss)
-    W1, _ = _check_W1(W1)
+    W1, xp = _check_W1(W1)
+    if xp is not get_namespace("numpy"):
+        raise ValueError("`W1` must be a NumPy array (the flow runs on the host in float64)")
+    We = xp.matmul(W1.mT, W1)
+    check_problem_batch(check_loss_against(loss_fn, We, "W1"), We, "W1")
+    (W1,) = _ivp.broadcast_to_problem(loss_fn, (W1,), We)
 
     def g(W):
         return (grad(loss_fn, W[0]),)

@@ -28,14 +28,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import linnet as ln
+import linnet.diagonal
 import linnet.init
+import linnet.ivp
 import linnet.landscape
 import linnet.linalg
 import linnet.theory
+import linnet.tied
 import linnet.train
-from linnet._backend import from_host, get_namespace, to_numpy
+from linnet._backend import from_host, get_namespace, namespace, to_numpy
 
-MODULES = (ln, ln.train, ln.theory, ln.landscape, ln.init, ln.linalg)
+MODULES = (ln, ln.train, ln.theory, ln.landscape, ln.init, ln.linalg, ln.diagonal, ln.tied, ln.ivp)
 LINNET_DIR = Path(ln.__file__).resolve().parent
 STRICT = get_namespace("array_api_strict")
 
@@ -65,6 +68,68 @@ def as_():
 
 def _half(x):
     return 0.5 * x
+
+
+# the new losses and the theory helpers
+SENS_A = _rng.standard_normal((5, 2, 2))
+SENS_Y = _rng.standard_normal(5)
+COMP_M = np.array([[1.0, -0.5], [0.3, 2.0]])
+COMP_MASK = np.array([[True, False], [True, True]])
+CLS_X = np.array([[1.0, 2.0, -1.0, -2.0, 1.5, -0.5], [0.3, -0.2, 0.1, 0.4, -0.3, 0.2]])
+CLS_Y = np.array([1.0, 1.0, -1.0, -1.0, 1.0, -1.0])
+IMP_X = np.array([[1.0, 0.5, -0.3, 0.2], [0.1, -1.0, 0.4, 0.7]])
+IMP_Y = np.array([0.6, -0.4])
+ENT_A = np.array([[1.0, 0.5, 0.2], [0.1, 0.3, 1.0]])
+ENT_Y = ENT_A @ np.array([0.5, 1.0, 2.0])
+NUC_A = _rng.standard_normal((5, 2, 3))
+NUC_Y = np.einsum("kij,ij->k", NUC_A, np.outer([1.0, -0.5], [0.3, 1.0, 0.2]))
+
+
+def dws():
+    return tuple(0.8 + 0.2 * _np_rng(j).standard_normal((2, 2)) for j in range(3))
+
+
+def _np_rng(j):
+    return np.random.default_rng(10 + j)
+
+
+def _W1():
+    return 0.5 * _np_rng(5).standard_normal((3, 2))
+
+
+def _use(loss, data):
+    """A freshly built loss, used: value, gradient and an HVP of a net of its shape, namespace and dtype (errors
+    deferred to first use show up)."""
+    ref = getattr(loss, data)
+    dN, d0 = loss.shape
+    Ws = ln.init.gaussian((d0, 3, dN), scale=0.5, seed=0, xp=namespace(ref), dtype=ref.dtype)
+    return loss, ln.value_and_grad(loss, Ws), ln.hvp(loss, Ws, Ws)
+
+
+def _margin_loss(cls):
+    def build_and_use(X, y, *, reduction):
+        return _use(cls(X, y, reduction=reduction), "X")
+
+    return build_and_use
+
+
+_FLOW_LOSS = ln.SquaredLoss.from_data(X.copy(), Y.copy())
+
+
+def _grad_flat(Ws):
+    return ln.grad(_FLOW_LOSS, Ws)
+
+
+def _loss_flat(Ws):
+    return float(np.sum(ln.loss(_FLOW_LOSS, Ws)))
+
+
+def _set_threads(n):
+    """``set_num_threads(n)``, then back to the default (the fuzz must not change the pool of later tests)."""
+    try:
+        return ln.set_num_threads(n)
+    finally:
+        ln.set_num_threads(None)
 
 
 # ---- malformed values per kind (factories: a fresh object per draw) -----------------------------------------------
@@ -152,7 +217,51 @@ _BAD_LOSS += [
     lambda: ln.CallableLoss(lambda W: np.sum(W, axis=(-2, -1)), lambda W: W, None, shape=(2, 2)),
 ]
 
+
+
+def _bad_labels(valid):
+    """Malformed label vectors: the array classes, and labels other than +-1."""
+    v = np.asarray(valid, dtype=np.float64)
+    return _bad_arrays(v) + [
+        lambda: (v + 1) / 2,  # 0/1 labels
+        lambda: 2 * v,
+        lambda: 0.5 * v,
+        lambda: v.astype(np.int64),  # legitimate: +-1 as ints
+        lambda: np.stack([v, v]),  # legitimate: a batch of two label sets
+        lambda: np.stack([v, v, v])[..., :-1],
+    ]
+
+
+def _bad_masks(valid):
+    """Malformed observation masks (``valid`` is a bool array)."""
+    v = np.asarray(valid, dtype=bool)
+    return _NOT_ARRAYS + [
+        lambda: v.astype(np.int64),  # legitimate: 0/1 values
+        lambda: v.astype(np.float64),  # legitimate: 0/1 values
+        lambda: 2 * v.astype(np.int64),
+        lambda: 0.5 * v,
+        lambda: np.where(v, np.nan, 0.0),
+        lambda: v.astype(complex),
+        lambda: np.zeros_like(v),
+        lambda: v[..., :-1],
+        lambda: v[0],
+        lambda: np.ones((0,) + v.shape, dtype=bool),
+        lambda: np.stack([v, v, v]),  # legitimate: a batch of masks
+        lambda: np.ones((3, 1) + v.shape, dtype=bool)[..., :-1, :],
+        lambda: v.tolist(),  # legitimate
+        lambda: from_host(v.astype(np.float64), STRICT),
+    ]
+
+
+_BAD_INDICES = [lambda: None, lambda: "abc", lambda: 3, lambda: [0.5, 1.0, 1.0], lambda: [-1, 1, 1], lambda: [0, 2, 1]]
+_BAD_INDICES += [lambda: [[0, 1, 1]], lambda: [0, 1], lambda: [], lambda: np.array([0.0, 1.0, 1.0])]
+_BAD_INDICES += [lambda: [True, False, True], lambda: [1, 1, 1], lambda: [1j, 0, 0], lambda: np.array([0, 1, 1])]
+_BAD_INDICES += [lambda: from_host(np.array([0.0, 1.0, 1.0]), STRICT)]
+
 KINDS = {
+    "labels": _bad_labels,
+    "mask": _bad_masks,
+    "indices": lambda v: _BAD_INDICES,
     "int": lambda v: _BAD_INT,
     "pos": lambda v: _BAD_POS,
     "real": lambda v: _BAD_REAL,
@@ -186,6 +295,8 @@ _c = lambda v: lambda: v  # noqa: E731  (a constant factory for immutable values
 _PHI = lambda: PHI.copy()  # noqa: E731
 _R = lambda: R.copy()  # noqa: E731
 _EYE = lambda: np.eye(2)  # noqa: E731
+_FLOW = [K("t_max", "pos", _c(0.3)), K("t_eval", "times", _c(None)), K("ftol", "pos", _c(None))]
+_FLOW += [K("method", "str", _c("DOP853")), K("rtol", "pos", _c(1e-6)), K("atol", "pos", _c(1e-9))]
 _TRAIN = [K("residual", "bool", _c(False)), K("gtol", "pos", _c(1e-6)), K("record_every", "int", _c(1))]
 
 SPECS = {
@@ -438,6 +549,125 @@ SPECS = {
         ln.linalg.preconditioner_eigenvalues,
         [A("W", "array", _PHI), A("depth", "int", _c(2))],
     ),
+    # linnet: sensing, completion and classification losses (each built, then used by the dense calculus)
+    "linnet.LinearMeasurementLoss": (
+        lambda A, y, *, reduction: _use(ln.LinearMeasurementLoss(A, y, reduction=reduction), "A"),
+        [A("A", "array", lambda: SENS_A.copy()), A("y", "array", lambda: SENS_Y.copy())]
+        + [K("reduction", "str", _c("mean"))],
+    ),
+    "linnet.MatrixCompletionLoss": (
+        lambda M, mask, *, reduction: _use(ln.MatrixCompletionLoss(M, mask, reduction=reduction), "M"),
+        [A("M", "array", lambda: COMP_M.copy()), A("mask", "mask", lambda: COMP_MASK.copy())]
+        + [K("reduction", "str", _c("mean"))],
+    ),
+    "linnet.MatrixCompletionLoss.from_indices": (
+        lambda rows, cols, values, shape: _use(ln.MatrixCompletionLoss.from_indices(rows, cols, values, shape), "M"),
+        [A("rows", "indices", _c([0, 1, 1])), A("cols", "indices", _c([0, 0, 1]))]
+        + [A("values", "array", lambda: np.array([1.0, 2.0, 3.0])), A("shape", "shape", _c((2, 2)))],
+    ),
+    **{
+        f"linnet.{cls.__name__}": (
+            _margin_loss(cls),
+            [A("X", "array", lambda: CLS_X.copy()), A("y", "labels", lambda: CLS_Y.copy())]
+            + [K("reduction", "str", _c("sum"))],
+        )
+        for cls in (ln.LogisticLoss, ln.ExponentialLoss)
+    },
+    "linnet.max_margin_direction": (
+        ln.max_margin_direction,
+        [A("X", "array", lambda: CLS_X.copy()), A("y", "labels", lambda: CLS_Y.copy())]
+        + [K("normalize", "bool", _c(False)), K("tol", "pos", _c(1e-10))],
+    ),
+    "linnet.set_num_threads": (_set_threads, [A("n", "int", _c(None))]),
+    # linnet.diagonal
+    "linnet.diagonal.check_layers": (ln.diagonal.check_layers, [A("Ws", "layers", dws)]),
+    "linnet.diagonal.end_to_end": (ln.diagonal.end_to_end, [A("Ws", "layers", dws)]),
+    **{
+        f"linnet.diagonal.{name}": (getattr(ln.diagonal, name), [A("loss", "loss", loss_), A("Ws", "layers", dws)])
+        for name in ("loss", "grad", "value_and_grad", "hessian")
+    },
+    "linnet.diagonal.hvp": (
+        ln.diagonal.hvp,
+        [A("loss", "loss", loss_), A("Ws", "layers", dws), A("Vs", "layers", dws)],
+    ),
+    "linnet.diagonal.lift": (ln.diagonal.lift, [A("X", "array", lambda: X.copy())]),
+    "linnet.diagonal.gd": (
+        ln.diagonal.gd,
+        [A("loss", "loss", loss_), A("Ws", "layers", dws), K("lr", "pos", _c(0.1)), K("steps", "int", _c(3))]
+        + [K("ftol", "pos", _c(None)), K("record_every", "int", _c(1)), K("record_weights", "bool", _c(False))],
+    ),
+    "linnet.diagonal.flow": (
+        ln.diagonal.flow,
+        [A("loss", "loss", loss_), A("Ws", "layers", dws)] + _FLOW,
+    ),
+    # linnet.tied
+    "linnet.tied.end_to_end": (ln.tied.end_to_end, [A("W1", "array", _W1)]),
+    **{
+        f"linnet.tied.{name}": (getattr(ln.tied, name), [A("loss", "loss", loss_), A("W1", "array", _W1)])
+        for name in ("loss", "grad", "value_and_grad", "hessian")
+    },
+    "linnet.tied.hvp": (ln.tied.hvp, [A("loss", "loss", loss_), A("W1", "array", _W1), A("V", "array", _W1)]),
+    "linnet.tied.flow": (ln.tied.flow, [A("loss", "loss", loss_), A("W1", "array", _W1)] + _FLOW),
+    # linnet.ivp
+    "linnet.ivp.integrate": (
+        ln.ivp.integrate,
+        [A("grad_flat", "callable", _c(_grad_flat)), A("loss_flat", "callable", _c(_loss_flat))]
+        + [A("Ws", "layers", ws)]
+        + _FLOW,
+    ),
+    "linnet.ivp.dense_flow": (ln.ivp.dense_flow, [A("loss", "loss", loss_), A("Ws", "layers", ws)] + _FLOW),
+    # linnet.theory: implicit regularization closed forms
+    "linnet.theory.h_depth": (ln.theory.h_depth, [A("s", "real", _c([0.1, -0.3])), A("depth", "int", _c(3))]),
+    "linnet.theory.q_alpha": (
+        ln.theory.q_alpha,
+        [A("beta", "real", _c([0.5, -0.2])), A("alpha", "pos", _c(0.5)), A("depth", "int", _c(2))],
+    ),
+    "linnet.theory.q_alpha_argmin": (
+        ln.theory.q_alpha_argmin,
+        [A("X", "array", lambda: IMP_X.copy()), A("y", "array", lambda: IMP_Y.copy())]
+        + [A("alpha", "pos", _c(0.5)), A("depth", "int", _c(2)), K("tol", "pos", _c(None))],
+    ),
+    "linnet.theory.entropy_argmin": (
+        ln.theory.entropy_argmin,
+        [A("A", "array", lambda: ENT_A.copy()), A("y", "array", lambda: ENT_Y.copy())]
+        + [A("alpha", "pos", _c(1.0)), K("tol", "pos", _c(None))],
+    ),
+    "linnet.theory.min_l1_interpolant": (
+        ln.theory.min_l1_interpolant,
+        [A("X", "array", lambda: IMP_X.copy()), A("y", "array", lambda: IMP_Y.copy())]
+        + [K("nonnegative", "bool", _c(False))],
+    ),
+    "linnet.theory.min_l2_interpolant": (
+        ln.theory.min_l2_interpolant,
+        [A("X", "array", lambda: IMP_X.copy()), A("y", "array", lambda: IMP_Y.copy())],
+    ),
+    "linnet.theory.gfs_sharpness": (ln.theory.gfs_sharpness, [A("w", "real", _c([1.0, 1.5])), A("y", "real", _c(2.0))]),
+    # linnet.theory: low-rank helpers
+    "linnet.theory.effective_rank": (ln.theory.effective_rank, [A("W", "array", _PHI)]),
+    "linnet.theory.stable_rank": (ln.theory.stable_rank, [A("W", "array", _PHI)]),
+    "linnet.theory.unobserved_error": (
+        ln.theory.unobserved_error,
+        [A("W", "array", _PHI), A("M", "array", lambda: COMP_M.copy()), A("mask", "mask", lambda: COMP_MASK.copy())],
+    ),
+    "linnet.theory.low_rank_matrix": (
+        ln.theory.low_rank_matrix,
+        [A("shape", "shape", _c((3, 2))), A("rank", "int", _c(1)), K("singular_values", "array", lambda: np.array([2.0]))]
+        + [K("seed", "seed", _c(0)), K("xp", "xp", _c(None)), K("dtype", "dtype", _c(None))],
+    ),
+    "linnet.theory.random_mask": (
+        ln.theory.random_mask,
+        [A("shape", "shape", _c((3, 2))), A("m", "int", _c(3)), K("seed", "seed", _c(0)), K("xp", "xp", _c(None))],
+    ),
+    "linnet.theory.gaussian_measurements": (
+        ln.theory.gaussian_measurements,
+        [A("M", "array", lambda: COMP_M.copy()), A("m", "int", _c(4)), K("seed", "seed", _c(0))]
+        + [K("noise", "pos", _c(0.1))],
+    ),
+    "linnet.theory.min_nuclear_norm": (
+        ln.theory.min_nuclear_norm,
+        [A("A", "array", lambda: NUC_A.copy()), A("y", "array", lambda: NUC_Y.copy()), K("rho", "pos", _c(None))]
+        + [K("tol", "pos", _c(1e-6)), K("max_iter", "int", _c(20000))],
+    ),
 }
 
 # public names that are not functions of user input: submodules, constants, result types, the abstract base
@@ -463,6 +693,19 @@ NOT_FUZZED = {
     "linnet.landscape.Classification",
     "linnet.landscape.LABELS",
     "linnet.landscape.TopEigenvalue",
+    "linnet.diagonal",
+    "linnet.tied",
+    "linnet.ivp",
+    "linnet.diagonal.GDRun",
+    "linnet.diagonal.RUNNING",
+    "linnet.diagonal.CONVERGED",
+    "linnet.diagonal.DIVERGED",
+    "linnet.ivp.FlowRun",
+    "linnet.theory.NuclearNormSolution",
+    "linnet.QuadraticForm",
+    # submodules whose own functions are not in this fuzz yet (the backend registry, the training observers)
+    "linnet.backend",
+    "linnet.train.observers",
 }
 
 

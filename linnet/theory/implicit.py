@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import to_numpy
+from .._validate import check_bool, check_opt_positive, check_real
 
 __all__ = [
     "h_depth",
@@ -51,6 +51,31 @@ def _alpha(alpha: Any) -> float:
     return a
 
 
+def _vector_data(X: Any, y: Any, xname: str, yname: str):
+    """``X (m, d)`` and ``y (m,)`` as finite float64 host arrays (``ValueError`` naming the argument otherwise)."""
+    X, y = check_real(X, xname), check_real(y, yname)
+    if X.ndim != 2:
+        raise ValueError(f"`{xname}` must be a matrix (m, d), got shape {X.shape}")
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"`{yname}` must have shape (m,) = ({X.shape[0]},) (the rows of `{xname}`), got {y.shape}")
+    return X, y
+
+
+def _full_row_rank(X: np.ndarray, name: str) -> None:
+    """The dual Newton systems :math:`X D X^\top` (``D > 0``) are invertible iff ``X`` has full row rank."""
+    if X.shape[0] > X.shape[1] or np.linalg.matrix_rank(X) < X.shape[0]:
+        raise ValueError(
+            f"`{name}` must have full row rank (independent rows, m <= d): got shape {X.shape} "
+            f"and rank {np.linalg.matrix_rank(X)}"
+        )
+
+
+def _finite(out: np.ndarray, what: str) -> np.ndarray:
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{what}: the result is not finite in float64 (the inputs are out of its range)")
+    return out
+
+
 def _HD(D: int):
     """``(H, h, h')`` of the dual: :math:`H' = h_D`, on :math:`\\mathbb R` (D = 2) or :math:`(-1, 1)` (D >= 3)."""
     if D == 2:
@@ -74,10 +99,12 @@ def _HD(D: int):
 def h_depth(s: Any, depth: int) -> np.ndarray:
     r""":math:`h_2(s) = 2\sinh s`; :math:`h_D(s) = (1-s)^{-D/(D-2)} - (1+s)^{-D/(D-2)}` on :math:`(-1,1)`, :math:`D\ge3`."""
     D = _depth(depth)
-    s = np.asarray(to_numpy(s), dtype=np.float64)
+    s = check_real(s, "s")
     if D >= 3 and np.any(np.abs(s) >= 1):
         raise ValueError(f"`s` must lie in (-1, 1) for depth {D}, got max |s| = {np.abs(s).max()}")
-    return _HD(D)[1](s)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        out = _HD(D)[1](s)
+    return _finite(out, f"`s` (max |s| = {np.abs(s).max():g}) with `depth` = {D}")
 
 
 def _h_inverse(z: np.ndarray, D: int) -> np.ndarray:
@@ -105,14 +132,18 @@ def q_alpha(beta: Any, alpha: float, depth: int) -> np.ndarray:
     0.0
     """
     D, a = _depth(depth), _alpha(alpha)
-    b = np.asarray(to_numpy(beta), dtype=np.float64)
-    z = b / a**D
-    H = _HD(D)[0]
-    s = _h_inverse(z, D)
-    return a**D * np.sum(z * s - H(s) + H(np.zeros(())), axis=-1)
+    b = check_real(beta, "beta")
+    if b.ndim < 1:
+        raise ValueError(f"`beta` must be an array (..., d) (the last axis is summed), got a scalar {beta!r}")
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        z = b / a**D
+        H = _HD(D)[0]
+        s = _h_inverse(z, D)
+        out = a**D * np.sum(z * s - H(s) + H(np.zeros(())), axis=-1)
+    return _finite(out, f"`beta` / `alpha`^D (`alpha` = {a:g}, `depth` = {D})")
 
 
-def _dual_newton(X, y, scale, H, h, dh, *, tol, max_iter=500):
+def _dual_newton(X, y, scale, H, h, dh, *, tol, max_iter=500, names="`X`, `y`"):
     """Minimise :math:`\\phi(\\nu) = \\text{scale}\\sum_i H((X^\\top\\nu)_i) - y^\\top\\nu`; return ``scale h(X^T nu)``."""
     m = X.shape[0]
     nu = np.zeros(m)
@@ -149,9 +180,12 @@ def _dual_newton(X, y, scale, H, h, dh, *, tol, max_iter=500):
                 break
             t *= 0.5
         else:
-            raise ValueError(f"dual Newton stalled at ||X beta - y|| = {gn:g} (tolerance {tol:g})")
+            raise ValueError(
+                f"{names}: dual Newton stalled at ||X beta - y|| = {gn:g} (tolerance {tol:g}); "
+                "the data or the scale are out of the range this solver resolves in float64"
+            )
         nu, f = cand, fc
-    raise ValueError(f"dual Newton did not reach ||X beta - y|| <= {tol:g} in {max_iter} iterations")
+    raise ValueError(f"{names}: dual Newton did not reach ||X beta - y|| <= {tol:g} in {max_iter} iterations")
 
 
 def q_alpha_argmin(X: Any, y: Any, alpha: float, depth: int, *, tol: float | None = None) -> np.ndarray:
@@ -163,12 +197,13 @@ def q_alpha_argmin(X: Any, y: Any, alpha: float, depth: int, *, tol: float | Non
     when it interpolates (THEOREMS2 §20, DERIVED+VERIFIED).
     """
     D, a = _depth(depth), _alpha(alpha)
-    X = np.asarray(to_numpy(X), dtype=np.float64)
-    y = np.asarray(to_numpy(y), dtype=np.float64)
-    if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError(f"`X` must be (m, d) and `y` (m,), got {X.shape} and {y.shape}")
+    X, y = _vector_data(X, y, "X", "y")
+    _full_row_rank(X, "X")
+    tol = check_opt_positive(tol, "tol")
     tol = 1e-13 * max(1.0, float(np.linalg.norm(y))) if tol is None else tol
-    return _dual_newton(X, y, a**D, *_HD(D), tol=tol)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        out = _dual_newton(X, y, a**D, *_HD(D), tol=tol, names="`X`, `y`, `alpha`, `depth`")
+    return _finite(out, "`X`, `y`, `alpha`, `depth`")
 
 
 def entropy_argmin(A: Any, y: Any, alpha: float, *, tol: float | None = None) -> np.ndarray:
@@ -179,36 +214,37 @@ def entropy_argmin(A: Any, y: Any, alpha: float, *, tol: float | None = None) ->
     :math:`x = \alpha^2\exp(A^\top\nu)`, :math:`\nu` from the convex dual by damped Newton in the log domain.
     """
     a = _alpha(alpha)
-    A = np.asarray(to_numpy(A), dtype=np.float64)
-    y = np.asarray(to_numpy(y), dtype=np.float64)
-    if A.ndim != 2 or y.shape != (A.shape[0],):
-        raise ValueError(f"`A` must be (m, n) and `y` (m,), got {A.shape} and {y.shape}")
+    A, y = _vector_data(A, y, "A", "y")
+    _full_row_rank(A, "A")
+    tol = check_opt_positive(tol, "tol")
     tol = 1e-13 * max(1.0, float(np.linalg.norm(y))) if tol is None else tol
-    return _dual_newton(A, y, a**2, np.exp, np.exp, np.exp, tol=tol)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        out = _dual_newton(A, y, a**2, np.exp, np.exp, np.exp, tol=tol, names="`A`, `y`, `alpha`")
+    return _finite(out, "`A`, `y`, `alpha`")
 
 
 def min_l1_interpolant(X: Any, y: Any, *, nonnegative: bool = False) -> np.ndarray:
     r""":math:`\arg\min\{\|\beta\|_1 : X\beta = y\}` (or with :math:`\beta\ge0`: the min-trace LP) by HiGHS."""
     from scipy.optimize import linprog
 
-    X = np.asarray(to_numpy(X), dtype=np.float64)
-    y = np.asarray(to_numpy(y), dtype=np.float64)
+    X, y = _vector_data(X, y, "X", "y")
+    nonnegative = check_bool(nonnegative, "nonnegative")
     m, d = X.shape
     if nonnegative:
         res = linprog(np.ones(d), A_eq=X, b_eq=y, bounds=(0, None), method="highs")
         if not res.success:
-            raise ValueError(f"the LP min 1^T x s.t. Ax = y, x >= 0 failed: {res.message}")
+            raise ValueError(f"`X`, `y`: the LP min 1^T x s.t. X x = y, x >= 0 failed: {res.message}")
         return res.x
     res = linprog(np.ones(2 * d), A_eq=np.hstack([X, -X]), b_eq=y, bounds=(0, None), method="highs")
     if not res.success:
-        raise ValueError(f"the LP min ||beta||_1 s.t. X beta = y failed: {res.message}")
+        raise ValueError(f"`X`, `y`: the LP min ||beta||_1 s.t. X beta = y failed: {res.message}")
     return res.x[:d] - res.x[d:]
 
 
 def min_l2_interpolant(X: Any, y: Any) -> np.ndarray:
     r""":math:`X^+ y`, the minimum-:math:`\ell_2` interpolant (the kernel limit :math:`\alpha\to\infty`)."""
-    X = np.asarray(to_numpy(X), dtype=np.float64)
-    return np.linalg.pinv(X) @ np.asarray(to_numpy(y), dtype=np.float64)
+    X, y = _vector_data(X, y, "X", "y")
+    return np.linalg.pinv(X) @ y
 
 
 def gfs_sharpness(w: Any, y: float) -> np.ndarray:
@@ -226,11 +262,14 @@ def gfs_sharpness(w: Any, y: float) -> np.ndarray:
     >>> float(ln.theory.gfs_sharpness(np.array([1.0, 1.0]), 4.0))  # balanced: N |y|^(2-2/N) = 2 * 4
     8.0
     """
-    w = np.asarray(to_numpy(w), dtype=np.float64)
-    y = float(y)
-    if w.ndim < 1 or w.shape[-1] < 1 or not np.all(np.isfinite(w)):
+    w = check_real(w, "w")
+    if w.ndim < 1:
         raise ValueError(f"`w` must be a finite array (..., N) of scalar layers, got shape {w.shape}")
-    if y == 0 or not np.isfinite(y):
+    yh = check_real(y, "y")
+    if yh.ndim != 0:
+        raise ValueError(f"`y` must be a real number (a scalar), got an array of shape {yh.shape}")
+    y = float(yh)
+    if y == 0:
         raise ValueError(f"`y` must be finite and nonzero, got {y!r}")
     N = w.shape[-1]
     c = w**2 - w[..., :1] ** 2
@@ -247,4 +286,6 @@ def gfs_sharpness(w: Any, y: float) -> np.ndarray:
         if np.all((nxt == lo) | (nxt == hi)):
             break
     s = 0.5 * (lo + hi)
-    return y**2 * np.sum(1.0 / (s[..., None] + c), axis=-1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        out = y**2 * np.sum(1.0 / (s[..., None] + c), axis=-1)
+    return _finite(out, "`w`, `y`")

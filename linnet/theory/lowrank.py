@@ -22,8 +22,17 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from .._backend import from_host, host_rng, to_numpy
-from .._validate import check_matrix
+from .._backend import from_host, get_namespace, host_rng, resolve_dtype, to_numpy
+from .._validate import (
+    broadcast_batch,
+    check_int,
+    check_mask,
+    check_matrix,
+    check_opt_positive,
+    check_real,
+    check_seed,
+    check_shape2,
+)
 
 __all__ = [
     "effective_rank",
@@ -81,8 +90,16 @@ def unobserved_error(W: Array, M: Array, mask: Array) -> Array:
     ``M`` unobserved and nonzero.
     """
     W, xp = check_matrix(W, "W")
-    M, _ = check_matrix(M, "M", xp=xp)
-    P = 1.0 - from_host(np.asarray(to_numpy(mask), dtype=np.float64), xp, W.dtype)
+    M, _ = check_matrix(M, "M", xp=xp, other="`W`")
+    if tuple(M.shape[-2:]) != tuple(W.shape[-2:]):
+        raise ValueError(f"`M` must have the shape (..., {W.shape[-2]}, {W.shape[-1]}) of `W`, got {tuple(M.shape)}")
+    if M.dtype != W.dtype:
+        raise ValueError(f"`M` must have the dtype of `W` ({W.dtype}), got {M.dtype}")
+    host = check_mask(mask, tuple(W.shape[-2:]))
+    broadcast_batch(
+        tuple(W.shape[:-2]), tuple(M.shape[:-2]), host.shape[:-2], what="the batch shapes of `W`, `M`, `mask`"
+    )
+    P = 1.0 - from_host(host.astype(np.float64), xp, W.dtype)
     den = xp.sum(P * M * M, axis=(-2, -1))
     if bool(xp.any(den == 0)):
         raise ValueError("`mask` must leave a nonzero entry of `M` unobserved (the relative error is undefined)")
@@ -91,7 +108,11 @@ def unobserved_error(W: Array, M: Array, mask: Array) -> Array:
 
 
 def _out(a: np.ndarray, xp, dtype):
-    return a if xp is None else from_host(a, xp, dtype)
+    if xp is None:
+        if dtype is not None:
+            resolve_dtype(dtype, get_namespace(None))  # checked: a NumPy float64 array is returned
+        return a
+    return from_host(a, get_namespace(xp), resolve_dtype(dtype, get_namespace(xp)))
 
 
 def low_rank_matrix(shape, rank: int, *, singular_values=None, seed: Any = 0, xp=None, dtype=None):
@@ -100,16 +121,17 @@ def low_rank_matrix(shape, rank: int, *, singular_values=None, seed: Any = 0, xp
     ``singular_values`` defaults to ones; THEOREMS2 §15 uses :math:`\sqrt n/2\cdot(3, 1.5)`. Seeded; NumPy float64
     unless ``xp`` (and ``dtype``) are given.
     """
-    try:
-        dN, d0 = (int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"`shape` must be (d_N, d_0), got {shape!r}") from None
+    dN, d0 = check_shape2(shape)
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= min(dN, d0):
         raise ValueError(f"`rank` must be an int in [1, min(d_N, d_0)] = [1, {min(dN, d0)}], got {rank!r}")
-    s = np.ones(rank) if singular_values is None else np.asarray(singular_values, dtype=np.float64)
+    s = np.ones(rank) if singular_values is None else check_real(singular_values, "singular_values")
     if s.shape != (rank,) or not np.all(np.isfinite(s)) or np.any(s < 0):
         raise ValueError(f"`singular_values` must be {rank} finite values >= 0, got {singular_values!r}")
-    rng = host_rng(seed)
+    rng = host_rng(check_seed(seed))
+    if xp is not None:
+        resolve_dtype(dtype, get_namespace(xp))
+    elif dtype is not None:
+        resolve_dtype(dtype, get_namespace(None))
 
     def orth(n):
         Q, R = np.linalg.qr(rng.standard_normal((n, rank)))
@@ -121,14 +143,12 @@ def low_rank_matrix(shape, rank: int, *, singular_values=None, seed: Any = 0, xp
 
 def random_mask(shape, m: int, *, seed: Any = 0, xp=None):
     """A boolean mask with exactly ``m`` observed entries, uniform without replacement (seeded)."""
-    try:
-        dN, d0 = (int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"`shape` must be (d_N, d_0), got {shape!r}") from None
+    dN, d0 = check_shape2(shape)
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 1 <= m <= dN * d0:
         raise ValueError(f"`m` must be an int in [1, {dN * d0}], got {m!r}")
+    xp = None if xp is None else get_namespace(xp)
     mask = np.zeros(dN * d0, dtype=bool)
-    mask[host_rng(seed).choice(dN * d0, size=int(m), replace=False)] = True
+    mask[host_rng(check_seed(seed)).choice(dN * d0, size=int(m), replace=False)] = True
     mask = mask.reshape(dN, d0)
     return mask if xp is None else xp.asarray(mask)
 
@@ -143,7 +163,10 @@ def gaussian_measurements(M, m: int, *, seed: Any = 0, noise: float = 0.0):
         raise ValueError(f"`M` must be one matrix (d_N, d_0), got shape {tuple(M.shape)}")
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
         raise ValueError(f"`m` must be an int >= 1, got {m!r}")
-    rng = host_rng(seed)
+    noise = check_opt_positive(noise, "noise", allow_zero=True)
+    if noise is None:
+        raise ValueError("`noise` must be a real number >= 0, got None")
+    rng = host_rng(check_seed(seed))
     Mh = np.asarray(to_numpy(M), dtype=np.float64)
     A = rng.standard_normal((int(m),) + Mh.shape)
     y = np.einsum("kij,ij->k", A, Mh) + float(noise) * rng.standard_normal(int(m))
@@ -193,10 +216,16 @@ def min_nuclear_norm(A, y, *, rho: Optional[float] = None, tol: float = 1e-8, ma
         if not callable(meas):
             raise ValueError("`A` must be an array (m, d_N, d_0) with `y`, or a loss with measurements(), got y=None")
         A, y = meas()
-    Ah = np.asarray(to_numpy(A), dtype=np.float64)
-    yh = np.asarray(to_numpy(y), dtype=np.float64)
+    Ah, yh = check_real(A, "A"), check_real(y, "y")
     if Ah.ndim != 3 or yh.shape != (Ah.shape[0],):
         raise ValueError(f"`A` (m, d_N, d_0) and `y` (m,) must agree, got shapes {Ah.shape} and {yh.shape}")
+    if 0 in Ah.shape:
+        raise ValueError(f"`A` must not be empty (every dimension >= 1), got shape {Ah.shape}")
+    rho = check_opt_positive(rho, "rho")
+    tol = check_opt_positive(tol, "tol")
+    if tol is None:
+        raise ValueError("`tol` must be a real number > 0, got None")
+    max_iter = check_int(max_iter, "max_iter")
     m, dN, d0 = Ah.shape
     Af = Ah.reshape(m, -1)
     Ap = np.linalg.pinv(Af)
