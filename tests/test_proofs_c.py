@@ -104,6 +104,20 @@ def test_index_formula_small_case():
     assert math.comb(3, 1) + 1 == 4
 
 
+def test_index_formula_zero_eigenvalue_clause():
+    """q = n + 1: lambda_q = 0 up to round-off must not count as a negative direction of a free hidden unit."""
+    lam = np.array([3.0, 2.0, 1e-16])
+    assert s06.index_formula((0,), lam, 2) == 2  # the round-off sign decides without a threshold
+    assert s06.index_formula((0,), lam, 2, zero=1e-12) == 1
+    assert s06.clause_matters((0,), lam, 2, 1e-12) and not s06.clause_matters((0, 2), lam, 2, 1e-12)
+
+
+def test_baldi_hornik_has_a_q_above_n_instance():
+    assert any(q == n + 1 for n, q, _ in s06.INSTANCES)
+    details = REGISTRY["s06-baldi-hornik"].measure(CTX).details
+    assert details["lambda_j > 0 clause exercised (q = n + 1)"]["figure"] > 0
+
+
 # ---- §7 Laurent-von Brecht --------------------------------------------------------------------------------
 def test_laurent_von_brecht_holds():
     m = REGISTRY["s07-laurent-von-brecht"].measure(CTX)
