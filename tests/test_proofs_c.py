@@ -79,6 +79,29 @@ def test_saddles_control_fails_on_both_conclusions(saddles):
     assert not parts["depth>=3 aligned path descends"]["holds"]
 
 
+def test_saddles_control_has_no_gap_above_the_global_value(saddles):
+    m, c = saddles
+    assert _parts(m)["depth>=3 lifted non-top points above L*"]["figure"] > 0.1
+    assert not _parts(c)["depth>=3 lifted non-top points above L*"]["holds"]
+
+
+def test_lifted_point_is_critical_and_swap_rule():
+    X, Y = s05.regression_data(np.random.default_rng(5), 4, 3, 32)
+    loss = ln.SquaredLoss.from_data(X, Y)
+    widths = (4, 2, 3, 3)
+    lam = s05b.host_sigma(loss)[0]
+    for I, strict in [((0,), False), ((1,), True), ((0, 2), True)]:
+        assert s05b.has_swap(I, lam) == strict
+        Ws = s05b.lifted_point(CTX, loss, I, widths, np.random.default_rng(0))
+        assert s05b.deep_relative_grad(loss, Ws) < 1e3 * np.finfo(np.float64).eps
+        e = np.linalg.eigvalsh(ln.hessian(loss, Ws))
+        assert (e[0] < -1e-8 * np.max(np.abs(e))) == strict
+    # off the critical point (one layer scaled): the relative gradient is O(1), so the criterion can fail
+    Ws = list(s05b.lifted_point(CTX, loss, (1,), widths, np.random.default_rng(0)))
+    Ws[0] = 1.5 * Ws[0]
+    assert s05b.deep_relative_grad(loss, tuple(Ws)) > 1e-3
+
+
 def test_walsh_data_is_exactly_uncorrelated():
     X, Y = s05b.walsh_uncorrelated(5, 4)
     assert np.all(Y @ X.T == 0)
