@@ -28,6 +28,16 @@ def test_no_bad_minima_small_ensemble_all_global():
     assert sum(e.violations for e in ens) == 0
     assert sum(e.global_ for e in ens) == 48
     assert max(e.max_global_gap for e in ens) <= 1e-8
+    # two planted strict saddles per configuration, each found to be one
+    assert sum(e.planted for e in ens) == 4
+    assert sum(e.planted_strict for e in ens) == 4 == sum(e.strict_saddle for e in ens)
+
+
+def test_no_bad_minima_saddle_branch_can_fail(monkeypatch):
+    """A Hessian that reports no negative curvature turns the planted saddles into violations."""
+    monkeypatch.setattr(s05, "hessian_extremes", lambda loss, Ws, idx, xp: (np.zeros(len(idx)), np.ones(len(idx))))
+    ens = REGISTRY["s05-no-bad-minima"].ensembles(CTX, configs=((5, 2, 4),), per_config=8)
+    assert ens[0].planted == 2 and ens[0].planted_strict == 0 and ens[0].violations == 2
 
 
 def test_no_bad_minima_closed_form_and_brute_force():
