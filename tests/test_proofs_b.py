@@ -92,3 +92,14 @@ def test_other_shapes_hold_and_report_the_speed_over_the_bound(results):
     assert rate["holds"] and rate["figure"] <= 1.0
     assert "(6, 3, 2, 2, 1)" in rate["note"] and "(5, 3, 4, 3)" in rate["note"]
     assert parts["sigma_min_throughout_other_shapes"]["holds"]
+
+
+def test_poggio_cooper_controls_each_fail_inside_the_setting(results):
+    """Both control cases use the interpolation widths (scalar output) and each fails on its own."""
+    c = results("s11-poggio-cooper", "control")
+    assert not c.holds
+    parts = {k: v for k, v in c.details.items() if isinstance(v, dict) and "holds" in v}
+    assert set(parts) == {"no_interpolation_rank_n", "critical_non_interpolating_H_eq_GN"}
+    assert not any(p["holds"] for p in parts.values())
+    assert str(REGISTRY["s11-poggio-cooper"].widths_interp) in parts["no_interpolation_rank_n"]["note"]
+    assert "gradient 0," in parts["critical_non_interpolating_H_eq_GN"]["note"]  # the point is critical
