@@ -71,3 +71,35 @@ def test_backend_parity(check_id, results):
     assert (m.holds, c.holds) == (ref_m.holds, ref_c.holds)
     assert {k: d["holds"] for k, d in m.details.items()} == {k: d["holds"] for k, d in ref_m.details.items()}
     assert math.isclose(m.figure, ref_m.figure, rel_tol=1e-6, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (4, 2), (1, 6)])
+def test_tight_start_sits_next_to_the_edge(shape):
+    """sigma_min(W_e(0)) equals the deficiency margin (Weyl attained), c + 1e-3 (sigma_min(Phi) - c)."""
+    Phi = s03._rect_problem(Context(), *shape, key="t")
+    c = 0.5
+    A = s03._tight_start(Phi, c)
+    s_phi = np.linalg.svd(Phi, compute_uv=False)
+    assert abs(s_phi[-1] - 1.0) < 1e-14 and s_phi[0] <= 2.0
+    margin = s_phi[-1] - np.linalg.norm(A - Phi)
+    assert abs(margin - (c + 1e-3 * (s_phi[-1] - c))) < 1e-14
+    assert abs(np.linalg.svd(A, compute_uv=False)[-1] - margin) < 1e-14
+
+
+def test_other_shapes_hold_and_report_the_speed_over_the_bound(results):
+    parts = results("s03-deficiency-margin", "measure").details
+    rate = parts["rate_bound_other_shapes"]
+    assert rate["holds"] and rate["figure"] <= 1.0
+    assert "(6, 3, 2, 2, 1)" in rate["note"] and "(5, 3, 4, 3)" in rate["note"]
+    assert parts["sigma_min_throughout_other_shapes"]["holds"]
+
+
+def test_poggio_cooper_controls_each_fail_inside_the_setting(results):
+    """Both control cases use the interpolation widths (scalar output) and each fails on its own."""
+    c = results("s11-poggio-cooper", "control")
+    assert not c.holds
+    parts = {k: v for k, v in c.details.items() if isinstance(v, dict) and "holds" in v}
+    assert set(parts) == {"no_interpolation_rank_n", "critical_non_interpolating_H_eq_GN"}
+    assert not any(p["holds"] for p in parts.values())
+    assert str(REGISTRY["s11-poggio-cooper"].widths_interp) in parts["no_interpolation_rank_n"]["note"]
+    assert "gradient 0," in parts["critical_non_interpolating_H_eq_GN"]["note"]  # the point is critical

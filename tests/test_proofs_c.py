@@ -28,6 +28,16 @@ def test_no_bad_minima_small_ensemble_all_global():
     assert sum(e.violations for e in ens) == 0
     assert sum(e.global_ for e in ens) == 48
     assert max(e.max_global_gap for e in ens) <= 1e-8
+    # two planted strict saddles per configuration, each found to be one
+    assert sum(e.planted for e in ens) == 4
+    assert sum(e.planted_strict for e in ens) == 4 == sum(e.strict_saddle for e in ens)
+
+
+def test_no_bad_minima_saddle_branch_can_fail(monkeypatch):
+    """A Hessian that reports no negative curvature turns the planted saddles into violations."""
+    monkeypatch.setattr(s05, "hessian_extremes", lambda loss, Ws, idx, xp: (np.zeros(len(idx)), np.ones(len(idx))))
+    ens = REGISTRY["s05-no-bad-minima"].ensembles(CTX, configs=((5, 2, 4),), per_config=8)
+    assert ens[0].planted == 2 and ens[0].planted_strict == 0 and ens[0].violations == 2
 
 
 def test_no_bad_minima_closed_form_and_brute_force():
@@ -79,6 +89,29 @@ def test_saddles_control_fails_on_both_conclusions(saddles):
     assert not parts["depth>=3 aligned path descends"]["holds"]
 
 
+def test_saddles_control_has_no_gap_above_the_global_value(saddles):
+    m, c = saddles
+    assert _parts(m)["depth>=3 lifted non-top points above L*"]["figure"] > 0.1
+    assert not _parts(c)["depth>=3 lifted non-top points above L*"]["holds"]
+
+
+def test_lifted_point_is_critical_and_swap_rule():
+    X, Y = s05.regression_data(np.random.default_rng(5), 4, 3, 32)
+    loss = ln.SquaredLoss.from_data(X, Y)
+    widths = (4, 2, 3, 3)
+    lam = s05b.host_sigma(loss)[0]
+    for I, strict in [((0,), False), ((1,), True), ((0, 2), True)]:
+        assert s05b.has_swap(I, lam) == strict
+        Ws = s05b.lifted_point(CTX, loss, I, widths, np.random.default_rng(0))
+        assert s05b.deep_relative_grad(loss, Ws) < 1e3 * np.finfo(np.float64).eps
+        e = np.linalg.eigvalsh(ln.hessian(loss, Ws))
+        assert (e[0] < -1e-8 * np.max(np.abs(e))) == strict
+    # off the critical point (one layer scaled): the relative gradient is O(1), so the criterion can fail
+    Ws = list(s05b.lifted_point(CTX, loss, (1,), widths, np.random.default_rng(0)))
+    Ws[0] = 1.5 * Ws[0]
+    assert s05b.deep_relative_grad(loss, tuple(Ws)) > 1e-3
+
+
 def test_walsh_data_is_exactly_uncorrelated():
     X, Y = s05b.walsh_uncorrelated(5, 4)
     assert np.all(Y @ X.T == 0)
@@ -102,6 +135,20 @@ def test_index_formula_small_case():
     lam = np.array([3.0, 2.0, 1.0])
     assert [s06.index_formula(I, lam, 1) for I in [(), (0,), (1,), (2,)]] == [3, 0, 1, 2]
     assert math.comb(3, 1) + 1 == 4
+
+
+def test_index_formula_zero_eigenvalue_clause():
+    """q = n + 1: lambda_q = 0 up to round-off must not count as a negative direction of a free hidden unit."""
+    lam = np.array([3.0, 2.0, 1e-16])
+    assert s06.index_formula((0,), lam, 2) == 2  # the round-off sign decides without a threshold
+    assert s06.index_formula((0,), lam, 2, zero=1e-12) == 1
+    assert s06.clause_matters((0,), lam, 2, 1e-12) and not s06.clause_matters((0, 2), lam, 2, 1e-12)
+
+
+def test_baldi_hornik_has_a_q_above_n_instance():
+    assert any(q == n + 1 for n, q, _ in s06.INSTANCES)
+    details = REGISTRY["s06-baldi-hornik"].measure(CTX).details
+    assert details["lambda_j > 0 clause exercised (q = n + 1)"]["figure"] > 0
 
 
 # ---- §7 Laurent-von Brecht --------------------------------------------------------------------------------

@@ -18,6 +18,10 @@ check asserts zero violations, that :func:`linnet.theory.global_min` agrees with
 of the reduced-rank formula, and that no rank-:math:`r` competitor (random, or locally optimised by SciPy over a
 factorisation :math:`R = AB`) beats :math:`L^\star`.
 
+The saddle branch is exercised: two nets per configuration start exactly at strict saddles (Baldi–Hornik points
+lifted to the configuration's depth, with a swap, :func:`planted_saddles`) and every one must end classified as a
+non-global strict saddle (a Hessian or classification fault turns them into violations).
+
 **Control.** The non-convex end-to-end loss :math:`\ell(z) = (z^2-1)^2 + 0.3z` lifted to :math:`\ell(w_2w_1)`
 has a non-global local minimum near :math:`z \approx 0.96`; the same assertion must find violations there.
 
@@ -155,6 +159,8 @@ class Ensemble(NamedTuple):
     min_violation_gap: float  # smallest relative gap among violations (nan if none)
     replay: tuple = (0.0, 0.1)  # (figure, bound) of the trainer's first steps against W - lr grad L
     label_mismatch: int = 0  # end points where landscape.classify disagrees with the check's own classification
+    planted: int = 0  # nets started exactly at a known strict saddle (the last ones of the batch)
+    planted_strict: int = 0  # of those, end points the check classified as non-global strict saddles
 
 
 def random_inits(ctx: Context, widths, B: int, key: str, lo: float, hi: float):
@@ -184,8 +190,9 @@ def hessian_extremes(loss, Ws, idx, xp, chunk: int = 256):
     return np.concatenate(lmin), np.concatenate(hnorm)
 
 
-def run_ensemble(ctx: Context, loss, Ws, L_star: float, *, lr: float, steps: int) -> Ensemble:
-    """Train the batch with :func:`linnet.train.gd` and classify every run against the global value ``L_star``."""
+def run_ensemble(ctx: Context, loss, Ws, L_star: float, *, lr: float, steps: int, planted: int = 0) -> Ensemble:
+    """Train the batch with :func:`linnet.train.gd` and classify every run against the global value ``L_star``;
+    the last ``planted`` nets start at known strict saddles (they exercise the saddle branch of the classification)."""
     xp, eps = ctx.xp, ctx.eps
     widths = (Ws[0].shape[-1],) + tuple(W.shape[-2] for W in Ws)
     gtol = floored(GD_GTOL_F64, 100, eps)
@@ -229,14 +236,41 @@ def run_ensemble(ctx: Context, loss, Ws, L_star: float, *, lr: float, steps: int
         min_violation_gap=float(np.min(gap[viol])) if viol.size else float("nan"),
         replay=tuple(gd_replay(ctx, loss, _take(Ws, [0], xp), lr)[:2]),
         label_mismatch=label_mismatch,
+        planted=planted,
+        planted_strict=int(np.sum(np.isin(np.arange(L.size - planted, L.size), idx[strict]))),
     )
 
 
 def _summary(ens: list[Ensemble]) -> dict:
-    keys = ("n", "converged", "global_", "strict_saddle", "violations", "moving", "diverged")
+    keys = (
+        "n",
+        "converged",
+        "global_",
+        "strict_saddle",
+        "violations",
+        "moving",
+        "diverged",
+        "planted",
+        "planted_strict",
+    )
     out = {k.rstrip("_"): int(sum(getattr(e, k) for e in ens)) for k in keys}
     out["per_config"] = [e._asdict() for e in ens]
     return out
+
+
+def planted_saddles(ctx: Context, loss, widths, key: str):
+    r"""Strict saddles to plant in an ensemble: Baldi–Hornik points lifted to the depth of ``widths``
+    (:func:`.s05b_saddles.lifted_point`) for :math:`I = \{2\}` and, where two modes fit, :math:`I = \{1, 3\}`. Each
+    has a swap (:math:`\lambda_1 > \lambda_2`, resp. :math:`\lambda_2 > \lambda_3`), hence negative curvature at every
+    depth (s05b asserts the rule); GD started there stops at once (gradient at round-off), so the check's saddle
+    branch must label them strict saddles. Batched layers ``(P, d_j, d_{j-1})``."""
+    from .s05b_saddles import lifted_point  # s05b imports this module
+
+    r = min(widths[1:-1] + (widths[-1],))
+    sets = [(1,)] + ([(0, 2)] if r >= 2 and widths[-1] >= 3 else [])
+    rng = ctx.rng(key)
+    pts = [lifted_point(ctx, loss, I, widths, rng) for I in sets]
+    return tuple(ctx.xp.stack([p[j] for p in pts], axis=0) for j in range(len(widths) - 1))
 
 
 # quick: a few hundred nets over five configurations (two with a bottleneck); full: >= 1e5 inits on a GPU
@@ -268,7 +302,10 @@ class NoBadMinima(Check):
             lr = 0.5 / (N * lam_x * max(s1, 1.0) ** (2 - 2 / N))
             lo = 0.2 if N <= 4 else 0.5  # deeper nets escape the origin slowly from tiny inits
             Ws = random_inits(ctx, widths, B, f"s05-init-{c}", lo, 1.0)
-            out.append(run_ensemble(ctx, loss, Ws, L_star, lr=lr, steps=ctx.pick(20_000, 60_000)))
+            saddles = planted_saddles(ctx, loss, widths, f"s05-planted-{c}")
+            Ws = tuple(ctx.xp.concat([W, P], axis=0) for W, P in zip(Ws, saddles))
+            n_pl = int(saddles[0].shape[0])
+            out.append(run_ensemble(ctx, loss, Ws, L_star, lr=lr, steps=ctx.pick(20_000, 60_000), planted=n_pl))
         return out
 
     def closed_form(self, ctx: Context) -> tuple[Measurement, Measurement]:
@@ -314,7 +351,17 @@ class NoBadMinima(Check):
             # the runs counted must have converged: none left moving, and most reach the global value
             "no run left moving": Measurement.compare(s["moving"], 0, "<=", "non-global, gradient >= moving threshold"),
             "fraction reaching the global value": Measurement.compare(
-                s["global"] / s["n"], 0.5, ">=", "by the loss at the end point, against L* (RRR)"
+                s["global"] / (s["n"] - s["planted"]),
+                0.5,
+                ">=",
+                "random inits (planted saddles left out), by the loss at the end point, against L* (RRR)",
+            ),
+            # the saddle branch must be exercised: every planted strict saddle is found to be one
+            "planted strict saddles labelled strict": Measurement.compare(
+                s["planted_strict"],
+                s["planted"],
+                ">=",
+                f"of {s['planted']} nets started at lifted Baldi-Hornik saddles",
             ),
             "classify agrees (global / strict saddle)": Measurement.compare(
                 sum(e.label_mismatch for e in ens), 0, "<=", "landscape.classify on up to 10 end points per config"

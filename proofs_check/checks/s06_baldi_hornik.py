@@ -18,7 +18,9 @@ at :math:`|I| = p` exactly :math:`p^2` Hessian eigenvalues vanish (the :math:`GL
 set has index 0 (a unique minimum up to :math:`GL(p)`).
 
 **Measured.** The points of :func:`linnet.theory.baldi_hornik_points` on several random instances
-(:math:`n, q \le 7`, :math:`m = 6n`, :math:`\Lambda_{xx} \ne I`): gradient (:func:`linnet.grad`) max-norm
+(:math:`n, q \le 7`, :math:`m = 6n`, :math:`\Lambda_{xx} \ne I`; one instance has :math:`q = n + 1`, so :math:`\lambda_q = 0` and the
+:math:`\lambda_j > 0` clause of the index formula decides the index of the points that leave it out; a part asserts
+that it does): gradient (:func:`linnet.grad`) max-norm
 :math:`\le 10^{-12}` relative, :math:`|L - L_I| \le 10^{-12}` relative with :math:`L_I` from an independent host
 eigen-decomposition, the index counted on the dense Hessian (:func:`linnet.hessian`, eigenvalues below
 :math:`-10^{-9}\|H\|`) against the formula (computed here independently, and the engine's ``index``), the
@@ -51,7 +53,12 @@ GRAD_RTOL_F64 = 1e-12  # THEOREMS.md §6: gradient max-norm, relative
 VALUE_RTOL_F64 = 1e-12  # THEOREMS.md §6: |L - L_I| relative
 NEG_RTOL_F64 = 1e-9  # THEOREMS.md §6: an eigenvalue below -1e-9 ||H|| counts as negative (|.| below: zero)
 
-INSTANCES = ((6, 5, 3), (5, 4, 2), (7, 3, 2), (7, 6, 4))  # (n, q, p)
+# (n, q, p); the last has q = n + 1, so Sigma (rank <= n) has lambda_q = 0 and the index formula's "lambda_j > 0"
+# clause decides the index of every point with |I| < p and q not in I
+INSTANCES = ((6, 5, 3), (5, 4, 2), (7, 3, 2), (7, 6, 4), (4, 5, 3))
+# host eigenvalues (float64, from the data) below this multiple of eps * lambda_1 count as 0 in the index formula:
+# lambda_q = 0 comes out of eigh as a few eps * lambda_1 of either sign (observed 0.6 eps), 1e3 is the headroom
+ZERO_LAM_EPS = 1e3
 
 
 def bh_data(rng: np.random.Generator, n: int, q: int, m: int):
@@ -74,10 +81,17 @@ def host_sigma(X: np.ndarray, Y: np.ndarray, *, forget_sxx: bool = False):
     return lam[::-1], U[:, ::-1], Sxx, Syx
 
 
-def index_formula(I, lam: np.ndarray, p: int) -> int:
-    """The Morse index formula of THEOREMS.md §6, written here independently of the engine."""
+def index_formula(I, lam: np.ndarray, p: int, *, zero: float = 0.0) -> int:
+    """The Morse index formula of THEOREMS.md §6, written here independently of the engine; ``lam_j <= zero`` counts
+    as not positive (``zero``: the round-off level of a vanishing host eigenvalue)."""
     rest = [j for j in range(lam.size) if j not in I]
-    return sum(1 for i in I for j in rest if lam[j] > lam[i]) + (p - len(I)) * sum(1 for j in rest if lam[j] > 0)
+    return sum(1 for i in I for j in rest if lam[j] > lam[i]) + (p - len(I)) * sum(1 for j in rest if lam[j] > zero)
+
+
+def clause_matters(I, lam: np.ndarray, p: int, zero: float) -> bool:
+    """Whether dropping the ``lambda_j > 0`` clause (counting every ``j`` not in ``I``) changes the index of ``I``."""
+    rest = [j for j in range(lam.size) if j not in I]
+    return len(I) < p and any(lam[j] <= zero for j in rest)
 
 
 def relative_grad(ctx: Context, loss, Ws) -> float:
@@ -96,13 +110,19 @@ def relative_grad(ctx: Context, loss, Ws) -> float:
 
 
 def slip_points(ctx: Context, X, Y, p: int):
-    """Critical-point candidates from the *wrong* eigenvectors (those of Syx Syx^T): ``(I, (B, A))`` for |I| = 1..p."""
-    _, U, Sxx, Syx = host_sigma(X, Y, forget_sxx=True)
+    """Critical-point candidates from the *wrong* eigenvectors (those of Syx Syx^T): ``(I, (B, A))`` for |I| = 1..p.
+
+    Index sets that use a null eigenvector are left out: when ``q > n`` both matrices share the null space
+    (``Syx^T u = 0``), so that column of ``A`` meets a zero row of ``B`` and the slip changes nothing there."""
+    lam, U, Sxx, Syx = host_sigma(X, Y, forget_sxx=True)
     q = U.shape[0]
     T = Syx @ np.linalg.inv(Sxx)
+    null = {i for i in range(q) if lam[i] <= ZERO_LAM_EPS * np.finfo(np.float64).eps * lam[0]}
     out = []
     for k in range(1, p + 1):
         for I in itertools.combinations(range(q), k):
+            if null.intersection(I):
+                continue
             A = np.zeros((q, p))
             A[:, :k] = U[:, list(I)]
             out.append((I, (ctx.asarray(A.T @ T), ctx.asarray(A))))
@@ -124,7 +144,7 @@ class BaldiHornik(Check):
         vtol = floored(VALUE_RTOL_F64, 4.5e3, eps)
         ntol = floored(NEG_RTOL_F64, 1e3, eps)
         worst_g = worst_v = 0.0
-        index_mismatch = zero_mismatch = n_points = label_mismatch = 0
+        index_mismatch = zero_mismatch = n_points = label_mismatch = clause_points = 0
         worst_top = 0.0
         unique_min_ok = True
         gd_gap = 0.0
@@ -132,6 +152,7 @@ class BaldiHornik(Check):
         for c, (n, q, p) in enumerate(INSTANCES):
             X, Y = bh_data(ctx.rng(f"s06-{c}"), n, q, 6 * n)
             lam, _, Sxx, _ = host_sigma(X, Y)
+            zero = ZERO_LAM_EPS * np.finfo(np.float64).eps * lam[0]
             tr_yy = float(np.sum(Y * Y)) / X.shape[1]
             loss = ln.SquaredLoss.from_data(ctx.asarray(X), ctx.asarray(Y))
             pts = ln.theory.baldi_hornik_points(loss, p)
@@ -148,8 +169,9 @@ class BaldiHornik(Check):
                 e = np.linalg.eigvalsh(host(ln.hessian(loss, pt.Ws)))
                 hn = float(np.max(np.abs(e)))
                 idx = int(np.sum(e < -ntol * hn))
-                if idx != index_formula(pt.I, lam, p) or idx != pt.index:
+                if idx != index_formula(pt.I, lam, p, zero=zero) or idx != pt.index:
                     index_mismatch += 1
+                clause_points += clause_matters(pt.I, lam, p, zero)
                 if len(pt.I) == p and int(np.sum(np.abs(e) <= ntol * hn)) != p * p:
                     zero_mismatch += 1
                 if idx == 0:
@@ -179,6 +201,10 @@ class BaldiHornik(Check):
             "value = L_I (relative)": Measurement.compare(worst_v, vtol, "<=", "engine value and ln.loss vs host L_I"),
             "Morse index = formula": Measurement.compare(
                 index_mismatch, 0, "<=", "points whose dense-Hessian index differs"
+            ),
+            # the q = n + 1 instance has lambda_q = 0: the clause must change the index somewhere, or it is untested
+            "lambda_j > 0 clause exercised (q = n + 1)": Measurement.compare(
+                clause_points, 0, ">", "points whose index formula depends on the clause"
             ),
             "#zero eigenvalues = p^2 at |I| = p": Measurement.compare(
                 zero_mismatch, 0, "<=", "points with another count"

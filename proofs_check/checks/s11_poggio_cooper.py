@@ -22,12 +22,15 @@ Source: Poggio & Cooper, "Loss landscape: SGD can have a better view than GD", C
 §§4-7, Theorem 2 (informal), Theorem 3 (degeneracy, citing Cooper, arXiv 1804.10200), §7.1.
 
 Status (THEOREMS.md §11): the statements CONFIRMED (seed; informal in the source); the Hessian-rank fact and
-these checks DERIVED. Controls, the same assertions without interpolation: (i) at the type-2 point
-(:math:`n > d_0`) the Hessian has :math:`d_0`, not :math:`n`, positive eigenvalues; (ii) at a non-interpolating
-minimum with :math:`\nabla\ell(W_e) \ne 0` (the global minimum of a bottlenecked net) the residual term is
-nonzero and the Gauss–Newton spectrum is not the Hessian's. Caution: THEOREMS.md's control "GN spectrum differs
-at a non-interpolating minimum" does *not* fail for scalar-output deep linear nets: every minimum with
-:math:`W_{2:N}\ne0` has :math:`\nabla\ell(W_e) = 0`, so the residual term vanishes there (measured in (i)).
+these checks DERIVED. Controls, inside the setting (the interpolation net, scalar output), violating only "at an
+interpolating point", each failing on its own: (i) duplicated :math:`x` with conflicting :math:`y` (:math:`n = 4`,
+3 distinct inputs), so :math:`\min L > 0`: the GD limit's Hessian has 3, not :math:`n`, positive eigenvalues;
+(ii) the critical point :math:`W_N = W_{N-1} = 0`, :math:`W_1 \ne 0` of the interpolation instance
+(:math:`L > 0`): the Jacobian of :math:`f` vanishes, so Gauss–Newton is 0, while the residual term
+:math:`\langle\nabla\ell(0), \Delta_N\Delta_{N-1}W_1\rangle` is not, and the spectra differ. (THEOREMS.md's control, "GN
+spectrum differs at a non-interpolating *minimum*", cannot fail for scalar-output deep linear nets: every critical
+point with :math:`W_{2:N}\ne0` has :math:`\nabla\ell(W_e) = 0`, so the residual term vanishes there; case (i) is such a
+minimum, and its spectra agree.)
 
 Note: the losses are built as ``ln.LpLoss(X, Y, p=2)``, which *is* :math:`\frac1{2n}\|WX-Y\|^2` but evaluated from
 the residuals; ``SquaredLoss.from_data`` evaluates a centred quadratic form that resolves only ~1e-16 absolute
@@ -79,8 +82,8 @@ class PoggioCooperCriticalPoints(Check):
     source = "Poggio & Cooper 2020 (CBMM memo; seeds/003) Thms 2-3, Sec. 7.1; Cooper arXiv 1804.10200; THEOREMS.md §11"
     status = "MIXED"
     control_description = (
-        "without interpolation the counts fail: at the type-2 point (n > d0) the Hessian has rank d0, not n; at a "
-        "non-interpolating minimum with grad l(W_e) != 0 (bottleneck) the Gauss-Newton spectrum is not the Hessian's"
+        "same net, scalar output, no interpolation: duplicated x with conflicting y gives a Hessian of rank 3, not n = 4; "
+        "at the non-interpolating critical point W_N = W_(N-1) = 0 the Gauss-Newton spectrum is not the Hessian's"
     )
 
     widths_interp = (6, 4, 3, 1)
@@ -101,11 +104,16 @@ class PoggioCooperCriticalPoints(Check):
         Ws = ln.init.balanced(ctx.asarray(A), widths)
         return ln.train.gd(loss, Ws, lr=1.0 / S, steps=steps, gtol=gtol, record_every=100).weights
 
-    def _interpolating(self, ctx: Context):
+    def _interpolating_data(self, ctx: Context):
         d0, n = self.widths_interp[0], 3
         rng = ctx.rng("s11-interp")
         X = ctx.asarray(rng.standard_normal((d0, n)))
         Y = ctx.asarray(rng.standard_normal((1, d0))) @ X
+        return X, Y
+
+    def _interpolating(self, ctx: Context):
+        n = 3
+        X, Y = self._interpolating_data(ctx)
         loss = ln.LpLoss(X, Y, p=2)
         # run to the round-off floor (~1e-30): the per-sample gradients then vanish to ~1e-15
         Ws = self._train(ctx, loss, X, Y, self.widths_interp, "s11-init1", steps=ctx.pick(5000, 10_000))
@@ -314,40 +322,51 @@ class PoggioCooperCriticalPoints(Check):
         }
 
     def control(self, ctx: Context) -> Measurement:
-        # (i) the same spectrum assertion at the type-2 point (n > d0): the rank is d0, not n
-        X2, Y2, loss2, W2, n2 = self._type2(ctx)
-        ev, ev_gn, scale = self._spectra(ctx, loss2, W2)
-        P = ln.num_params(W2)
-        thr = self._spec_tol(ctx, P)
-        n_pos = int(np.sum(ev > thr * scale))
+        """Both cases stay in the theorem's setting (deep linear, scalar output, the interpolation widths) and
+        violate only its hypothesis "at an interpolating point"."""
+        widths = self.widths_interp
+        d0 = widths[0]
+        # (i) n = 4 samples with x_4 = x_3 and y_4 != y_3: no interpolation (min L > 0). The GD limit is a global
+        # minimum with grad l(W_e) = 0, its Hessian is Gauss-Newton of rank #distinct x = 3, not n: the count fails
+        rng = ctx.rng("s11-control-dup")
+        Xh = rng.standard_normal((d0, 3))
+        Xh = np.concatenate([Xh, Xh[:, 2:3]], axis=1)
+        Yh = rng.standard_normal((1, d0)) @ Xh
+        Yh[0, 3] += 1.0
+        X, Y = ctx.asarray(Xh), ctx.asarray(Yh)
+        n = Xh.shape[1]
+        loss = ln.LpLoss(X, Y, p=2)
+        Ws = self._train(ctx, loss, X, Y, widths, "s11-control-init", steps=ctx.pick(5000, 10_000))
+        L_pc = float(np.sum(host(ln.end_to_end(Ws) @ X - Y) ** 2))
+        ev, ev_gn, scale = self._spectra(ctx, loss, Ws)
         gn_gap = float(np.max(np.abs(ev - ev_gn))) / scale
-        # (ii) H = GN at a non-interpolating minimum where the end-to-end gradient is nonzero: the global minimum of
-        # a bottlenecked net (reduced-rank regression). For a scalar-output deep linear net every minimum with
-        # W_(2:N) != 0 has grad l(W_e) = 0, so there H = GN holds even without interpolation (case (i) shows it).
-        widths = (4, 1, 3)
-        rng = ctx.rng("s11-bottleneck")
-        X = ctx.asarray(rng.standard_normal((4, 10)))
-        Y = ctx.asarray(rng.standard_normal((3, 10)))
-        sq = ln.SquaredLoss.from_data(X, Y)
-        gm = ln.theory.global_min(sq, widths)
-        Wb = ln.init.balanced(gm.We, widths)
-        gnorm = float(np.max(_flat_norms(ln.grad(sq, Wb))))
-        evb, evb_gn, scb = self._spectra(ctx, sq, Wb)
-        thr_b = self._spec_tol(ctx, ln.num_params(Wb))
+        thr = self._spec_tol(ctx, ln.num_params(Ws))
+        n_pos = int(np.sum(ev > thr * scale))
+        # (ii) a non-interpolating critical point of the interpolation instance itself: W_N = W_(N-1) = 0, W_1 != 0.
+        # Every layer gradient has a zero factor (critical), the Jacobian of f vanishes (GN = 0), but the residual
+        # term <grad l(0), dW_N dW_(N-1) W_1> does not: H != GN
+        X1, Y1 = self._interpolating_data(ctx)
+        loss1 = ln.LpLoss(X1, Y1, p=2)
+        W1 = ln.init.gaussian(widths[:2], scale=1.0, seed=ctx.rng("s11-control-w1"), xp=ctx.xp, dtype=ctx.dtype)[0]
+        Wc = (W1,) + tuple(ln.init.zeros(widths[1:], xp=ctx.xp, dtype=ctx.dtype))
+        gnorm = float(np.max(_flat_norms(ln.grad(loss1, Wc))))
+        evc, evc_gn, scc = self._spectra(ctx, loss1, Wc)
+        L1 = float(np.sum(host(ln.end_to_end(Wc) @ X1 - Y1) ** 2))
         return Measurement.any_of(
             {
-                "type2_rank_n": Measurement.compare(
-                    n_pos,
-                    n2,
-                    ">=",
-                    f"type-2 point (n={n2} > d0={X2.shape[0]}): positive Hessian eigenvalues {n_pos} (must be n to hold); "
-                    f"here H = GN to {gn_gap:.2g} since grad l(W_e) = 0",
-                ),
-                "bottleneck_min_H_eq_GN": Measurement.compare(
-                    float(np.max(np.abs(evb - evb_gn))) / scb,
-                    thr_b,
+                "no_interpolation_rank_n": Measurement.compare(
+                    abs(n_pos - n),
+                    0,
                     "<=",
-                    f"rank-1 bottleneck global minimum {widths} (deep gradient {gnorm:.2g}, l = {float(host(gm.value)):.4g} > 0): "
+                    f"duplicated x with conflicting y (n={n}, 3 distinct, widths {widths}): GD limit sum l_i^2 = "
+                    f"{L_pc:.3g} > 0, positive Hessian eigenvalues {n_pos} (must be n to hold); H = GN to {gn_gap:.2g} "
+                    "there (grad l(W_e) = 0 at every scalar-output minimum)",
+                ),
+                "critical_non_interpolating_H_eq_GN": Measurement.compare(
+                    float(np.max(np.abs(evc - evc_gn))) / scc,
+                    self._spec_tol(ctx, ln.num_params(Wc)),
+                    "<=",
+                    f"critical point W_N = W_(N-1) = 0, W_1 random (gradient {gnorm:.2g}, sum l_i^2 = {L1:.4g} > 0): "
                     "max|eig(H) - eig(GN)|/lambda_max",
                 ),
             }
