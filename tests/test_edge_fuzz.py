@@ -596,6 +596,12 @@ SPECS = {
         [A("loss", "loss", loss_), A("Ws", "layers", dws), K("lr", "pos", _c(0.1)), K("steps", "int", _c(3))]
         + [K("ftol", "pos", _c(None)), K("record_every", "int", _c(1)), K("record_weights", "bool", _c(False))],
     ),
+    "linnet.diagonal.momentum": (
+        ln.diagonal.momentum,
+        [A("loss", "loss", loss_), A("Ws", "layers", dws), K("lr", "pos", _c(0.1)), K("steps", "int", _c(3))]
+        + [K("beta", "pos", _c(0.9)), K("ftol", "pos", _c(None)), K("record_every", "int", _c(1))]
+        + [K("record_weights", "bool", _c(False))],
+    ),
     "linnet.diagonal.flow": (
         ln.diagonal.flow,
         [A("loss", "loss", loss_), A("Ws", "layers", dws)] + _FLOW,
