@@ -448,13 +448,23 @@ def _gd_run(run, steps: int, record_every: int, xp) -> GDRun:
 
 
 def flow(
-    loss: Any, Ws: Sequence[Array], *, t_max: float, t_eval=None, ftol=None, method="DOP853", rtol=1e-10, atol=1e-13
+    loss: Any,
+    Ws: Sequence[Array],
+    *,
+    t_max: float,
+    t_eval=None,
+    ftol=None,
+    method="DOP853",
+    rtol=1e-10,
+    atol=1e-13,
+    max_steps=1_000_000,
 ):
     r"""Gradient flow :math:`\dot w_j = -\partial L/\partial w_j` of a diagonal net by ``scipy.integrate.solve_ivp``.
 
     The diagonal map's flow trainer (host float64; batched nets integrate as one system). Returns a
     :class:`linnet.ivp.FlowRun`; ``ftol`` stops when the summed loss reaches it. ``method="LSODA"`` for the stiff
-    small-init runs.
+    small-init runs; the keywords are those of :func:`linnet.ivp.integrate` (``max_steps`` bounds the run,
+    ``status`` says how it ended).
     """
     from . import ivp as _ivp
     from ._backend import get_namespace
@@ -477,4 +487,6 @@ def flow(
 
         return float(np.sum(lf.value(_partials(W)[0][-1])))
 
-    return _ivp.integrate(g, f, Ws, t_max=t_max, t_eval=t_eval, ftol=ftol, method=method, rtol=rtol, atol=atol)
+    return _ivp.integrate(
+        g, f, Ws, t_max=t_max, t_eval=t_eval, ftol=ftol, method=method, rtol=rtol, atol=atol, max_steps=max_steps
+    )

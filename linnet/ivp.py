@@ -13,9 +13,13 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from ._backend import from_host, namespace, to_numpy
-from ._validate import check_matrix, check_opt_positive, check_positive, check_real
+from ._validate import check_int, check_matrix, check_opt_positive, check_positive, check_real
 
-__all__ = ["FlowRun", "integrate", "dense_flow"]
+__all__ = ["FlowRun", "FLOW_STATUSES", "integrate", "dense_flow"]
+
+
+#: the ways a flow ends (``FlowRun.status``)
+FLOW_STATUSES = ("t_max", "ftol", "max_steps", "diverged")
 
 
 class FlowRun(NamedTuple):
@@ -24,10 +28,16 @@ class FlowRun(NamedTuple):
     Attributes
     ----------
     weights : tuple of arrays, the final weights (namespace and dtype of the input)
-    t : ndarray ``(T,)`` float64, output times (``t_eval`` up to the stop, then the stop time)
+    t : ndarray ``(T,)`` float64, output times: every accepted step (or the ``t_eval`` times) up to the end, and
+        the end time when the run ends before ``t_max``
     states : ndarray ``(T, P)`` float64, the flattened weights at ``t``
     loss : ndarray ``(T,)`` float64, the loss at ``t`` (summed over a batch of nets)
     stopped : bool, whether the ``ftol`` event ended the run before ``t_max``
+    status : str, how the run ended: ``"t_max"`` (reached it), ``"ftol"`` (the loss reached ``ftol``),
+        ``"max_steps"`` (the step budget ran out first), ``"diverged"`` (the weights became non-finite or larger
+        than :data:`linnet.train.DIVERGENCE_FACTOR`, or the solver's step fell below the spacing of floats, as it
+        does at a finite-time blow-up; the run keeps its last accepted state)
+    message : str, the solver's message when the run is ``"diverged"``, else ``""``
     """
 
     weights: tuple
@@ -35,6 +45,8 @@ class FlowRun(NamedTuple):
     states: np.ndarray
     loss: np.ndarray
     stopped: bool
+    status: str = "t_max"
+    message: str = ""
 
 
 def integrate(
@@ -48,18 +60,26 @@ def integrate(
     method: str = "DOP853",
     rtol: float = 1e-10,
     atol: float = 1e-13,
+    max_steps: int = 1_000_000,
 ) -> FlowRun:
     """Integrate :math:`\\dot\\theta = -\\nabla L(\\theta)` from ``Ws`` to ``t_max`` (or until ``L <= ftol``).
 
     ``grad_flat`` and ``loss_flat`` take a tuple of float64 host arrays shaped like ``Ws`` and return the tuple
-    of gradients and the (summed) loss.
+    of gradients and the (summed) loss. The integrator is SciPy's ``method`` (an ``OdeSolver``), stepped here so
+    that the run is bounded: at most ``max_steps`` solver steps, and a run that blows up ends with status
+    ``"diverged"`` at its last accepted state instead of a warning, an error from SciPy or a NaN. ``ftol`` ends the run at the time the loss crosses it, found by root finding on the solver's dense output
+    (as ``solve_ivp``'s terminal events do); a run that starts at or below ``ftol`` ends at ``t = 0``.
     """
     for name, fn in (("grad_flat", grad_flat), ("loss_flat", loss_flat)):
         if not callable(fn):
             raise ValueError(f"`{name}` must be a callable, got {type(fn).__name__}")
     Ws = check_arrays(Ws)
     t_max, t_eval, ftol, rtol, atol = check_flow_options(t_max, t_eval, ftol, method, rtol, atol)
-    from scipy.integrate import solve_ivp
+    max_steps = check_int(max_steps, "max_steps")
+    import scipy.integrate as si
+    from scipy.optimize import brentq
+
+    from .train.trajectory import DIVERGENCE_FACTOR
 
     shapes = [tuple(W.shape) for W in Ws]
     sizes = [int(np.prod(s)) for s in shapes]
@@ -72,35 +92,60 @@ def integrate(
             k += n
         return tuple(out)
 
-    def rhs(_t, y):
-        return -np.concatenate([g.ravel() for g in grad_flat(split(y))])
+    def rhs(_t, y):  # may be non-finite at a trial state: the solver then rejects the step and shrinks it
+        with np.errstate(all="ignore"):
+            return -np.concatenate([np.ravel(g) for g in grad_flat(split(y))])
+
+    def loss_at(y):
+        with np.errstate(all="ignore"):
+            return float(loss_flat(split(y)))
 
     _check_callbacks(grad_flat, loss_flat, split(y0), shapes)
-    events = None
-    if ftol is not None:
-        f = ftol
-
-        def reached(_t, y):
-            return float(loss_flat(split(y))) - f
-
-        reached.terminal = True
-        events = reached
-    sol = solve_ivp(rhs, (0.0, t_max), y0, method=method, rtol=rtol, atol=atol, t_eval=t_eval, events=events)
-    if sol.status < 0:
-        raise ValueError(f"gradient flow failed to integrate with `method` = {method!r}: {sol.message}")
-    stopped = sol.status == 1
-    ts, ys = list(sol.t), list(sol.y.T)
-    if stopped:
-        ts.append(float(sol.t_events[0][0]))
-        ys.append(sol.y_events[0][0])
-    if not ys:  # t_eval empty before the stop: keep the start
-        ts, ys = [0.0], [y0]
+    solver = getattr(si, method)(rhs, 0.0, y0, t_max, rtol=rtol, atol=atol)
+    ts, ys = [], []
+    k = 0  # the next t_eval time to output
+    if t_eval is None:
+        ts.append(0.0), ys.append(y0)
+    status = "ftol" if ftol is not None and loss_at(y0) <= ftol else "t_max"
+    t_old, y_old, steps, message = 0.0, y0, 0, None  # the last accepted state: where the run ends unless ftol is crossed
+    while status == "t_max" and solver.status == "running":
+        if steps >= max_steps:
+            status = "max_steps"
+            break
+        with np.errstate(all="ignore"):  # trial steps may overflow: they are rejected, or the run is "diverged"
+            message = solver.step()
+        steps += 1
+        y = solver.y
+        if solver.status == "failed" or not np.all(np.isfinite(y)) or np.max(np.abs(y)) > DIVERGENCE_FACTOR:
+            status = "diverged"
+            message = message or "the weights left the finite numbers or exceeded DIVERGENCE_FACTOR"
+            break
+        t_new, dense = solver.t, None
+        if ftol is not None and loss_at(y) <= ftol:
+            dense = solver.dense_output()
+            t_hit = brentq(lambda t, d=dense: loss_at(d(t)) - ftol, t_old, t_new, xtol=1e-14 * max(1.0, abs(t_new)))
+            y = dense(t_hit)
+            t_new, status = t_hit, "ftol"
+        if t_eval is None:
+            ts.append(t_new), ys.append(y)
+        while t_eval is not None and k < len(t_eval) and t_eval[k] <= t_new:
+            if t_eval[k] == t_new or t_eval[k] <= t_old:  # at a step's end (or t_eval[0] = 0 before the first)
+                ys.append(y if t_eval[k] == t_new else y_old)
+            else:
+                dense = dense if dense is not None else solver.dense_output()
+                ys.append(dense(t_eval[k]))
+            ts.append(float(t_eval[k]))
+            k += 1
+        t_old, y_old = t_new, y
+    if status != "t_max" and (not ts or ts[-1] != t_old):  # the end state, when the run stops before t_max
+        ts.append(float(t_old)), ys.append(y_old)
     states = np.asarray(ys)
-    losses = np.asarray([float(loss_flat(split(y))) for y in states])
+    losses = np.asarray([loss_at(y) for y in states])
     xp_ref = Ws[0]
     xp = namespace(xp_ref)
     final = tuple(from_host(a, xp, xp_ref.dtype) for a in split(states[-1]))
-    return FlowRun(final, np.asarray(ts), states, losses, bool(stopped))
+    message = message if status == "diverged" else ""
+    return FlowRun(final, np.asarray(ts, dtype=np.float64), states, losses, status == "ftol", status, message)
 
 
 def check_arrays(Ws: Any, name: str = "Ws") -> tuple:
@@ -132,8 +177,10 @@ def check_flow_options(t_max, t_eval, ftol, method, rtol, atol):
     rtol = check_opt_positive(rtol, "rtol")
     atol = check_opt_positive(atol, "atol")
     # solve_ivp raises rtol below 100 eps to that bound with a warning: refuse it here instead
-    if rtol is None or rtol < 100 * np.finfo(np.float64).eps:
-        raise ValueError(f"`rtol` must be a real number >= 100 eps = {100 * np.finfo(np.float64).eps:.3g}, got {rtol!r}")
+    if rtol is None or not 100 * np.finfo(np.float64).eps <= rtol < 1:
+        raise ValueError(
+            f"`rtol` must be a real number in [100 eps, 1) = [{100 * np.finfo(np.float64).eps:.3g}, 1), got {rtol!r}"
+        )
     if atol is None:
         raise ValueError("`atol` must be a real number > 0, got None")
     return t_max, t_eval, ftol, rtol, atol
@@ -164,10 +211,13 @@ def broadcast_to_problem(loss: Any, Ws: tuple, We: Any) -> tuple:
     return tuple(xp.broadcast_to(W, batch + tuple(W.shape[-2:])) for W in Ws)
 
 
-def dense_flow(loss, Ws, *, t_max: float, t_eval=None, ftol=None, method="LSODA", rtol=1e-10, atol=1e-13) -> FlowRun:
+def dense_flow(
+    loss, Ws, *, t_max: float, t_eval=None, ftol=None, method="LSODA", rtol=1e-10, atol=1e-13, max_steps=1_000_000
+) -> FlowRun:
     r"""Layer-wise gradient flow :math:`\dot W_j = -\partial L/\partial W_j` of a dense net (one net, NumPy loss).
 
-    The gradient is the engine's (:func:`linnet.grad`); the integrator is ``scipy.integrate.solve_ivp``.
+    The gradient is the engine's (:func:`linnet.grad`); the integrator is SciPy's, stepped by :func:`integrate`
+    (whose keywords these are).
     """
     from ._validate import check_loss, check_loss_against, check_problem_batch, check_weights
     from .calculus import grad
@@ -189,4 +239,6 @@ def dense_flow(loss, Ws, *, t_max: float, t_eval=None, ftol=None, method="LSODA"
     def f(W):
         return float(np.sum(deep_loss(loss, W)))
 
-    return integrate(g, f, Ws, t_max=t_max, t_eval=t_eval, ftol=ftol, method=method, rtol=rtol, atol=atol)
+    return integrate(
+        g, f, Ws, t_max=t_max, t_eval=t_eval, ftol=ftol, method=method, rtol=rtol, atol=atol, max_steps=max_steps
+    )

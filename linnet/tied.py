@@ -118,10 +118,22 @@ def hessian(loss: Any, W1: Array) -> Array:
     return 0.5 * (H + H.mT)
 
 
-def flow(loss: Any, W1: Array, *, t_max: float, t_eval=None, ftol=None, method="DOP853", rtol=1e-10, atol=1e-13):
+def flow(
+    loss: Any,
+    W1: Array,
+    *,
+    t_max: float,
+    t_eval=None,
+    ftol=None,
+    method="DOP853",
+    rtol=1e-10,
+    atol=1e-13,
+    max_steps=1_000_000,
+):
     r"""Gradient flow :math:`\dot W_1 = -\nabla L(W_1)` by ``scipy.integrate.solve_ivp`` (host float64, NumPy losses).
 
-    Returns a :class:`linnet.ivp.FlowRun` whose ``weights`` is the 1-tuple ``(W1,)``.
+    Returns a :class:`linnet.ivp.FlowRun` whose ``weights`` is the 1-tuple ``(W1,)``; the keywords are those of
+    :func:`linnet.ivp.integrate`.
     """
     from . import ivp as _ivp
     from ._backend import get_namespace
@@ -142,4 +154,6 @@ def flow(loss: Any, W1: Array, *, t_max: float, t_eval=None, ftol=None, method="
 
         return float(np.sum(value_and_grad(loss_fn, W[0])[0]))
 
-    return _ivp.integrate(g, f, (W1,), t_max=t_max, t_eval=t_eval, ftol=ftol, method=method, rtol=rtol, atol=atol)
+    return _ivp.integrate(
+        g, f, (W1,), t_max=t_max, t_eval=t_eval, ftol=ftol, method=method, rtol=rtol, atol=atol, max_steps=max_steps
+    )
