@@ -51,10 +51,11 @@ class QuadraticForm(NamedTuple):
 
     What the NumPy kernel (:mod:`linnet._fastpaths.quadratic`) and the closed-form Hessian
     (:mod:`linnet._fastpaths.hessian`) read, so that any loss returning one from
-    :meth:`Loss.quadratic_form` gets them, whatever its class.
+    :meth:`Loss.quadratic_form` gets them, whatever its class. The array fields are arrays of the loss's
+    namespace, each with optional leading batch dimensions.
 
-    Fields (arrays of the loss's namespace, each with optional leading batch dimensions)
-    ------------------------------------------------------------------------------------
+    Attributes
+    ----------
     Sxx : ``(..., d_0, d_0)`` or ``None``
         :math:`\Lambda_{xx}`; ``None`` means the identity (whitened).
     Syx : ``(..., d_N, d_0)``

@@ -19,7 +19,7 @@ margin probability for :math:`A \sim \mathcal N(0, s^2 I_{d_0})`, a noncentral :
 its own noncentrality, is measured (``ln.theory.margin_probability`` against a Monte Carlo
 estimate through ``ln.theory.deficiency_margin``).
 
-Shapes: the main run (3 x 3, N = 3) is repeated on :data:`SHAPES` (rectangular 3 x 5 and 4 x 2, and
+Shapes: the main run (3 x 3, N = 3) is repeated on ``SHAPES`` (rectangular 3 x 5 and 4 x 2, and
 :math:`d_N = 1` at depth 4), each started next to the edge, :math:`\sigma_{\min}(W_e(0)) = c + 10^{-3}(\sigma_{\min}(\Phi)
 - c)`, at :math:`\eta_{\rm thm}` and :math:`10^4\eta_{\rm thm}` (a step whose relative decrease is below 100 eps of the
 dtype is left out: in float32 GD at these :math:`\eta_{\rm thm}` does not move). The note reports how tight the rate

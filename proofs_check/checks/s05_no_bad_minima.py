@@ -19,7 +19,7 @@ of the reduced-rank formula, and that no rank-:math:`r` competitor (random, or l
 factorisation :math:`R = AB`) beats :math:`L^\star`.
 
 The saddle branch is exercised: two nets per configuration start exactly at strict saddles (Baldi–Hornik points
-lifted to the configuration's depth, with a swap, :func:`planted_saddles`) and every one must end classified as a
+lifted to the configuration's depth, with a swap, ``planted_saddles``) and every one must end classified as a
 non-global strict saddle (a Hessian or classification fault turns them into violations).
 
 **Control.** The non-convex end-to-end loss :math:`\ell(z) = (z^2-1)^2 + 0.3z` lifted to :math:`\ell(w_2w_1)`

@@ -18,7 +18,7 @@ r"""Saddles of deep linear networks: strict at depth 2, flat (non-strict) at the
   :math:`\log t` is :math:`N` (within 0.05).
 
 * Depth :math:`N \ge 3`, away from the origin: every Baldi–Hornik point (§6) lifted to depth :math:`N`
-  (:func:`lifted_point`: :math:`W_N = [U_I, 0]`, identities on the used hidden units, :math:`W_1 = [U_I^\top\Phi; 0]`,
+  (``lifted_point``: :math:`W_N = [U_I, 0]`, identities on the used hidden units, :math:`W_1 = [U_I^\top\Phi; 0]`,
   mixed by random :math:`GL(d_j)` factors) is critical with value :math:`L_I`; every non-top :math:`I` lies above the
   global value, so it is a saddle (Kawaguchi, item 3); and the dense Hessian has a negative eigenvalue exactly when
   some :math:`i \in I`, :math:`j \notin I` have :math:`\lambda_j > \lambda_i` (DERIVED+VERIFIED here: exchanging
