@@ -1,4 +1,4 @@
-r"""Gradient flow by SciPy's ``solve_ivp`` on the flattened weights (host float64): stiff and long horizons.
+r"""Gradient flow by SciPy's ODE solvers on the flattened weights (host float64): stiff and long horizons.
 
 Shared by the diagonal map (:mod:`linnet.diagonal`) and the tied map (:mod:`linnet.tied`), and, through
 :func:`dense_flow`, by dense nets where a stiff integrator (LSODA) over a long horizon is needed (THEOREMS2 §16b:
