@@ -111,6 +111,30 @@ def test_calibration_keeps_a_split_only_where_it_helps(monkeypatch, cost, expect
     assert threads.plans() == {}
 
 
+def test_a_one_thread_choice_is_timed_once_more_later(monkeypatch):
+    """A calibration that fell in a burst of other work (the split looked slower) is repeated once, after
+    RETIME_AFTER uses; the new choice holds from then on, and a split that was kept is never re-timed."""
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(threads, "RETIME_AFTER", 5)
+    clock = _Clock({1: 1.0, 2: 1.2})  # the first calibration: the split looks slower
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    assert threads.pool_size("burst", 4, 10.0, clock.trial) == 1
+    timed = len(clock.calls)
+    for _ in range(5):
+        assert threads.pool_size("burst", 4, 10.0, clock.trial) == 1
+    assert len(clock.calls) == timed and not threads.plans()["burst"]["retimed"]
+    clock.cost = {1: 1.0, 2: 0.5}  # the machine is quiet now
+    assert threads.pool_size("burst", 4, 10.0, clock.trial) == 2
+    assert len(clock.calls) == 2 * timed and threads.plans()["burst"]["retimed"]
+    for _ in range(20):  # once only, and a kept split is not timed again
+        assert threads.pool_size("burst", 4, 10.0, _never) == 2
+    clock = _Clock({1: 1.0, 2: 0.5})
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    assert threads.pool_size("split", 4, 10.0, clock.trial) == 2
+    for _ in range(20):
+        assert threads.pool_size("split", 4, 10.0, _never) == 2
+
+
 def test_calibration_tries_half_the_cores_on_larger_machines(monkeypatch):
     monkeypatch.setattr(threads, "usable_cores", lambda: 8)
     clock = _Clock({1: 1.0, 4: 0.3, 8: 0.4})

@@ -23,8 +23,10 @@ default rule is:
    split, it is timed on its own inputs (at most 2048 nets) -- all nets in one thread against the split, a
    warm-up and :data:`CALIBRATION_REPEATS` alternating runs each, in all 10-60 ms for W2's nets of width 8 on
    two loaded cores -- and the split is kept only if it is at least :data:`MIN_GAIN` faster.
-   The choice is cached for the process (:func:`plans` shows it). On two cores of which one is busy, or with a
-   slow generic BLAS kernel that leaves nothing to gain, this picks one thread.
+   The choice is cached for the process (:func:`plans` shows it); a choice of one thread is timed once more
+   after :data:`RETIME_AFTER` further uses, so a calibration that fell in a short burst of other work does not
+   keep the pool off for good. On two cores of which one is busy, or with a slow generic BLAS kernel that leaves
+   nothing to gain, this picks one thread.
 3. *No BLAS threads on small products.* A descent run (gd, momentum, sgd, end-to-end GD: its validation and
    every step), and each call of the squared-loss kernel, whose products are all at most
    :data:`BLAS_SMALL_MNK` (``100**3``: one net of width 100) runs with BLAS capped at one thread, as OpenBLAS's
@@ -88,6 +90,11 @@ BLAS_SMALL_MNK = 100**3
 MIN_GAIN = 0.9
 #: Alternating timed runs per candidate in a calibration.
 CALIBRATION_REPEATS = 3
+#: A kind of step whose calibration chose one thread is timed once more after this many further uses: a
+#: calibration of ~10 ms can fall in a burst of another process's work, which would otherwise keep the pool
+#: off for the whole process (measured: W2's train.gd at 0.95 M net·steps/s after such a mis-pick, 1.2 M with
+#: the split, 2 cores).
+RETIME_AFTER = 256
 
 _lock = threading.Lock()
 _pool: Optional[ThreadPoolExecutor] = None
@@ -269,10 +276,14 @@ _plans: dict = {}
 
 
 def plans() -> dict:
-    """The pool sizes the default rule chose in this process: ``{key: {"threads": n, "times_s": {k: t}}}``,
-    one entry per kind of step it timed (a copy)."""
+    """The pool sizes the default rule chose in this process: ``{key: {"threads": n, "times_s": {k: t},
+    "retimed": bool}}``, one entry per kind of step it timed (a copy; ``retimed``: a one-thread choice timed
+    again after :data:`RETIME_AFTER` uses)."""
     with _lock:
-        return {k: {"threads": v["threads"], "times_s": dict(v["times_s"])} for k, v in _plans.items()}
+        return {
+            k: {"threads": v["threads"], "times_s": dict(v["times_s"]), "retimed": v["retimed"]}
+            for k, v in _plans.items()
+        }
 
 
 def clear_plans() -> None:
@@ -318,7 +329,10 @@ def pool_size(key, n_max: int, largest_mnk: float, trial: Optional[Callable[[int
         return 1
     with _lock:
         plan = _plans.get(key)
-    if plan is None:
+        retime = plan is not None and plan["threads"] == 1 and plan["uses"] == RETIME_AFTER and trial is not None
+        if plan is not None:
+            plan["uses"] += 1
+    if plan is None or retime:
         if trial is None:
             return 1
         n = min(usable_cores(), n_max)
@@ -327,9 +341,11 @@ def pool_size(key, n_max: int, largest_mnk: float, trial: Optional[Callable[[int
         best = min(candidates, key=lambda c: times[c])
         if best != 1 and times[best] > MIN_GAIN * times[1]:
             best = 1
-        plan = {"threads": best, "times_s": times}
         with _lock:
-            plan = _plans.setdefault(key, plan)
+            if retime:
+                plan.update(threads=best, times_s=times, retimed=True)
+            else:
+                plan = _plans.setdefault(key, {"threads": best, "times_s": times, "uses": 0, "retimed": False})
     return min(plan["threads"], n_max)
 
 
