@@ -21,6 +21,10 @@ import numpy as np
 
 __all__ = [
     "EPS64",
+    "HEADROOM",
+    "ROUNDOFF_TERMS",
+    "roundoff_bound",
+    "fd_bound",
     "host",
     "Context",
     "Measurement",
@@ -38,6 +42,28 @@ __all__ = [
 SCALES = ("quick", "full")
 EPS64 = float(np.finfo(np.float64).eps)
 STATUSES = ("CONFIRMED", "DERIVED+VERIFIED", "UNCONFIRMED", "MIXED")
+
+#: How far a bound derived from an error scale sits above that scale: two decades. The error scales are models
+#: (below), not observations, so a bound does not move when the engine's error does: an engine error 100x its
+#: round-off fails the check.
+HEADROOM = 100.0
+#: Round-off of an exact identity evaluated in floating point: the relative error of the sums and products the
+#: checks compare, modelled as this many units of ``eps`` (observed: 0.3-20 eps on the checks' sizes).
+ROUNDOFF_TERMS = 10.0
+
+
+def roundoff_bound(eps: float) -> float:
+    """The bound on the relative error of an exact identity computed in a dtype with machine epsilon ``eps``:
+    ``HEADROOM * ROUNDOFF_TERMS * eps`` (2.2e-13 in float64, 1.2e-4 in float32)."""
+    return HEADROOM * ROUNDOFF_TERMS * eps
+
+
+def fd_bound(h: float, eps: float) -> float:
+    r"""The bound on the relative error of a central difference with step ``h`` computed in float64 on the host,
+    against an engine computing in a dtype with epsilon ``eps``: ``HEADROOM`` times the error scale
+    :math:`h^2 + \epsilon_{64}/h + \epsilon` (truncation, float64 cancellation in the difference, the engine's
+    round-off): 2.2e-8 for :math:`h = 10^{-6}` in float64, 1.2e-5 in float32."""
+    return HEADROOM * (h * h + EPS64 / h + eps)
 
 
 def host(a: Any) -> np.ndarray:

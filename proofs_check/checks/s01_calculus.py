@@ -34,7 +34,7 @@ import numpy as np
 import linnet as ln
 from linnet import product as _p
 
-from .._core import EPS64, Check, Context, Measurement, host, register
+from .._core import EPS64, Check, Context, Measurement, fd_bound, host, register, roundoff_bound
 
 FD_STEP = 1e-6  # THEOREMS.md §1: central differences with h = 1e-6, in float64 on the host
 
@@ -263,7 +263,10 @@ def sympy_error(ctx: Context) -> float | None:
 class CalculusCheck(Check):
     id = "s01-calculus"
     title = "Closed-form gradient, HVP and Hessian of the deep linear loss"
-    claim = "ln.grad / ln.hvp / ln.hessian equal central finite differences and sympy (random shapes, N ≤ 5)"
+    claim = (
+        "ln.grad / ln.hvp / ln.hessian equal central FD (≤ {bound:gradient vs FD}) and sympy "
+        "(≤ {bound:grad & Hessian vs sympy}), random shapes, N ≤ 5"
+    )
     source = "Cohen FODL Lecture 3 eqs. (2)-(3) (transcription); ACGH arXiv:1810.02281; THEOREMS.md §1"
     status = "MIXED"
     control_description = (
@@ -271,12 +274,9 @@ class CalculusCheck(Check):
         "Gauss–Newton-only HVP at a non-critical point must both fail the same finite-difference test"
     )
 
-    # THEOREMS §1 float64 figures
-    GRAD_TOL = 1e-6
-    HVP_TOL = 1e-6
-    SYM_TOL = 1e-10
-    VALUE_TOL = 1e-12
-    SYMPY_TOL = 1e-12  # exact rational reference: round-off only
+    # THEOREMS §1's float64 figures are ceilings (1e-6 for finite differences, 1e-10 / 1e-12 for identities); the
+    # bounds applied derive from the dtype and the FD step: _core.fd_bound (2.2e-8 in float64, 1.2e-5 in float32)
+    # and _core.roundoff_bound (2.2e-13 / 1.2e-4), each two decades over its error scale.
     HESSIAN_MAX_PARAMS = 60  # dense FD Hessian only on the smaller shapes (2P gradient evaluations)
 
     def measure(self, ctx: Context) -> Measurement:
@@ -298,32 +298,33 @@ class CalculusCheck(Check):
         for _ in range(ctx.pick(3, 50)):
             Ws, X, Y, loss, eWs = to_engine(ctx, *random_problem(rng, interpolating=True)[1:])
             gn_at_min = max(gn_at_min, hvp_fd_error(ctx, Ws, X, Y, eWs, loss, rng, hvp_fn=ln.gauss_newton_hvp))
+        fd, exact = fd_bound(FD_STEP, ctx.eps), roundoff_bound(ctx.eps)  # tolerances from the dtype (_core)
         parts = {
             "gradient vs FD": Measurement.compare(
-                worst["grad"], fd_tol(ctx, self.GRAD_TOL), note=f"|FD-<g,D>|/max(1,|FD|), worst of {n_cases} shapes"
+                worst["grad"], fd, note=f"|FD-<g,D>|/max(1,|FD|), worst of {n_cases} shapes"
             ),
             "HVP vs FD of gradient": Measurement.compare(
-                worst["hvp"], fd_tol(ctx, self.HVP_TOL), note="max|HV-FD|/max(1,max|HV|)"
+                worst["hvp"], fd, note="max|HV-FD|/max(1,max|HV|)"
             ),
             "dense Hessian vs FD": Measurement.compare(
-                worst["hessian"], fd_tol(ctx, self.HVP_TOL), note=f"{n_hess} shapes with P <= {self.HESSIAN_MAX_PARAMS}"
+                worst["hessian"], fd, note=f"{n_hess} shapes with P <= {self.HESSIAN_MAX_PARAMS}"
             ),
             "HVP symmetry": Measurement.compare(
-                worst["symmetry"], roundoff_tol(ctx, self.SYM_TOL), note="|<U,HV>-<V,HU>| relative"
+                worst["symmetry"], exact, note="|<U,HV>-<V,HU>| relative"
             ),
             "loss value (centred & population forms)": Measurement.compare(
-                worst["value"], roundoff_tol(ctx, self.VALUE_TOL), note="vs ||WX-Y||^2/(2m), relative"
+                worst["value"], exact, note="vs ||WX-Y||^2/(2m), relative"
             ),
             "GN-only HVP at interpolating minimum": Measurement.compare(
-                gn_at_min, fd_tol(ctx, self.HVP_TOL), note="G = 0: the Gauss–Newton part is the whole HVP"
+                gn_at_min, fd, note="G = 0: the Gauss–Newton part is the whole HVP"
             ),
         }
         lp = np.max([lp_errors(ctx, rng) for _ in range(ctx.pick(6, 100))], axis=0)
         parts["Lp loss (p=4): value vs host"] = Measurement.compare(
-            lp[0], roundoff_tol(ctx, self.VALUE_TOL), note="sum|WX-Y|^p/(pm), relative"
+            lp[0], exact, note="sum|WX-Y|^p/(pm), relative"
         )
         parts["Lp loss (p=4): gradient and HVP vs FD"] = Measurement.compare(
-            max(lp[1], lp[2]), fd_tol(ctx, self.HVP_TOL), note="FD of the host value and of the host gradient"
+            max(lp[1], lp[2]), fd, note="FD of the host value and of the host gradient"
         )
         # the eigensolver's lambda_max (exact HVPs, lean operator for the squared loss) against the dense Hessian,
         # at non-critical points of square and rectangular nets (where the gradient terms of the HVP matter)
@@ -345,7 +346,7 @@ class CalculusCheck(Check):
         s = sympy_error(ctx)
         if s is not None:
             parts["grad & Hessian vs sympy"] = Measurement.compare(
-                s, roundoff_tol(ctx, self.SYMPY_TOL), note="widths (2,2,1,2), m=3, rational entries"
+                s, exact, note="widths (2,2,1,2), m=3, rational entries"
             )
         return Measurement.all_of(parts, note="worst case over random depths 1-5, widths 1-6, m 1-40")
 
@@ -359,10 +360,10 @@ class CalculusCheck(Check):
         # the smallest error over the cases is the control's figure: every case must fail
         parts = {
             "wrong gradient (prefix not transposed) vs FD": Measurement.compare(
-                min(wrong), fd_tol(ctx, self.GRAD_TOL), note="square layers (3,3,3,3), m=10; best case"
+                min(wrong), fd_bound(FD_STEP, ctx.eps), note="square layers (3,3,3,3), m=10; best case"
             ),
             "GN-only HVP at non-critical point vs FD": Measurement.compare(
-                min(gn), fd_tol(ctx, self.HVP_TOL), note="random data, G != 0; best case"
+                min(gn), fd_bound(FD_STEP, ctx.eps), note="random data, G != 0; best case"
             ),
         }
         return Measurement.any_of(parts, note="each broken formula must fail the FD test (figure: best case)")
