@@ -29,9 +29,10 @@ Savarese, Golan, Soudry & Srebro, `Kernel and Rich Regimes in Overparametrized M
 :math:`\beta = W_{:, :d} - W_{:, d:}` (:func:`lift`). With equal layers at init the untied layers stay equal, and
 untied flow is the tied flow :math:`\dot w = -D w^{D-1}\odot g` slowed by the factor :math:`D` (same limit).
 
-Training: :func:`gd` runs this map on the one descent driver of :mod:`linnet.train`
-(:func:`linnet.train.driver.descend`, the loop of :func:`linnet.train.gd`) with :func:`value_and_grad`'s formulas
-as its evaluation; :func:`flow` integrates its gradient flow with :mod:`linnet.ivp`.
+Training: :func:`gd`, :func:`momentum` and :func:`sgd` run this map on the one descent driver of
+:mod:`linnet.train` (:func:`linnet.train.driver.descend`, the loop of :func:`linnet.train.gd`) with
+:func:`value_and_grad`'s formulas as its evaluation (:func:`sgd` on the minibatches of :func:`linnet.train.sgd`);
+:func:`flow` integrates its gradient flow with :mod:`linnet.ivp`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from ._validate import (
 )
 from .train import driver as _driver
 from .train import trajectory as _traj
+from .train._minibatch import _Minibatches
 from .train.trajectory import _quiet
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
     "DIVERGED",
     "gd",
     "momentum",
+    "sgd",
     "flow",
 ]
 
@@ -290,7 +293,7 @@ RUNNING, CONVERGED, DIVERGED = 0, 1, 2
 
 
 class GDRun(NamedTuple):
-    """Result of :func:`gd`.
+    """Result of :func:`gd`, :func:`momentum` and :func:`sgd`.
 
     Attributes
     ----------
@@ -359,8 +362,50 @@ def momentum(
     return _descent(loss, Ws, b, lr, steps, ftol, record_every, record_weights)
 
 
-def _descent(loss, Ws, beta: float, lr, steps, ftol, record_every, record_weights) -> GDRun:
-    """:func:`gd` (``beta = 0``) and :func:`momentum`: arguments checked, the driver run, its result converted."""
+def sgd(
+    loss: Any,
+    Ws: Sequence[Array],
+    *,
+    lr: Any,
+    steps: int,
+    batch_size: int,
+    seed: Any = 0,
+    ftol: Any = None,
+    record_every: int = 1,
+    record_weights: bool = False,
+) -> GDRun:
+    r"""Minibatch SGD on a batch of diagonal nets: the minibatches of :func:`linnet.train.sgd` on this map,
+
+    .. math:: w_j \leftarrow w_j - \eta\,\nabla\ell_{B_k}(W)\odot\prod_{i\ne j} w_i ,
+
+    with :math:`\ell_{B_k}` the loss of the same kind on the samples :math:`B_k` only (its mean over them,
+    :meth:`~linnet.losses.Loss.subsample`). Step :math:`k` draws ``batch_size`` distinct samples :math:`B_k`
+    (uniformly, without replacement within the step, independently across steps) on the host from ``seed``, the
+    same minibatch for every net of the batch: the draws of :func:`linnet.train.sgd` with the same ``seed`` and
+    ``batch_size``. ``seed`` is an int or a ``numpy.random.Generator`` (advanced by the draws, 64 steps at a
+    time).
+
+    ``loss`` must carry data: :meth:`SquaredLoss.from_data <linnet.losses.SquaredLoss.from_data>`,
+    :class:`~linnet.losses.LpLoss` or :class:`~linnet.losses.HuberLoss`. The recorded loss is the full-data
+    loss; ``ftol`` and divergence are judged on the minibatch loss of the step. With ``batch_size = m`` this is
+    :func:`gd` up to round-off. Other arguments and the result as in :func:`gd`.
+
+    Examples
+    --------
+    >>> import numpy as np, linnet as ln
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((3, 40)); Y = np.array([[1.0, -1.0, 0.5]]) @ X
+    >>> Ws = (np.full((1, 3), 0.8), np.array([[0.8, -0.8, 0.8]]))
+    >>> run = ln.diagonal.sgd(ln.SquaredLoss.from_data(X, Y), Ws, lr=0.05, steps=400, batch_size=8, seed=1)
+    >>> bool(run.loss[-1] < 1e-3 * run.loss[0])
+    True
+    """
+    return _descent(loss, Ws, 0.0, lr, steps, ftol, record_every, record_weights, minibatch=(batch_size, seed))
+
+
+def _descent(loss, Ws, beta: float, lr, steps, ftol, record_every, record_weights, minibatch=None) -> GDRun:
+    """:func:`gd` (``beta = 0``), :func:`momentum` and :func:`sgd` (``minibatch = (batch_size, seed)``): arguments
+    checked, the driver run, its result converted."""
     Ws, xp = check_layers(Ws)
     loss_fn = check_loss_against(check_loss(loss), Ws[0])
     check_problem_batch(loss_fn, _partials(Ws)[0][-1])
@@ -389,11 +434,25 @@ def _descent(loss, Ws, beta: float, lr, steps, ftol, record_every, record_weight
 
     eta = per_net(lr, "lr", True)
     tol = None if ftol is None else per_net(ftol, "ftol", False)
+    indices = None if minibatch is None else _Minibatches(loss_fn, *minibatch, xp, check_every=_CHECK_EVERY)
 
-    def evaluate(k, W):  # unvalidated (checked once, above); W has the full batch shape, so no broadcasting
+    def value_and_grads(lf, W):  # unvalidated (checked once, above); W has the full batch shape, so no broadcasting
         p, s = _partials(W)
-        G = loss_fn.grad(p[-1])
-        return loss_fn.value(p[-1]), tuple(_mul(G, _mul(s[j], p[j - 1])) for j in range(1, len(p)))
+        G = lf.grad(p[-1])
+        return lf.value(p[-1]), tuple(_mul(G, _mul(s[j], p[j - 1])) for j in range(1, len(p)))
+
+    if indices is None:
+        record_loss = None
+
+        def evaluate(k, W):
+            return value_and_grads(loss_fn, W)
+    else:
+
+        def evaluate(k, W):  # the step's minibatch loss drives the step
+            return value_and_grads(loss_fn.subsample(indices(k)), W)
+
+        def record_loss(W, L):  # the full-data loss is recorded
+            return loss_fn.value(_partials(W)[0][-1])
 
     with _quiet():
         run = _driver.descend(
@@ -411,6 +470,7 @@ def _descent(loss, Ws, beta: float, lr, steps, ftol, record_every, record_weight
             schedule=list(range(0, steps + 1, record_every)),
             keep_history=bool(record_weights),
             check_every=_CHECK_EVERY,
+            record_loss=record_loss,
             check_weights_finite=not loss_fn.finite_value_implies_finite_weights,
         )
     return _gd_run(run, steps, record_every, xp)

@@ -1,5 +1,5 @@
 """The diagonal (Hadamard) product map: gradients and HVPs against central differences and sympy, batching,
-dtype, validation, and its GD / flow trainers."""
+dtype, validation, and its GD / momentum / SGD / flow trainers."""
 
 import numpy as np
 import pytest
@@ -258,3 +258,113 @@ def test_momentum_is_the_heavy_ball_written_out():
     for bad in (1.0, -0.1, "x"):
         with pytest.raises(ValueError, match="`beta` must be a real in"):
             ln.diagonal.momentum(loss, W0, lr=lr, beta=bad, steps=3)
+
+
+def test_sgd_with_the_whole_sample_is_gd(xp, dtype_name):
+    """ln.diagonal.sgd with batch_size = m (every step's minibatch is the whole sample, permuted) equals
+    ln.diagonal.gd to round-off: weights, recorded losses, statuses and stop steps, per-net step sizes."""
+    rng = np.random.default_rng(3)
+    loss, _ = _problem(rng, N=3, shape=(2, 3), m=6)
+    X, Y = loss.data
+    lossx = ln.SquaredLoss.from_data(from_host(X, xp, dtype_name), from_host(Y, xp, dtype_name))
+    W0 = tuple(from_host(0.5 + 0.2 * rng.standard_normal((2, 2, 3)), xp, dtype_name) for _ in range(3))
+    lr = from_host(np.array([0.05, 0.1]), xp, dtype_name)
+    kw = dict(lr=lr, steps=30, record_every=3, record_weights=True)
+    sgd = ln.diagonal.sgd(lossx, W0, batch_size=6, seed=4, **kw)
+    gd = ln.diagonal.gd(lossx, W0, **kw)
+    rt, at = tolerances(W0[0].dtype)
+    for a, b in zip(sgd.weights + sgd.history, gd.weights + gd.history):
+        assert a.dtype == b.dtype and tuple(a.shape) == tuple(b.shape)
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=rt, atol=at)
+    assert sgd.loss.dtype == gd.loss.dtype and tuple(sgd.loss.shape) == (11, 2)
+    np.testing.assert_allclose(to_numpy(sgd.loss), to_numpy(gd.loss), rtol=rt, atol=at)
+    np.testing.assert_array_equal(to_numpy(sgd.status), to_numpy(gd.status))
+    np.testing.assert_array_equal(to_numpy(sgd.steps), to_numpy(gd.steps))
+
+
+def _reference_sgd(X, Y, Ws, lr, steps, batch_size, seed, p):
+    """Minibatch SGD on diagonal nets written out in NumPy: step k draws rng.choice(m, batch_size, replace=False)
+    from default_rng(seed) (the documented draw), the residual R = W X_B - Y_B of the minibatch gives
+    G = sign(R)|R|^(p-1) X_B^T / b (p = 2: the squared loss (1/2b)||R||^2), and w_j <- w_j - lr G ⊙ prod_{i≠j} w_i.
+    Returns the weights and the full-data loss (1/pm) sum |W X - Y|^p after each step (and at 0)."""
+    rng = np.random.default_rng(seed)
+    m = X.shape[-1]
+    W = [np.array(w, dtype=float) for w in Ws]
+
+    def full_loss(W):
+        return np.sum(np.abs(np.prod(W, axis=0) @ X - Y) ** p, axis=(-2, -1)) / (p * m)
+
+    losses = [full_loss(W)]
+    for _ in range(steps):
+        idx = rng.choice(m, size=batch_size, replace=False)
+        Xb, Yb = X[:, idx], Y[:, idx]
+        R = np.prod(W, axis=0) @ Xb - Yb
+        G = np.sign(R) * np.abs(R) ** (p - 1) @ Xb.T / batch_size
+        others = [np.prod([w for i, w in enumerate(W) if i != j], axis=0) for j in range(len(W))]
+        W = [w - lr[:, None, None] * G * c for w, c in zip(W, others)]
+        losses.append(full_loss(W))
+    return W, np.array(losses)
+
+
+@pytest.mark.parametrize("p", [2.0, 4.0])
+def test_sgd_matches_a_numpy_reference(p):
+    """ln.diagonal.sgd against minibatch SGD written out in NumPy from the documented draws and the diagonal
+    map's gradient G ⊙ prod_{i≠j} w_i, over 70 steps (two chunks of draws), two nets on one minibatch each step:
+    weights and the recorded full-data loss."""
+    rng = np.random.default_rng(8)
+    X, Y = rng.standard_normal((3, 12)), rng.standard_normal((2, 12))
+    loss = ln.SquaredLoss.from_data(X, Y) if p == 2.0 else ln.LpLoss(X, Y, p=p)
+    W0 = tuple(0.6 + 0.1 * rng.standard_normal((2, 2, 3)) for _ in range(3))
+    lr = np.array([0.02, 0.05])
+    W, losses = _reference_sgd(X, Y, W0, lr, 70, 5, 9, p)
+    run = ln.diagonal.sgd(loss, W0, lr=lr, steps=70, batch_size=5, seed=9, record_every=7)
+    rt, at = tolerances(np.float64)
+    for a, b in zip(run.weights, W):
+        np.testing.assert_allclose(a, b, rtol=rt, atol=at)
+    np.testing.assert_allclose(run.loss, losses[::7], rtol=rt, atol=at)
+    assert np.all(run.status == ln.diagonal.RUNNING) and np.all(run.steps == 70)
+
+
+def test_sgd_seeds_and_the_draws_of_train_sgd():
+    """The same seed (an int, or a Generator seeded with it) gives the same run bit for bit, another seed another
+    run; a depth-1 diagonal net is a depth-1 dense net, and ln.diagonal.sgd then follows ln.train.sgd (the same
+    minibatches) to round-off."""
+    rng = np.random.default_rng(2)
+    loss, _ = _problem(rng, N=1, shape=(2, 3), m=10)
+    W0 = (0.3 * rng.standard_normal((2, 3)),)
+    kw = dict(lr=0.1, steps=80, batch_size=3)
+    a = ln.diagonal.sgd(loss, W0, seed=5, **kw)
+    b = ln.diagonal.sgd(loss, W0, seed=np.random.default_rng(5), **kw)
+    c = ln.diagonal.sgd(loss, W0, seed=6, **kw)
+    for f in ("loss", "steps", "status"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+    np.testing.assert_array_equal(a.weights[0], b.weights[0])
+    assert not np.array_equal(a.weights[0], c.weights[0]) and not np.array_equal(a.loss, c.loss)
+    dense = ln.train.sgd(loss, W0, seed=5, **kw)
+    rt, at = tolerances(np.float64)
+    np.testing.assert_allclose(a.weights[0], dense.weights[0], rtol=rt, atol=at)
+    np.testing.assert_allclose(a.loss, dense.loss, rtol=rt, atol=at)
+
+
+def test_sgd_validation_names_the_argument():
+    rng = np.random.default_rng(1)
+    loss, Ws = _problem(rng, N=2, shape=(2, 3), m=4)
+    kw = dict(lr=0.1, steps=3)
+    with pytest.raises(ValueError, match="`loss` must carry data for sgd"):
+        ln.diagonal.sgd(ln.SquaredLoss.whitened(np.ones((2, 3))), Ws, batch_size=2, **kw)
+    for bad in (0, 2.5, True, None):
+        with pytest.raises(ValueError, match="`batch_size` must be an int >= 1"):
+            ln.diagonal.sgd(loss, Ws, batch_size=bad, **kw)
+    with pytest.raises(ValueError, match="`batch_size` must be <= the number of samples m = 4"):
+        ln.diagonal.sgd(loss, Ws, batch_size=5, **kw)
+    for bad in (-1, "a", 1.5):
+        with pytest.raises(ValueError, match="`seed` must"):
+            ln.diagonal.sgd(loss, Ws, batch_size=2, seed=bad, **kw)
+    with pytest.raises(ValueError, match="`lr` must"):
+        ln.diagonal.sgd(loss, Ws, lr=-0.1, steps=3, batch_size=2)
+    with pytest.raises(ValueError, match="`steps` must"):
+        ln.diagonal.sgd(loss, Ws, lr=0.1, steps=-1, batch_size=2)
+    with pytest.raises(ValueError, match="`ftol` must"):
+        ln.diagonal.sgd(loss, Ws, batch_size=2, ftol=-1.0, **kw)
+    with pytest.raises(ValueError, match="`Ws` must be a tuple"):
+        ln.diagonal.sgd(loss, np.ones((2, 3)), batch_size=2, **kw)

@@ -603,6 +603,12 @@ SPECS = {
         + [K("beta", "pos", _c(0.9)), K("ftol", "pos", _c(None)), K("record_every", "int", _c(1))]
         + [K("record_weights", "bool", _c(False))],
     ),
+    "linnet.diagonal.sgd": (
+        ln.diagonal.sgd,
+        [A("loss", "loss", loss_), A("Ws", "layers", dws), K("lr", "pos", _c(0.1)), K("steps", "int", _c(3))]
+        + [K("batch_size", "int", _c(2)), K("seed", "seed", _c(0)), K("ftol", "pos", _c(None))]
+        + [K("record_every", "int", _c(1)), K("record_weights", "bool", _c(False))],
+    ),
     "linnet.diagonal.flow": (
         ln.diagonal.flow,
         [A("loss", "loss", loss_), A("Ws", "layers", dws)] + _FLOW,

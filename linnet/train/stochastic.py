@@ -2,37 +2,23 @@ r"""Minibatch stochastic gradient descent, :func:`sgd`, on the driver of :mod:`l
 
 The minibatch losses come from :meth:`linnet.losses.Loss.subsample` of a loss that carries data
 (:meth:`~linnet.losses.SquaredLoss.from_data`, :class:`~linnet.losses.LpLoss`, :class:`~linnet.losses.HuberLoss`);
-the indices are drawn on the host with NumPy.
+the indices are drawn on the host with NumPy (:class:`linnet.train._minibatch._Minibatches`, shared with
+:func:`linnet.diagonal.sgd`).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional, Sequence
 
-import numpy as np  # host side only: minibatch indices
-
 from .. import _step
-from .._backend import Array, host_rng
+from .._backend import Array
 from ..losses import Loss
-from ._args import _check_int, _check_loss, _prepare
+from ._args import _check_loss, _prepare
+from ._minibatch import _Minibatches
 from .descent import _check_resume, _descend, _descent_setup
 from .trajectory import Trajectory, _quiet
 
 __all__ = ["sgd"]
-
-
-
-def _samples_of(loss_fn: Loss) -> int:
-    """The number of samples ``m`` of a loss that carries data (its ``n_samples``); ``ValueError`` otherwise."""
-    m = loss_fn.n_samples
-    if m is None:
-        raise ValueError(
-            "`loss` must carry data for sgd (a loss with samples: SquaredLoss.from_data(X, Y), LpLoss, HuberLoss; "
-            f"whitened/population losses have no samples to draw), got {type(loss_fn).__name__} without samples: "
-            "sgd draws minibatches of samples; train it with gd, momentum or gradient_flow, or build the loss from samples"
-        )
-    return m
 
 
 def sgd(
@@ -97,39 +83,10 @@ def sgd(
         check_every=check_every,
         lr_per_layer=lr_per_layer,
     )
-    m = _samples_of(loss_fn)
-    b = _check_int(batch_size, "batch_size", minimum=1)
-    if b > m:
-        raise ValueError(f"`batch_size` must be <= the number of samples m = {m}, got {batch_size!r}")
-    rng = host_rng(seed)
+    indices = _Minibatches(loss_fn, batch_size, seed, xp, check_every=opts["check_every"])
     residual = bool(residual)
-    # minibatch k is row k % chunk of chunk k // chunk; chunks are drawn in order, so the draws do not depend on
-    # chunking, and the previous chunk is kept for a window replayed after a divergence (chunk > check_every)
-    chunk = max(64, opts["check_every"] + 1)
-    chunks: dict = {}
-    snaps: dict = {}  # the generator's state before each chunk (the RNG position a resumed run starts from)
-    first = 0
     resume = _check_resume(resume, opts["W0"])
-    if resume is not None:
-        if "rng" not in resume.state or int(resume.state["chunk"]) != chunk:
-            raise ValueError(
-                "`resume` must be an sgd run with the same `check_every` (minibatch chunks of "
-                f"{chunk}), got {resume.state.get('chunk')!r}"
-            )
-        rng = np.random.default_rng()
-        rng.bit_generator.state = json.loads(resume.state["rng"])
-        first = resume.n_steps // chunk
-
-    def indices(k):
-        c = k // chunk
-        while c not in chunks:
-            nxt = max(chunks, default=first - 1) + 1
-            snaps[nxt] = json.dumps(rng.bit_generator.state)
-            host = np.stack([rng.choice(m, size=b, replace=False) for _ in range(chunk)])
-            chunks[nxt] = xp.asarray(host.astype(np.int64))
-            chunks.pop(nxt - 2, None)
-            snaps.pop(nxt - 2, None)
-        return chunks[c][k % chunk, :]
+    indices.restore(resume)
 
     def evaluate(k, W):
         return _step.value_and_grads(loss_fn.subsample(indices(k)), W, residual, xp)
@@ -157,5 +114,5 @@ def sgd(
             problem=(loss_fn, residual),
             **opts,
         )
-    indices(run.n_steps)  # the chunk of the next step is drawn (a continuation starts from its state)
-    return run._replace(state=run.state | {"rng": snaps[run.n_steps // chunk], "chunk": chunk})
+    # the generator's position before the chunk of the next step (a continuation starts from it)
+    return run._replace(state=run.state | indices.state(run.n_steps))
