@@ -380,6 +380,8 @@ def test_sweep_phase_theory():
     assert d.frac_global[0, -1, -1] <= 0.1 and d.frac_global[1, -1, -1] >= 0.8
     conv = ~np.isnan(d.median_steps)
     assert np.all(d.median_steps[conv] >= 1) and np.all(d.median_steps[conv] <= 1500)
+
+
 # figures 13-14: diagonal nets' Q_alpha (THEOREMS2 §20), width-1 depth (THEOREMS2 §19)
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -407,6 +409,8 @@ def test_width_one_depth_theory():
     d = f.data(depths=(4, 8, 12), cap=5000)
     assert np.all(np.diff(d.median) > 0) and d.slope > 0.1  # THEOREMS2 §19: slope > 0.1 per layer
     assert np.all(d.control_median <= 10)  # near identity: a handful of steps at every depth up to 64
+
+
 # Figures drawn the same on every BLAS kernel. Round-off-level quantities (gradient flow's balancedness gaps, losses
 # converged to 1e-30, reconstruction errors, SGD displacements at an interpolating minimum) are drawn at a stated
 # round-off floor and on a fine log grid, and printed as bounds, by the figures' make() (figures/_style.py: floored,
