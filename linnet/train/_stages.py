@@ -125,6 +125,7 @@ class _NumpyStages:
         self.shapes = [tuple(y.shape) for y in y0]
         self.nb = math.prod(self.shapes[0][:-2])
         self.K = [_np.empty((7,) + s, dtype=dt) for s in self.shapes]
+        self.views = [tuple(K[s] for K in self.K) for s in range(7)]  # K_j[s], made once: `put` knows them by id
         self.Y = [_np.empty(s, dtype=dt) for s in self.shapes]
         self.A = [_np.asarray(a, dtype=dt) for a in _DP_A]
         self.E = _np.asarray(_DP_E, dtype=dt)
@@ -143,13 +144,13 @@ class _NumpyStages:
 
     def outs(self, s):
         """The buffers ``K_j[s]`` the right-hand side may write stage ``s``'s derivatives into."""
-        return tuple(K[s] for K in self.K)
+        return self.views[s]
 
     def put(self, s, Ks):
-        """Store stage ``s``'s derivatives (skipped when the rhs already wrote them into ``K_j[s]``)."""
-        for K, k in zip(self.K, Ks):
-            if k is not K[s]:
-                _np.copyto(K[s], k)
+        """Store stage ``s``'s derivatives (skipped when the rhs already wrote them into :meth:`outs`)."""
+        for V, k in zip(self.views[s], Ks):
+            if k is not V:
+                _np.copyto(V, k)
 
     def combine(self, coeffs, s, j, out=None):
         """``h * (coeffs @ K_j[:s])`` with ``h`` per net (:attr:`hcol` of shape ``(nets, 1)``)."""
