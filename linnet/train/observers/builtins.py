@@ -16,6 +16,15 @@ def _sq(A, xp):
     return xp.sum(A * A, axis=(-2, -1))
 
 
+def _per_pair(ctx, f):
+    """``f(W_j, W_{j+1})`` for each adjacent layer pair, stacked on a last axis: ``(*batch, N-1)`` (empty for
+    depth 1)."""
+    xp, Ws = ctx.xp, ctx.Ws
+    if len(Ws) < 2:
+        return xp.zeros(ctx.L.shape + (0,), dtype=ctx.L.dtype)
+    return xp.stack([f(Ws[j], Ws[j + 1]) for j in range(len(Ws) - 1)], axis=-1)
+
+
 @register
 class Loss(Observer):
     """The loss at the step, ``(*batch)`` (SGD: the minibatch loss of the step)."""
@@ -56,11 +65,8 @@ class Balancedness(Observer):
     name = "balancedness"
 
     def __call__(self, ctx):
-        xp, Ws = ctx.xp, ctx.Ws
-        if len(Ws) < 2:
-            return xp.zeros(ctx.L.shape + (0,), dtype=ctx.L.dtype)
-        gaps = [xp.sqrt(_sq(Ws[j + 1].mT @ Ws[j + 1] - Ws[j] @ Ws[j].mT, xp)) for j in range(len(Ws) - 1)]
-        return xp.stack(gaps, axis=-1)
+        xp = ctx.xp
+        return _per_pair(ctx, lambda W, W_next: xp.sqrt(_sq(W_next.mT @ W_next - W @ W.mT, xp)))
 
 
 def _end_to_end(ctx):
@@ -139,15 +145,14 @@ class Alignment(Observer):
     name = "alignment"
 
     def __call__(self, ctx):
-        xp, Ws = ctx.xp, ctx.Ws
-        out = []
-        for j in range(len(Ws) - 1):
-            U = xp.linalg.svd(Ws[j], full_matrices=False)[0][..., :, 0]
-            V = xp.linalg.svd(Ws[j + 1], full_matrices=False)[2][..., 0, :]
-            out.append(xp.abs(xp.sum(U * V, axis=-1)))
-        if not out:
-            return xp.zeros(ctx.L.shape + (0,), dtype=ctx.L.dtype)
-        return xp.stack(out, axis=-1)
+        xp = ctx.xp
+
+        def cosine(W, W_next):
+            u = xp.linalg.svd(W, full_matrices=False)[0][..., :, 0]  # top left singular vector of W_j
+            v = xp.linalg.svd(W_next, full_matrices=False)[2][..., 0, :]  # top right singular vector of W_{j+1}
+            return xp.abs(xp.sum(u * v, axis=-1))
+
+        return _per_pair(ctx, cosine)
 
 
 @register
@@ -167,7 +172,9 @@ class Sharpness(Observer):
         if tuple(ctx.loss.batch_shape) != ():
             raise ValueError("`observe['sharpness']` needs a problem shared by the nets (no batch in `loss`)")
         batch = tuple(ctx.L.shape)
-        flat = [xp.reshape(xp.broadcast_to(W, batch + tuple(W.shape[-2:])), (-1,) + tuple(W.shape[-2:])) for W in ctx.Ws]
+        flat = [
+            xp.reshape(xp.broadcast_to(W, batch + tuple(W.shape[-2:])), (-1,) + tuple(W.shape[-2:])) for W in ctx.Ws
+        ]
         n = math.prod(batch)
         vals = _np.empty(n)
         for i in range(n):
