@@ -24,7 +24,7 @@ default rule is:
    warm-up and :data:`CALIBRATION_REPEATS` alternating runs each, in all 10-60 ms for W2's nets of width 8 on
    two loaded cores -- and the split is kept only if it is at least :data:`MIN_GAIN` faster.
    The choice is cached for the process (:func:`plans` shows it); a choice of one thread is timed once more
-   after :data:`RETIME_AFTER` further uses, so a calibration that fell in a short burst of other work does not
+   after ``RETIME_AFTER`` (256) further uses, so a calibration that fell in a short burst of other work does not
    keep the pool off for good. On two cores of which one is busy, or with a slow generic BLAS kernel that leaves
    nothing to gain, this picks one thread.
 3. *No BLAS threads on small products.* A descent run (gd, momentum, sgd, end-to-end GD: its validation and
@@ -278,7 +278,7 @@ _plans: dict = {}
 def plans() -> dict:
     """The pool sizes the default rule chose in this process: ``{key: {"threads": n, "times_s": {k: t},
     "retimed": bool}}``, one entry per kind of step it timed (a copy; ``retimed``: a one-thread choice timed
-    again after :data:`RETIME_AFTER` uses)."""
+    again after ``RETIME_AFTER`` (256) uses)."""
     with _lock:
         return {
             k: {"threads": v["threads"], "times_s": dict(v["times_s"]), "retimed": v["retimed"]}
