@@ -5,6 +5,12 @@ backend, inside :func:`style` (Matplotlib's defaults plus the settings below, wh
 says), and saved by :func:`save` with the metadata that carries a version or a date stripped, so two runs
 write identical bytes.
 
+Values at round-off level (a loss converged to ~1e-30, the balancedness gap of a balanced init) carry digits that
+depend on the order in which the BLAS kernel sums, so drawn as they are they move antialiased pixels between
+machines. :func:`floored` draws them at a stated floor instead (derived from the dtype's ε, or from an integration
+tolerance, in each figure), so every committed image is byte-identical whatever OpenBLAS kernel regenerates it; the
+figures' ``data()`` keep the true values, which the tests check.
+
 Colours are the Okabe–Ito palette (Okabe & Ito, "Color Universal Design", 2008), safe for the common
 colour-vision deficiencies.
 """
@@ -19,10 +25,27 @@ import matplotlib
 
 matplotlib.use("Agg", force=False)
 
+import numpy as np  # noqa: E402
 from matplotlib import style as _mpl_style  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["PALETTE", "C", "style", "new_figure", "save", "FORMATS", "DPI", "WIDTH", "HEIGHT"]
+__all__ = [
+    "PALETTE",
+    "C",
+    "style",
+    "new_figure",
+    "save",
+    "FORMATS",
+    "DPI",
+    "WIDTH",
+    "HEIGHT",
+    "EPS",
+    "LOG_GRID",
+    "FINE_LOG_GRID",
+    "floored",
+    "on_log_grid",
+    "loss_floor",
+]
 
 #: Okabe–Ito colours in plotting order (black last: it is kept for theory curves).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -38,6 +61,16 @@ C = {
     "black": "#000000",
     "grey": "#7F7F7F",
 }
+
+#: Unit round-off of float64, the dtype every figure computes in.
+EPS = float(np.finfo(np.float64).eps)
+#: Grids, in decades, on which drawn values are rounded by :func:`on_log_grid`. ``LOG_GRID`` (1/200 decade: a value
+#: moves by 0.6% at most) for :func:`floored` values, known to ~6 digits just above their floor, on axes of at most
+#: ~35 px per decade (a shift under 0.09 px); it is 15-40x coarser than Agg's 1/256-pixel grid there, so such a value
+#: rounds to the same grid point on every BLAS kernel but with a probability of ~1e-4. ``FINE_LOG_GRID`` (1e-4 decade)
+#: for values known to ~10 digits or better (fits, norms) on axes of up to ~210 px per decade (about 0.01 px).
+LOG_GRID = 0.005
+FINE_LOG_GRID = 1e-4
 
 #: Size of a one-panel figure in inches (README size) and the raster resolution.
 WIDTH, HEIGHT, DPI = 5.0, 3.5, 110
@@ -71,6 +104,38 @@ _METADATA = {
     "png": {"Software": None},
     "pdf": {"Creator": None, "Producer": None, "CreationDate": None},
 }
+
+
+def on_log_grid(x, grid: float = FINE_LOG_GRID) -> np.ndarray:
+    """``x`` rounded to a grid of ``grid`` decades in log10 (zeros and signs kept; an invisible change, see
+    :data:`LOG_GRID`).
+
+    Values whose last digits depend on the BLAS kernel's summation order become the same floats on every kernel
+    (unless one sits within its round-off of a grid boundary), so the renderer gets the same input. That matters
+    beyond sub-pixel accuracy: where consecutive vertices are collinear (a power law on log-log axes, a fitted
+    line, a plateau) Agg's line joins follow the sign of a cross product that is pure round-off.
+    """
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.sign(x) * 10.0 ** (np.round(np.log10(np.abs(x)) / grid) * grid)
+    return np.where(np.isfinite(x) & (x != 0), r, x)
+
+
+def floored(x, floor: float) -> np.ndarray:
+    """``x`` as drawn on a log axis: ``max(x, floor)`` on the :data:`LOG_GRID` grid (:func:`on_log_grid`).
+
+    ``floor`` is a round-off floor stated by the figure (and drawn there): below it the value's digits are round-off
+    and depend on the BLAS kernel's summation order, so it is drawn at the floor; above it the value is known to
+    about six digits or better, and the rounding to 1/200 decade (invisible) keeps the remaining round-off from
+    reaching the pixels. Only the drawing is floored; ``data()`` returns the true values.
+    """
+    return on_log_grid(np.maximum(np.asarray(x, dtype=float), floor), LOG_GRID)
+
+
+def loss_floor(scale: float, digits: int = 6) -> float:
+    """Round-off floor of a loss ``½‖r‖²`` whose residual ``r`` is computed with absolute round-off ``~ε·scale``:
+    ``½(10^digits·ε·scale)²``, the loss below which ``r`` has fewer than ``digits`` significant digits."""
+    return 0.5 * (10.0**digits * EPS * scale) ** 2
 
 
 @contextlib.contextmanager

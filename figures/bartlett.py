@@ -18,7 +18,7 @@ import numpy as np
 import linnet as ln
 from linnet.backend import host_rng, to_numpy
 
-from ._style import PALETTE, C, new_figure, save, style
+from ._style import PALETTE, C, floored, loss_floor, new_figure, save, style
 
 NAME = "bartlett"
 #: Place in the gallery (figures are discovered; this orders them).
@@ -115,20 +115,25 @@ def make(out_dir, *, seed: int = 0, formats=("png",)):
     d = data(seed=seed)
     with style():
         fig, (ax, bx) = new_figure(2, width=8.4, height=3.5)
-        floor = 1e-31  # exact zeros drawn at this floor on the log axis
+        # Round-off floor: the residual Theta_L...Theta_1 - Phi is computed with round-off ~eps ||Phi||_F, so below
+        # ½(1e6 eps ||Phi||_F)^2 (~1e-19) the loss has fewer than 6 digits (the SPD runs settle at ~3e-30, digits
+        # depending on the BLAS kernel; the control reaches exactly 0). Losses below the floor are drawn at it.
+        floor = loss_floor(float(np.linalg.norm(d.spectrum_spd)))
         handles = []
         for i, N in enumerate(d.depths):
-            ax.plot(d.steps, np.maximum(d.loss_spd[N], floor), color=PALETTE[i], linestyle="--")
+            ax.plot(d.steps, floored(d.loss_spd[N], floor), color=PALETTE[i], linestyle="--")
             ax.plot(d.steps, d.loss_neg[N], color=PALETTE[i])
             handles.append(Line2D([], [], color=PALETTE[i], label=f"$L={N}$ ({'even' if N % 2 == 0 else 'odd'})"))
-        ax.plot(d.control_steps, np.maximum(d.control_loss, floor), color=C["black"], linestyle="-.", marker=".")
+        ax.plot(d.control_steps, floored(d.control_loss, floor), color=C["black"], linestyle="-.", marker=".")
         ax.axhline(0.5 * d.lam**2, color=C["black"], linestyle=":", linewidth=1.0)
+        ax.axhline(floor, color=C["grey"], linestyle=(0, (1, 3)), linewidth=1.0)
         handles += [
             Line2D(
                 [], [], color=C["grey"], linestyle="--", label=f"SPD, spectrum {np.round(d.spectrum_spd, 2).tolist()}"
             ),
             Line2D([], [], color=C["grey"], label=f"spectrum {np.round(d.spectrum_neg, 2).tolist()}"),
             Line2D([], [], color=C["black"], linestyle=":", label=r"$\lambda^2/2$ with $\lambda=-1$"),
+            Line2D([], [], color=C["grey"], linestyle=(0, (1, 3)), label=f"round-off floor {floor:.0e}"),
             Line2D(
                 [],
                 [],
@@ -146,9 +151,12 @@ def make(out_dir, *, seed: int = 0, formats=("png",)):
         ax.set_ylabel(r"loss $\frac{1}{2}\|\Theta_L\cdots\Theta_1-\Phi\|_F^2$")
         ax.set_title(rf"identity init $\Theta_i(0)=I$, $\eta={d.lr:g}$")
         ax.legend(handles=handles, loc="lower left", fontsize=6.0)
+        # modes rounded to 1e-9 (1e-7 of a pixel here): once a mode has reached 0 it is round-off (~1e-17, digits
+        # depending on the BLAS kernel), and along that flat stretch Agg's line joins would follow its signs
         for i, N in enumerate(d.depths):
-            bx.plot(d.steps, d.mode_neg[N], color=PALETTE[i], label=f"$L={N}$")
-        bx.plot(d.control_steps, d.control_mode, color=C["black"], linestyle="-.", marker=".", label="control")
+            bx.plot(d.steps, np.round(d.mode_neg[N], 9), color=PALETTE[i], label=f"$L={N}$")
+        ctrl_mode = np.round(d.control_mode, 9)
+        bx.plot(d.control_steps, ctrl_mode, color=C["black"], linestyle="-.", marker=".", label="control")
         bx.axhline(d.lam, color=C["black"], linestyle=":", linewidth=1.0, label=r"target $\lambda=-1$")
         bx.axhline(0.0, color=C["grey"], linewidth=0.8)
         bx.set_xscale("symlog", linthresh=10)

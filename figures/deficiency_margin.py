@@ -20,7 +20,7 @@ import numpy as np
 import linnet as ln
 from linnet.backend import host_rng, to_numpy
 
-from ._style import PALETTE, C, new_figure, save, style
+from ._style import PALETTE, C, floored, loss_floor, new_figure, save, style
 
 NAME = "deficiency_margin"
 #: Place in the gallery (figures are discovered; this orders them).
@@ -32,6 +32,9 @@ CAPTION = (
     "ℓ(0)(1 − ηc^{2(N−1)/N})^k at the theorem's step size and far above it; without a margin GD stalls at φ_k²/2, "
     "and without balancedness it diverges even at the theorem's step size."
 )
+
+#: Singular values of the target Phi.
+SIGMA_PHI = (1.5, 1.0)
 
 
 class DeficiencyMargin(NamedTuple):
@@ -65,7 +68,7 @@ def data(
     d = 2
     U, _ = np.linalg.qr(rng.standard_normal((d, d)))
     V, _ = np.linalg.qr(rng.standard_normal((d, d)))
-    Phi = (U * np.array([1.5, 1.0])) @ V.T  # singular values in [1, 1.5]
+    Phi = (U * np.array(SIGMA_PHI)) @ V.T  # singular values in [1, 1.5]
     loss = ln.SquaredLoss.whitened(Phi)
     widths = (d,) * (depth + 1)
     # init: A = Phi + Delta with ||Delta||_F = sigma_min(Phi) - c, balanced factorization (delta = 0)
@@ -127,15 +130,20 @@ def make(out_dir, *, seed: int = 0, formats=("png",)):
     with style():
         fig, (ax, bx, cx) = new_figure(3, width=9.6, height=3.5, gridspec_kw={"width_ratios": [1.5, 1, 1]})
         x = np.maximum(d.steps, 1)
+        # Round-off floor: W_N...W_1 - Phi is computed with round-off ~eps ||Phi||_F, so below ½(1e6 eps ||Phi||_F)^2
+        # (~1e-19) the loss has fewer than 6 digits (it settles at 1e-27..0, digits depending on the BLAS kernel) and
+        # comparing it with the bound compares roundings. Losses and bounds below the floor are drawn at it.
+        floor = loss_floor(float(np.hypot(*SIGMA_PHI)))
         for i, m in enumerate(d.multiples):
-            ax.loglog(x, d.loss[:, i], color=PALETTE[i], label=f"GD, {_exp_label(m)}")
-            ax.loglog(x, d.bound[:, i], color=PALETTE[i], linestyle="--", linewidth=1.0)
+            ax.loglog(x, floored(d.loss[:, i], floor), color=PALETTE[i], label=f"GD, {_exp_label(m)}")
+            ax.loglog(x, floored(d.bound[:, i], floor), color=PALETTE[i], linestyle="--", linewidth=1.0)
         ax.plot([], [], color=C["grey"], linestyle="--", label=r"bound $\ell(0)(1-\eta c^{2(N-1)/N})^k$")
+        ax.axhline(floor, color=C["grey"], linestyle=":", linewidth=1.0, label=f"round-off floor {floor:.0e}")
         ax.set_xlabel("GD iteration $k$")
         ax.set_ylabel(r"loss $\frac{1}{2}\|W_N\cdots W_1-\Phi\|_F^2$")
         ax.set_title(rf"balanced, margin $c={d.c:g}$, $N={d.depth}$, $\eta_{{\max}}={d.eta_max:.2g}$")
         ax.legend(loc="lower left", fontsize=6.5)
-        ax.set_ylim(max(float(d.loss.min()), 1e-30) / 10, float(d.loss.max()) * 3)
+        ax.set_ylim(floor / 10, float(floored(d.loss.max(), floor)) * 3)
         bx.semilogy(np.maximum(d.nomargin_steps, 1), d.nomargin_loss, color=C["blue"], label="GD, $\\eta=0.05$")
         bx.axhline(d.nomargin_floor, color=C["black"], linestyle=":", linewidth=1.0, label=r"$\phi_k^2/2$")
         bx.set_xscale("log")

@@ -21,7 +21,7 @@ import numpy as np
 import linnet as ln
 from linnet.backend import host_rng, to_numpy
 
-from ._style import C, new_figure, save, style
+from ._style import EPS, C, floored, new_figure, save, style
 
 NAME = "poggio_cooper"
 #: Place in the gallery (figures are discovered; this orders them).
@@ -33,6 +33,13 @@ CAPTION = (
     "depth-3 linear net SGD leaves the type-2 critical point (least squares, no interpolation) where GD stopped, "
     "but stays at an interpolating (type-1) minimum where every per-sample gradient vanishes."
 )
+
+#: GD on the type-2 data stops once the full gradient norm is below this.
+GTOL = 1e-13
+#: Round-off floor of the SGD displacements and per-sample gradients (the weights are O(1)): 100 eps. At an
+#: interpolating minimum both are zero in exact arithmetic and a few eps in floating point (<= 3e-16 displacement,
+#: ~2e-15 gradient here), with digits that depend on the BLAS kernel; they are drawn, and printed, as below this.
+ROUNDOFF = 100 * EPS
 
 
 class PoggioCooper(NamedTuple):
@@ -102,7 +109,7 @@ def data(
     X2 = rng.standard_normal((d0, n_type2))
     Y2 = rng.standard_normal((1, d0)) @ X2 + 0.5 * rng.standard_normal((1, n_type2))
     loss2 = ln.SquaredLoss.from_data(X2, Y2)
-    gd = ln.train.gd(loss2, ln.init.gaussian(widths, scale=0.5, seed=rng), lr=lr, steps=20_000, gtol=1e-13)
+    gd = ln.train.gd(loss2, ln.init.gaussian(widths, scale=0.5, seed=rng), lr=lr, steps=20_000, gtol=GTOL)
     W2 = gd.weights
     g2 = float(np.sqrt(sum(np.sum(to_numpy(G) ** 2) for G in ln.grad(loss2, W2))))
     run2 = ln.train.sgd(loss2, W2, lr=lr, steps=steps, batch_size=1, seed=rng, keep_history=True)
@@ -135,6 +142,12 @@ def data(
     )
 
 
+def _below(x: float, bound: float) -> str:
+    """``x`` for a label: ``< bound`` when it is below (its digits are round-off or set by the stopping tolerance,
+    so they vary with the BLAS kernel), else its value."""
+    return f"< {bound:.0e}" if x < bound else f"= {x:.1e}"
+
+
 def make(out_dir, *, seed: int = 0, formats=("png",)):
     """Draw and save the figure; returns the written paths."""
     d = data(seed=seed)
@@ -160,29 +173,32 @@ def make(out_dir, *, seed: int = 0, formats=("png",)):
         ax.set_ylabel("loss")
         ax.set_title(rf"1-D example: samples $\pm x_1$, $x_1={d.x1:g}$")
         ax.legend(loc="upper center", fontsize=6.3)
-        floor = 1e-17
+        floor = ROUNDOFF  # displacements below it (round-off, and the origin's exact 0) are drawn at it
+        bx.axhline(floor, color=C["grey"], linestyle=":", linewidth=1.0, label=f"round-off floor 100ε = {floor:.0e}")
         bx.loglog(
             d.steps[1:],
-            np.maximum(d.disp_type2[1:], floor),
+            floored(d.disp_type2[1:], floor),
             color=C["vermillion"],
             label=f"from GD's limit (type 2): per-sample grads up to {d.per_sample_grad_type2:.2g}",
         )
         bx.loglog(
             d.steps[1:],
-            np.maximum(d.disp_type1[1:], floor),
+            floored(d.disp_type1[1:], floor),
             color=C["blue"],
-            label=f"from an interpolating min (type 1): per-sample grads {d.per_sample_grad_type1:.0e}",
+            label=f"from an interpolating min (type 1): per-sample grads {_below(d.per_sample_grad_type1, floor)}",
         )
         bx.loglog(
             d.steps[1:],
-            np.maximum(d.disp_origin[1:], floor),
+            floored(d.disp_origin[1:], floor),
             color=C["black"],
             linestyle="--",
             label=f"from the origin (spurious type 1): max {d.disp_origin.max():g}",
         )
         bx.set_xlabel("single-sample SGD step $k$")
         bx.set_ylabel(r"$\|\theta_k - \theta_0\|$")
-        bx.set_title(rf"depth-3 net, SGD $\eta={d.lr:g}$; GD stopped with $\|\nabla L\|$={d.gd_grad_type2:.0e}")
+        bx.set_title(
+            rf"depth-3 net, SGD $\eta={d.lr:g}$; GD stopped with $\|\nabla L\|$ {_below(d.gd_grad_type2, GTOL)}"
+        )
         bx.legend(loc="center right", fontsize=6.3)
         bx.set_ylim(floor / 3, 10)
         fig.suptitle("Poggio–Cooper: SGD cannot stay at a type-2 critical point (THEOREMS §11)")

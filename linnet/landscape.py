@@ -18,14 +18,13 @@ from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from . import _progress
 from . import calculus as _c
 from . import product as _p
-from ._backend import Array, from_host, host_rng, is_numpy_namespace, namespace, to_numpy
-from ._fastpaths.curvature import TopEigenvalue, top_eigenvalue
+from ._backend import Array, from_host, host_rng, namespace, to_numpy
+from ._curvature import top_hessian_eigenvalue
+from ._fastpaths.curvature import TopEigenvalue
 from ._validate import (
     as_index,
-    check_int,
     check_loss_against,
     check_matrix,
     check_positive,
@@ -181,28 +180,41 @@ def classify(
     if not isinstance(loss, Loss):
         raise ValueError(f"`loss` must be a linnet loss, got {type(loss).__name__}")
     Ws, xp = check_weights(Ws)
-    dt = Ws[0].dtype
-    eps = float(xp.finfo(dt).eps)
-    tols = []
-    for name, v in (("gtol", gtol), ("htol", htol), ("vtol", vtol)):
-        tols.append(math.sqrt(eps) if v is None else check_positive(v, name))
-    gtol, htol, vtol = tols
-    widths = _widths(Ws)
+    gtol, htol, vtol = _tolerances(Ws[0].dtype, xp, gtol=gtol, htol=htol, vtol=vtol)
     loss_fn = check_loss_against(loss, _p.end_to_end(Ws, residual=residual))
-
     value, Gs = _c.value_and_grad(loss_fn, Ws, residual=residual)
     gnorm = xp.sqrt(_sqnorm(Gs, xp))
+    ev, index, n_zero = _inertia(loss_fn, Ws, residual, htol, xp)
+    gscale, gl = _grad_scale(loss_fn, Ws, residual, xp)
+    gv, no_bad_minima = _global_value(loss_fn, Ws, residual, xp)
+    is_global = _is_global(loss_fn, value, gv, gl, gtol, vtol, Ws[0].dtype, xp)
+    label = _label(gnorm <= gtol * gscale, is_global, index, n_zero, no_bad_minima)
+    return Classification(label, gnorm, ev, index, n_zero, value, gv)
+
+
+def _tolerances(dt, xp, **tols) -> tuple:
+    """The tolerances of :func:`classify`, checked, in the order given (default :math:`\\sqrt\\epsilon` of ``dt``)."""
+    eps = float(xp.finfo(dt).eps)
+    return tuple(math.sqrt(eps) if v is None else check_positive(v, name) for name, v in tols.items())
+
+
+def _inertia(loss_fn, Ws, residual, htol, xp) -> tuple:
+    """Test (2) of :func:`classify`: the dense Hessian's eigenvalues (ascending), and the numbers of them below
+    ``-htol * ||H||_2`` (``index``) and of modulus at most ``htol * ||H||_2`` (``n_zero``)."""
     H = _c.hessian(loss_fn, Ws, residual=residual)
     ev = xp.linalg.eigvalsh(H)
     hnorm = xp.max(xp.abs(ev), axis=-1, keepdims=True)
     index = xp.sum(xp.astype(ev < -htol * hnorm, xp.int64), axis=-1)
     n_zero = xp.sum(xp.astype(xp.abs(ev) <= htol * hnorm, xp.int64), axis=-1)
-    gscale, gl = _grad_scale(loss_fn, Ws, residual, xp)
-    critical = gnorm <= gtol * gscale
+    return ev, index, n_zero
 
-    # the global value of this problem, when known
+
+def _global_value(loss_fn, Ws, residual, xp) -> tuple:
+    """The global minimum value of the net's problem (``None`` when unknown) and whether theory rules out
+    non-global local minima for it: the squared loss (any widths), or a convex differentiable loss without a
+    bottleneck (THEOREMS.md §5, §7)."""
     dN, d0 = loss_fn.shape
-    r = min(widths) if not residual else min(d0, dN)
+    r = min(_widths(Ws)) if not residual else min(d0, dN)
     no_bottleneck = r >= min(d0, dN)
     gv = None
     form = loss_fn.quadratic_form()
@@ -212,7 +224,13 @@ def classify(
     elif no_bottleneck and callable(getattr(loss_fn, "min_value", None)):
         mv = loss_fn.min_value()
         if mv is not None:
-            gv = xp.asarray(mv, dtype=dt) if not _is_array(mv) else mv
+            gv = xp.asarray(mv, dtype=Ws[0].dtype) if not _is_array(mv) else mv
+    return gv, quadratic or (loss_fn.convex and loss_fn.differentiable and no_bottleneck)
+
+
+def _is_global(loss_fn, value, gv, gl, gtol, vtol, dt, xp):
+    """Test (3) of :func:`classify`: the value within ``vtol`` of the global value ``gv``, or (convex, differentiable
+    loss) the end-to-end gradient norm ``gl`` below ``gtol`` relative to that at zero."""
     is_global = xp.zeros(value.shape, dtype=xp.bool)
     if gv is not None:
         l0 = loss_fn.value(xp.zeros(loss_fn.shape, dtype=dt))
@@ -222,8 +240,11 @@ def classify(
     if loss_fn.convex and loss_fn.differentiable:
         g0 = xp.sqrt(xp.sum(loss_fn.grad(xp.zeros(loss_fn.shape, dtype=dt)) ** 2, axis=(-2, -1)))
         is_global = is_global | (gl <= gtol * xp.maximum(g0, xp.ones_like(g0)))
-    no_bad_minima = quadratic or (loss_fn.convex and loss_fn.differentiable and no_bottleneck)
+    return is_global
 
+
+def _label(critical, is_global, index, n_zero, no_bad_minima):
+    """The labels of :func:`classify` from its tests, on the host: a ``str`` for one net, else an array of them."""
     crit_h, glob_h = to_numpy(critical), to_numpy(is_global)
     idx_h, nz_h = to_numpy(index), to_numpy(n_zero)
     crit_h, glob_h, idx_h, nz_h = np.broadcast_arrays(crit_h, glob_h, idx_h, nz_h)
@@ -238,8 +259,7 @@ def classify(
             ),
         ),
     )
-    label = str(labels) if labels.ndim == 0 else labels
-    return Classification(label, gnorm, ev, index, n_zero, value, gv)
+    return str(labels) if labels.ndim == 0 else labels
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -343,160 +363,6 @@ def symmetry_rank(Ws: Sequence[Array], *, rtol: Optional[float] = None) -> Array
     s = xp.linalg.svdvals(M)
     top = xp.max(s, axis=-1, keepdims=True)
     return xp.sum(xp.astype(s > rt * top, xp.int64), axis=-1)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# top Hessian eigenvalue from exact HVPs
-# ---------------------------------------------------------------------------------------------------------------
-def top_hessian_eigenvalue(
-    loss: Loss,
-    Ws: Sequence[Array],
-    *,
-    residual: bool = False,
-    tol: float = 1e-10,
-    maxiter: Optional[int] = None,
-    seed: Any = 0,
-    method: str = "auto",
-    progress: Optional[bool] = None,
-) -> TopEigenvalue:
-    r"""Largest (algebraic) Hessian eigenvalue :math:`\lambda_{\max}(\nabla^2L)` from exact Hessian-vector products.
-
-    The Hessian is never formed: each step applies :func:`linnet.hvp` (closed form, THEOREMS.md §1).
-    ``method='eigsh'`` (default for one net on NumPy) runs ARPACK's implicitly restarted Lanczos
-    (:func:`scipy.sparse.linalg.eigsh`, ``which='LA'``) on the exact HVPs of
-    :class:`linnet._fastpaths.curvature.HVPOperator`, with everything independent of the direction precomputed; ``method='lanczos'`` (default
-    otherwise) runs a batched Lanczos iteration with full reorthogonalisation in array code, stopping for each
-    net when the Ritz residual :math:`|\beta_k s_k| \le \mathrm{tol}\cdot|\theta_{\max}|`. By GD linear stability
-    (THEOREMS.md §13), a minimum is stable for step :math:`\eta` iff this value is at most :math:`2/\eta`.
-
-    Parameters
-    ----------
-    loss, Ws, residual : as for :func:`linnet.hvp`
-    tol : float, relative accuracy
-    maxiter : int, optional, at most this many Lanczos steps (default ``P``, exact in exact arithmetic)
-    seed : int or Generator, the random start vector (host NumPy, same on every backend)
-    method : ``'auto'``, ``'eigsh'`` (NumPy, one net) or ``'lanczos'``
-    progress : bool, optional, a progress display (HVPs done) on stderr, as for
-        :func:`linnet.train.gradient_flow` (default: only in a terminal, after 2 s, never under pytest)
-
-    Examples
-    --------
-    >>> import numpy as np, linnet as ln
-    >>> Phi = np.array([[2.5]]); Ws = ln.init.balanced(Phi, (1, 1, 1, 1))
-    >>> top = ln.landscape.top_hessian_eigenvalue(ln.SquaredLoss.whitened(Phi), Ws)
-    >>> round(float(top.value), 6), round(float(ln.theory.sharpness_balanced(Phi, 3)), 6)
-    (10.179066, 10.179066)
-    """
-    if not isinstance(loss, Loss):
-        raise ValueError(f"`loss` must be a linnet loss, got {type(loss).__name__}")
-    Ws, xp = check_weights(Ws)
-    tol = check_positive(tol, "tol")
-    if method not in ("auto", "eigsh", "lanczos"):
-        raise ValueError(f"`method` must be 'auto', 'eigsh' or 'lanczos', got {method!r}")
-    widths = _widths(Ws)
-    P = _c.num_params(Ws)
-    batch = tuple(_c.loss(loss, Ws, residual=residual).shape)
-    if maxiter is None:
-        maxiter = P
-    maxiter = min(check_int(maxiter, "maxiter", minimum=1), P)
-    dt = Ws[0].dtype
-    rng = host_rng(seed)
-    v0 = rng.standard_normal(batch + (P,))
-
-    def H(theta):
-        _progress.tick()
-        Vs = _c.unflatten(theta, widths)
-        return _c.flatten(_c.hvp(loss, Ws, Vs, residual=residual))
-
-    with _progress.task("top_hessian_eigenvalue", unit="HVP", progress=progress):
-        return _top_dispatch(loss, Ws, H, residual, method, batch, xp, P, v0, tol, maxiter, dt)
-
-
-def _top_dispatch(loss, Ws, H, residual, method, batch, xp, P, v0, tol, maxiter, dt):
-
-    if method == "eigsh" and (batch != () or not is_numpy_namespace(xp)):
-        raise ValueError("`method='eigsh'` needs one net (no batch) on NumPy; use 'lanczos'")
-    if method == "eigsh" or (method == "auto" and batch == () and is_numpy_namespace(xp) and P > 2):
-        if P > 2:
-            # exact HVPs with the direction-independent products precomputed once: same operator, ~10x cheaper
-            r = top_eigenvalue(loss, Ws, residual=bool(residual), tol=tol, v0=v0)
-            return TopEigenvalue(from_host(np.float64(r.value), xp, dt), from_host(r.vector, xp, dt), r.n_hvp)
-        return _top_eigsh(H, P, v0, tol, dt, xp)
-    return _top_lanczos(H, P, batch, v0, tol, maxiter, dt, xp)
-
-
-def _top_eigsh(H, P, v0, tol, dt, xp):
-    from scipy.sparse.linalg import LinearOperator, eigsh
-
-    count = [0]
-
-    def matvec(x):
-        count[0] += 1
-        y = H(from_host(np.asarray(x).reshape(-1), xp, dt))
-        return np.asarray(to_numpy(y), dtype=np.float64)
-
-    op = LinearOperator((P, P), matvec=matvec, dtype=np.float64)
-    w, V = eigsh(op, k=1, which="LA", tol=tol, v0=v0)
-    return TopEigenvalue(from_host(w[0], xp, dt), from_host(V[:, 0], xp, dt), count[0])
-
-
-def _tridiag(alpha, beta, xp):
-    """Symmetric tridiagonal matrices from diagonals ``alpha`` (..., n) and off-diagonals ``beta`` (..., n - 1)."""
-    n = alpha.shape[-1]
-    T = alpha[..., None, :] * xp.eye(n, dtype=alpha.dtype)
-    if n > 1:
-        bpad = xp.concat([beta, xp.zeros(beta.shape[:-1] + (1,), dtype=beta.dtype)], axis=-1)
-        B = bpad[..., :, None] * xp.eye(n, k=1, dtype=alpha.dtype)
-        T = T + B + B.mT
-    return T
-
-
-def _top_lanczos(H, P, batch, v0, tol, maxiter, dt, xp):
-    q = from_host(v0, xp, dt)
-    q = q / xp.sqrt(xp.sum(q * q, axis=-1, keepdims=True))
-    Q = q[..., None, :]  # (..., k, P)
-    alphas, betas = [], []
-    tiny = float(xp.finfo(dt).smallest_normal)
-    eps = float(xp.finfo(dt).eps)
-    done = xp.zeros(batch, dtype=xp.bool)
-    value = xp.zeros(batch, dtype=dt)
-    vec = q * 1
-    n_hvp = 0
-    for k in range(maxiter):
-        w = H(q)
-        n_hvp += 1
-        a = xp.sum(w * q, axis=-1)
-        w = w - a[..., None] * q
-        if betas:
-            w = w - betas[-1][..., None] * Q[..., -2, :]
-        for _ in range(2):  # full reorthogonalisation, twice is enough
-            w = w - xp.sum(xp.matmul(Q, w[..., :, None]) * Q, axis=-2)
-        b = xp.sqrt(xp.sum(w * w, axis=-1))
-        alphas.append(a)
-        T = _tridiag(
-            xp.stack(alphas, axis=-1), xp.stack(betas, axis=-1) if betas else xp.zeros(batch + (0,), dtype=dt), xp
-        )
-        theta, S = xp.linalg.eigh(T)
-        top = theta[..., -1]
-        s_last = S[..., -1, -1]
-        scale = xp.max(xp.abs(theta), axis=-1)
-        conv = xp.abs(b * s_last) <= tol * xp.maximum(scale, xp.full_like(scale, tiny))
-        conv = conv | (b <= 10 * eps * xp.maximum(scale, xp.full_like(scale, tiny)))
-        if k + 1 == maxiter:
-            conv = xp.ones_like(conv)
-        new = conv & ~done
-        ritz = xp.sum(S[..., :, -1][..., :, None] * Q, axis=-2)
-        value = xp.where(new, top, value)
-        vec = xp.where(new[..., None], ritz, vec)
-        done = done | conv
-        if bool(xp.all(done)):
-            break
-        safe = xp.where(b > 0, b, xp.ones_like(b))
-        q = xp.where((b > 0)[..., None], w / safe[..., None], xp.zeros_like(w))
-        betas.append(b)
-        Q = xp.concat([Q, q[..., None, :]], axis=-2)
-    vec = vec / xp.sqrt(xp.sum(vec * vec, axis=-1, keepdims=True))
-    return TopEigenvalue(value, vec, n_hvp)
 
 
 # ---------------------------------------------------------------------------------------------------------------

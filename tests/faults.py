@@ -590,15 +590,15 @@ def _mom_np(mp):
     "gradient_flow's step control measures the error of layer 1 only",
 )
 def _flow_err(mp):
-    import linnet.train.flow as fl
+    import linnet.train._stages as st
 
-    orig = fl._NumpyStages.error_sq
+    orig = st._NumpyStages.error_sq
 
-    def err(self, j, hcol, v, vn, atol, rtol, tiny):
-        e = orig(self, j, hcol, v, vn, atol, rtol, tiny)
+    def err(self, j, v, vn, atol, rtol, tiny):
+        e = orig(self, j, v, vn, atol, rtol, tiny)
         return e if j == 0 else e * 0
 
-    mp.setattr(fl._NumpyStages, "error_sq", err)
+    mp.setattr(st._NumpyStages, "error_sq", err)
 
 
 @fault("flow-loose-tolerance", "trainers", ("s04-", "s02-", "s10-"), "gradient_flow ignores rtol/atol (uses 1e-3)")
@@ -1123,8 +1123,12 @@ def score(names=None, *, only_named: bool = False, stream=sys.stderr) -> dict:
     return res
 
 
-if __name__ == "__main__":
-    only = len(sys.argv) > 1 and sys.argv[1] == "--named"
-    r = score(only_named=only)
+if __name__ == "__main__":  # python -m tests.faults [--named] [FAULT ...]: all faults unless names are given
+    only = "--named" in sys.argv[1:]
+    chosen = [a for a in sys.argv[1:] if a != "--named"]
+    unknown = [a for a in chosen if a not in FAULTS]
+    if unknown:
+        sys.exit(f"unknown fault(s) {unknown}; registered: {', '.join(FAULTS)}")
+    r = score(chosen or None, only_named=only)
     n = sum(v[1] for v in r.values())
     print(f"faults caught by a named check: {n}/{len(r)}")

@@ -30,6 +30,7 @@ Submodules (everything public is re-exported here, as ``ln.train.<name>``):
 - ``stochastic``: :func:`sgd` (minibatches from :meth:`linnet.losses.Loss.subsample`);
 - ``flow``: :func:`gradient_flow` and the batched Dormand–Prince integrator;
 - ``end_to_end``: :func:`end_to_end_flow`, :func:`end_to_end_gd` (ACH);
+- ``_stages``: the Dormand–Prince tableau and the stage arithmetic of ``flow`` (array code, NumPy buffers);
 - ``_args``: private argument checks shared by the above;
 - ``_minibatch``: the minibatch draws of :func:`sgd`, shared with :func:`linnet.diagonal.sgd`.
 """

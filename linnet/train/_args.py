@@ -94,6 +94,38 @@ def _record_schedule(steps: int, record_every: Any, record_steps: Any) -> list:
     return idx
 
 
+def _check_times(t_final, times):
+    """``t_final`` (``> 0``) and the record times of a flow: non-decreasing reals in ``[0, t_final]``."""
+    T = check_positive(t_final, "t_final")
+    if times is None:
+        rec = [0.0, T]
+    else:
+        try:
+            rec = [float(t) for t in check_real(times, "times", finite=False).reshape(-1)]
+        except (TypeError, ValueError):
+            raise ValueError(f"`times` must be a sequence of reals in [0, t_final], got {times!r}") from None
+        if not rec:
+            raise ValueError("`times` must hold at least one time, got an empty sequence")
+        if any(not math.isfinite(t) or t < 0 or t > T for t in rec):
+            raise ValueError(f"`times` must lie in [0, t_final={T}], got {rec!r}")
+        if any(b < a for a, b in zip(rec, rec[1:])):
+            raise ValueError(f"`times` must be non-decreasing, got {rec!r}")
+    return T, rec
+
+
+def _flow_options(rtol, atol, max_steps, check_every, dt):
+    """The step-control options of a flow as keyword arguments of its integrator."""
+    eps = float(np.finfo(dtype_name(dt)).eps)
+    r = check_positive(rtol, "rtol")
+    a = check_positive(atol, "atol", allow_zero=True)
+    return dict(
+        rtol=max(r, 100 * eps),  # below ~100 eps the error estimate is round-off (SciPy's floor too)
+        atol=a,
+        max_steps=_check_int(max_steps, "max_steps", minimum=1),
+        check_every=_check_int(check_every, "check_every", minimum=1),
+    )
+
+
 def _prepare(loss: Any, Ws: Any, residual: Any, name: str = "Ws"):
     """Validate loss, weights and ``residual`` (:func:`linnet._problem.prepare`); return the loss in the weights'
     dtype, the weights, xp and the batch shape."""

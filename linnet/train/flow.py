@@ -1,8 +1,10 @@
 r"""Gradient flow :math:`\dot W_j = -\partial L/\partial W_j` by the embedded Runge–Kutta pair of Dormand & Prince.
 
 :func:`gradient_flow` integrates the flow of a batch of nets, each with its own step size and accept/reject
-decision (5(4), first-same-as-last); the integrator :func:`_integrate` also drives
-:func:`linnet.train.end_to_end_flow`.
+decision (5(4), first-same-as-last); the integrator (:func:`_solve`) also drives :func:`linnet.train.end_to_end_flow`.
+Here: the step control (:func:`_initial_step`, :func:`_control`), the stage evaluation (:func:`_try_step`) and the
+loop over record times (:func:`_integrate`); the tableau and the stage arithmetic are in
+:mod:`linnet.train._stages`.
 
 References
 ----------
@@ -13,15 +15,15 @@ Hairer, Nørsett & Wanner, Solving Ordinary Differential Equations I, §II.4–I
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np  # host side only: argument checks, float64 epsilon
 
 from .. import _backend, _progress, _step
-from .._backend import Array, dtype_name, is_numpy_namespace
-from .._validate import check_positive, check_real
+from .._backend import Array
 from ..losses import Loss
-from ._args import _broadcast_shapes, _broadcast_weights, _check_int, _prepare
+from ._args import _broadcast_shapes, _broadcast_weights, _check_int, _check_times, _flow_options, _prepare
+from ._stages import _stages_for
 from .trajectory import (
     _FAST_VALUE_MARGIN,
     CONVERGED,
@@ -36,186 +38,68 @@ from .trajectory import (
 
 __all__ = ["gradient_flow"]
 
-_np = _backend.np  # NumPy, as imported by linnet._backend (stage buffers on the NumPy namespace only)
+_np = _backend.np  # NumPy, as imported by linnet._backend (rhs_into writes into NumPy stage buffers)
 
-
-# Dormand & Prince, "A family of embedded Runge-Kutta formulae", J. Comput. Appl. Math. 6 (1980) 19-26;
-# Hairer, Norsett & Wanner, Solving ODEs I, 2nd ed., Table II.5.2 (DOPRI5). Nodes c are not needed: the
-# dynamics are autonomous.
-_DP_A = (
-    (),
-    (1 / 5,),
-    (3 / 40, 9 / 40),
-    (44 / 45, -56 / 15, 32 / 9),
-    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
-    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
-    (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),  # = b (5th order): FSAL
-)
-# error weights b - b_hat (b_hat: the embedded 4th-order solution)
-_DP_E = (
-    35 / 384 - 5179 / 57600,
-    0.0,
-    500 / 1113 - 7571 / 16695,
-    125 / 192 - 393 / 640,
-    -2187 / 6784 + 92097 / 339200,
-    11 / 84 - 187 / 2100,
-    -1 / 40,
-)
+# step control (Hairer, Norsett & Wanner, Solving ODEs I, §II.4): new step h * clip(0.9 err^(-1/5), 0.2, 10)
 _SAFETY, _FAC_MIN, _FAC_MAX = 0.9, 0.2, 10.0
 
 
-def _lincomb(coeffs, ks, j):
-    out = None
-    for c, k in zip(coeffs, ks):
-        if c == 0.0:
-            continue
-        t = c * k[j]
-        out = t if out is None else out + t
-    return out
+class _Setup(NamedTuple):
+    """The constants of one integration."""
+
+    xp: Any
+    batch: tuple
+    rhs: Callable
+    rhs_into: Optional[Callable]  # only with NumPy stage buffers
+    stages: Any  # _ArrayStages or _NumpyStages
+    n_params: int  # P, parameters per net (the error is an rms over them)
+    rtol: float
+    atol: float
+    tiny: float  # smallest normal of the weights' dtype
+    thr: Array  # per-net divergence threshold
+    thr_fast: Array  # the threshold less the fast-value margin
+    t_final: float
+    h_floor: float  # a rejected step below h_floor * max(t / t_final, 1) means the net diverged
 
 
-class _NumpyStages:
-    r"""NumPy stage storage of the integrator: per layer one array ``K_j`` of shape ``(7, nets, d_j, d_{j-1})``
-    holding the stage derivatives, so that a combination :math:`\sum_i a_{si}k_i` is one matrix-vector product
-    ``a @ K_j[:s]`` (BLAS) instead of ``2s`` elementwise passes; the stage states
-    :math:`y_s = y + h\sum_i a_{si}k_i` are formed in place in reused buffers. Same maths as :func:`_lincomb`,
-    round-off differs at the ulp level (summation order)."""
+class _State(NamedTuple):
+    """Per net: the accepted state ``y``, its derivatives ``F`` and loss ``L``, the next step size ``h``, the time
+    ``t``, the attempted steps ``count``, and the status (``status``, ``fail_at``, ``alive``). With NumPy stage
+    buffers ``F`` is private to the run and the next state's ``F`` is the same arrays, updated in place."""
 
-    def __init__(self, y0, dt):
-        self.shapes = [tuple(y.shape) for y in y0]
-        self.nb = math.prod(self.shapes[0][:-2])
-        self.K = [_np.empty((7,) + s, dtype=dt) for s in self.shapes]
-        self.Y = [_np.empty(s, dtype=dt) for s in self.shapes]
-        self.A = [_np.asarray(a, dtype=dt) for a in _DP_A]
-        self.E = _np.asarray(_DP_E, dtype=dt)
-        self.dt = dt
-        self._scratch = None
-
-    def put(self, s, Ks):
-        """Store stage ``s``'s derivatives (skipped when the rhs already wrote them into ``K_j[s]``)."""
-        for K, k in zip(self.K, Ks):
-            if k is not K[s]:
-                _np.copyto(K[s], k)
-        return tuple(K[s] for K in self.K)
-
-    def combine(self, coeffs, s, j, hcol, out=None):
-        """``h * (coeffs @ K_j[:s])`` with ``h`` per net (``hcol`` of shape ``(nets, 1)``)."""
-        flat = self.K[j][:s].reshape(s, -1)
-        S = _np.matmul(coeffs[None, :s], flat, out=None if out is None else out.reshape(1, -1))  # BLAS (1, s) @ (s, n)
-        S2 = S.reshape(self.nb, -1)
-        _np.multiply(S2, hcol, out=S2)
-        return S.reshape(self.shapes[j])
-
-    def stage(self, s, y, hcol):
-        """The state of stage ``s``: ``y_j + h sum_i a_{si} k_i`` (into reused buffers; stage 6 gets fresh ones,
-        it is the proposed solution)."""
-        out = []
-        for j, v in enumerate(y):
-            buf = None if s == 6 else self.Y[j]
-            S = self.combine(self.A[s], s, j, hcol, out=buf)
-            out.append(_np.add(v, S, out=S))
-        return tuple(out)
-
-    def error_sq(self, j, hcol, v, vn, atol, rtol, tiny):
-        """Per net, the sum of squares of layer ``j``'s scaled error
-        ``h sum_i e_i k_i / max(atol + rtol * max(|v|, |vn|), tiny)``: the array code's arithmetic, operation for
-        operation, in two reused scratch arrays instead of six fresh ones."""
-        if self._scratch is None:
-            self._scratch = [(_np.empty(s, dtype=self.dt), _np.empty(s, dtype=self.dt)) for s in self.shapes]
-        e_buf, sc = self._scratch[j]
-        _np.abs(v, out=sc)
-        _np.maximum(sc, _np.abs(vn, out=e_buf), out=sc)
-        _np.multiply(sc, rtol, out=sc)
-        _np.add(sc, atol, out=sc)
-        _np.maximum(sc, tiny, out=sc)
-        q = self.combine(self.E, 7, j, hcol, out=e_buf)
-        _np.divide(q, sc, out=q)
-        _np.multiply(q, q, out=q)
-        return _np.sum(q, axis=(-2, -1))
+    y: tuple
+    F: tuple
+    L: Array
+    h: Array
+    t: Array
+    count: Array
+    status: Array
+    fail_at: Array
+    alive: Array
 
 
-def _check_times(t_final, times):
-    T = check_positive(t_final, "t_final")
-    if times is None:
-        rec = [0.0, T]
-    else:
-        try:
-            rec = [float(t) for t in check_real(times, "times", finite=False).reshape(-1)]
-        except (TypeError, ValueError):
-            raise ValueError(f"`times` must be a sequence of reals in [0, t_final], got {times!r}") from None
-        if not rec:
-            raise ValueError("`times` must hold at least one time, got an empty sequence")
-        if any(not math.isfinite(t) or t < 0 or t > T for t in rec):
-            raise ValueError(f"`times` must lie in [0, t_final={T}], got {rec!r}")
-        if any(b < a for a, b in zip(rec, rec[1:])):
-            raise ValueError(f"`times` must be non-decreasing, got {rec!r}")
-    return T, rec
+def _rms(parts, n_params, xp):
+    """Per net, the root mean square of the entries of the layers ``parts`` over ``n_params`` parameters."""
+    s = None
+    for q in parts:
+        u = xp.sum(q * q, axis=(-2, -1))
+        s = u if s is None else s + u
+    return xp.sqrt(xp.astype(s, xp.float64) / n_params)
 
 
-def _integrate(
-    *,
-    xp,
-    y0: tuple,
-    batch: tuple,
-    rhs: Callable,
-    t_final: float,
-    rec_times: list,
-    rtol: float,
-    atol: float,
-    max_steps: int,
-    keep_history: bool,
-    check_every: int,
-    rhs_into: Optional[Callable] = None,
-) -> Trajectory:
-    r"""Integrate :math:`\dot y = v(y)`, ``(L, v) = rhs(y)``, from 0 to ``t_final`` by Dormand-Prince 5(4).
-
-    Per net: error :math:`\|e\|_{\rm rms}` with scale ``atol + rtol * max(|y|, |y_new|)`` over all entries,
-    accept when ``<= 1``, new step ``h * clip(0.9 err^{-1/5}, 0.2, 10)``; steps are clipped to land exactly on
-    each record time, where the nets wait for one another (one synchronised record for the batch).
-
-    On NumPy the stage derivatives live in :class:`_NumpyStages` (combined by BLAS matrix-vector products);
-    ``rhs_into(y, out, fast_value)``, when given, writes the derivatives into the stage buffers ``out`` itself.
-    Stages 1-5, whose values serve only the divergence test, ask it for fast values (``fast_value`` of
-    :func:`linnet._step.value_and_grads`); when an active net's fast value is not clear of the threshold by
-    the relative margin ``_FAST_VALUE_MARGIN`` (1e-6, shared with descent), the stage is evaluated again with
-    exact values, so every decision and every recorded value is that of exact values. Stage 6 (FSAL: the
-    accepted state's value) is exact.
-    """
-    dt = y0[0].dtype
-    f64, int64 = xp.float64, xp.int64
-    P = sum(math.prod(y.shape[-2:]) for y in y0)
-    eps64 = float(np.finfo(np.float64).eps)
-    h_floor = 16 * eps64 * t_final
-    tiny = float(xp.finfo(dt).smallest_normal)
-
-    y = y0
-    stages = _NumpyStages(y0, dt) if is_numpy_namespace(xp) and all(type(v) is _np.ndarray for v in y0) else None
-    L, F = rhs(y)
-    thr = _threshold(L, xp)
-    thr_fast = thr * (1.0 - _FAST_VALUE_MARGIN)
-    alive = _loss_ok(L, thr, xp)
-    status = xp.where(alive, xp.full(batch, CONVERGED, dtype=int64), xp.full(batch, DIVERGED, dtype=int64))
-    fail_at = xp.where(alive, xp.full(batch, -1, dtype=int64), xp.zeros(batch, dtype=int64))
-    count = xp.zeros(batch, dtype=int64)
-    t = xp.zeros(batch, dtype=f64)
-
-    def rms(parts):
-        s = None
-        for q in parts:
-            u = xp.sum(q * q, axis=(-2, -1))
-            s = u if s is None else s + u
-        return xp.sqrt(xp.astype(s, f64) / P)
-
-    # initial step (Hairer, Norsett & Wanner, Solving ODEs I, §II.4): h0 from |y|, |f|; refine by one Euler step
-    sc0 = tuple(xp.maximum(atol + rtol * xp.abs(v), tiny) for v in y)
-    d0 = rms(tuple(v / s for v, s in zip(y, sc0)))
-    d1 = rms(tuple(v / s for v, s in zip(F, sc0)))
+def _initial_step(y, F, setup: _Setup):
+    """The first step size per net (Hairer, Norsett & Wanner, Solving ODEs I, §II.4): ``h0`` from ``|y|``,
+    ``|f|``, refined by one Euler step."""
+    xp, batch, f64, P = setup.xp, setup.batch, setup.xp.float64, setup.n_params
+    sc0 = tuple(xp.maximum(setup.atol + setup.rtol * xp.abs(v), setup.tiny) for v in y)
+    d0 = _rms(tuple(v / s for v, s in zip(y, sc0)), P, xp)
+    d1 = _rms(tuple(v / s for v, s in zip(F, sc0)), P, xp)
     small = (d0 < 1e-5) | (d1 < 1e-5)
     h0 = xp.where(small, xp.full(batch, 1e-6, dtype=f64), 0.01 * d0 / xp.where(small, xp.ones_like(d1), d1))
     h0 = xp.where(xp.isfinite(h0), h0, xp.full(batch, 1e-6, dtype=f64))
-    h0b = xp.astype(h0, dt)[..., None, None]
-    _, F1 = rhs(tuple(v + h0b * f for v, f in zip(y, F)))
-    d2 = rms(tuple((f1 - f) / s for f1, f, s in zip(F1, F, sc0))) / h0
+    h0b = xp.astype(h0, y[0].dtype)[..., None, None]
+    _, F1 = setup.rhs(tuple(v + h0b * f for v, f in zip(y, F)))
+    d2 = _rms(tuple((f1 - f) / s for f1, f, s in zip(F1, F, sc0)), P, xp) / h0
     dmax = xp.maximum(d1, d2)
     h1 = xp.where(
         dmax <= 1e-15,
@@ -223,127 +107,134 @@ def _integrate(
         (0.01 / xp.where(dmax <= 1e-15, xp.ones_like(dmax), dmax)) ** (1 / 5),
     )
     h = xp.minimum(100 * h0, h1)
-    h = xp.where(xp.isfinite(h) & (h > 0), h, xp.full(batch, 1e-6, dtype=f64))
+    return xp.where(xp.isfinite(h) & (h > 0), h, xp.full(batch, 1e-6, dtype=f64))
 
-    if stages is not None:  # private, writable copies: the accepted derivatives are selected into them in place
-        F = tuple(_np.array(f, dtype=dt, copy=True) for f in F)
-    targets = sorted(set(rec_times) | {t_final})
-    rec_loss, rec_W, rec_steps, rec_t = [], [], [], []
+
+def _start(xp, y0, batch, rhs, rhs_into, t_final, rtol, atol) -> tuple:
+    """The constants of a run from ``y0`` and its first state: loss, derivatives, status and step size."""
+    int64 = xp.int64
+    stages = _stages_for(y0, xp)
+    L, F = rhs(y0)
+    thr = _threshold(L, xp)
+    setup = _Setup(
+        xp=xp,
+        batch=batch,
+        rhs=rhs,
+        rhs_into=rhs_into if stages.buffered else None,
+        stages=stages,
+        n_params=sum(math.prod(y.shape[-2:]) for y in y0),
+        rtol=rtol,
+        atol=atol,
+        tiny=float(xp.finfo(y0[0].dtype).smallest_normal),
+        thr=thr,
+        thr_fast=thr * (1.0 - _FAST_VALUE_MARGIN),
+        t_final=t_final,
+        h_floor=16 * float(np.finfo(np.float64).eps) * t_final,
+    )
+    alive = _loss_ok(L, thr, xp)
+    status = xp.where(alive, xp.full(batch, CONVERGED, dtype=int64), xp.full(batch, DIVERGED, dtype=int64))
+    fail_at = xp.where(alive, xp.full(batch, -1, dtype=int64), xp.zeros(batch, dtype=int64))
+    h = _initial_step(y0, F, setup)
+    zero_t, zero_count = xp.zeros(batch, dtype=xp.float64), xp.zeros(batch, dtype=int64)
+    return setup, _State(y0, stages.private(F), L, h, zero_t, zero_count, status, fail_at, alive)
+
+
+def _stage_value(s, ys, active, setup: _Setup):
+    """Loss and derivatives at the state of stage ``s``. With ``rhs_into``, stages 1-5 (whose values only feed
+    the divergence test) ask for fast values, and again for exact ones when an active net's fast value is not
+    clear of the threshold by the margin; stage 6 is exact (FSAL: the accepted state's value)."""
+    if setup.rhs_into is None:
+        return setup.rhs(ys)
+    xp, outs = setup.xp, setup.stages.outs(s)
+    Ls, Ks = setup.rhs_into(ys, outs, s < 6)
+    if s < 6 and bool(xp.any(active & ~_loss_ok(Ls, setup.thr_fast, xp))):
+        Ls, Ks = setup.rhs_into(ys, outs, False)  # near the threshold: decide on exact values
+    return Ls, Ks
+
+
+def _try_step(st: _State, he, active, setup: _Setup) -> tuple:
+    """Stages 1-6 of a step of sizes ``he`` from ``st``: the proposed state (5th order), its loss, the error
+    norm per net and which nets met a non-finite or huge stage value (inactive nets count as bad)."""
+    xp, stages = setup.xp, setup.stages
+    stages.begin(st.F, he)
+    bad = ~active  # inactive nets are masked out below; keep them out of the error too
+    for s in range(1, 7):
+        ys = stages.state(s, st.y)
+        Ls, Ks = _stage_value(s, ys, active, setup)
+        stages.put(s, Ks)
+        bad = bad | ~_loss_ok(Ls, setup.thr, xp)
+    sq = None  # stage 7 is taken at the 5th-order solution ys (FSAL)
+    for j, (v, vn) in enumerate(zip(st.y, ys)):
+        u = stages.error_sq(j, v, vn, setup.atol, setup.rtol, setup.tiny)
+        sq = u if sq is None else sq + u
+    return ys, Ls, xp.sqrt(xp.astype(sq, xp.float64) / setup.n_params), bad
+
+
+def _control(err, bad, active, he, h, clipped, setup: _Setup) -> tuple:
+    """Accept a net's step when its error norm is finite and ``<= 1``; its next step size
+    ``he * clip(0.9 err^{-1/5}, 0.2, 10)``, at most ``he`` after a rejection and at least ``h`` after an accepted
+    step clipped to a record time. Returns ``(accept, h_next)``."""
+    xp, batch, f64 = setup.xp, setup.batch, setup.xp.float64
+    fin = xp.isfinite(err) & ~bad
+    accept = active & fin & (err <= 1.0)
+    safe = xp.where(fin & (err > 0), err, xp.ones_like(err))
+    fac = xp.where(fin & (err > 0), _SAFETY * safe ** (-1 / 5), xp.full(batch, _FAC_MAX, dtype=f64))
+    fac = xp.where(fin, xp.clip(fac, _FAC_MIN, _FAC_MAX), xp.full(batch, _FAC_MIN, dtype=f64))
+    fac = xp.where(accept, fac, xp.minimum(fac, xp.ones_like(fac)))
+    h_next = he * fac
+    h_next = xp.where(accept & clipped, xp.maximum(h_next, h), h_next)
+    return accept, xp.where(active, h_next, h)
+
+
+def _advance(st: _State, tn: float, max_steps: int, setup: _Setup) -> _State:
+    """One attempted step of every active net toward the record time ``tn`` (clipped to land on it)."""
+    xp, batch, f64, int64 = setup.xp, setup.batch, setup.xp.float64, setup.xp.int64
+    active = st.alive & (st.t < tn)
+    out_of_steps = active & (st.count >= max_steps)
+    status = xp.where(out_of_steps, xp.full(batch, MAX_STEPS, dtype=int64), st.status)
+    alive = st.alive & ~out_of_steps
+    active = active & ~out_of_steps
+
+    rest = tn - st.t
+    clipped = st.h >= rest
+    he = xp.where(clipped, rest, st.h)
+    he = xp.where(active, he, xp.zeros_like(he))
+    y_new, L_new, err, bad = _try_step(st, he, active, setup)
+    accept, h = _control(err, bad, active, he, st.h, clipped, setup)
+    y, F = setup.stages.take(st.y, st.F, y_new, accept)
+    L = xp.where(accept, L_new, st.L)
+    t = xp.where(accept, xp.where(clipped, xp.full(batch, tn, dtype=f64), st.t + he), st.t)
+    count = st.count + xp.astype(active, int64)
+
+    stuck = active & ~accept & (h < setup.h_floor * xp.maximum(t / setup.t_final, xp.ones_like(t)))
+    status = xp.where(stuck, xp.full(batch, DIVERGED, dtype=int64), status)
+    fail_at = xp.where(stuck, count, st.fail_at)
+    return _State(y, F, L, h, t, count, status, fail_at, alive & ~stuck)
+
+
+def _integrate(setup: _Setup, st: _State, rec_times: list, max_steps, check_every, keep_history) -> Trajectory:
+    """Step every net from ``st`` to each record time in turn (the nets wait for one another there: one
+    synchronised record for the batch), then assemble the :class:`Trajectory`."""
+    xp = setup.xp
+    records = []  # (loss, iteration, time, weights or None) at each record time
     it = 0
-
-    def record(tv):
-        rec_loss.append(L)
-        rec_steps.append(it)
-        rec_t.append(tv)
-        if keep_history:
-            rec_W.append(y)
-
-    for tn in targets:
+    for tn in sorted(set(rec_times) | {setup.t_final}):
         while True:
             _progress.tick(it)  # a no-op unless a progress display is on (gradient_flow's `progress`)
-            active = alive & (t < tn)
-            if it % check_every == 0 and not bool(xp.any(active)):
+            if it % check_every == 0 and not bool(xp.any(st.alive & (st.t < tn))):
                 break
-            out_of_steps = active & (count >= max_steps)
-            status = xp.where(out_of_steps, xp.full(batch, MAX_STEPS, dtype=int64), status)
-            alive = alive & ~out_of_steps
-            active = active & ~out_of_steps
-
-            rest = tn - t
-            clipped = h >= rest
-            he = xp.where(clipped, rest, h)
-            he = xp.where(active, he, xp.zeros_like(he))
-            hb = xp.astype(he, dt)[..., None, None]
-            ks = [F]
-            bad = ~active  # inactive nets are masked out below; keep them out of the error too
-            if stages is not None:
-                hcol = xp.reshape(xp.astype(he, dt), (stages.nb, 1))
-                stages.put(0, F)
-            for s in range(1, 7):
-                if stages is None:
-                    ys = tuple(v + hb * _lincomb(_DP_A[s], ks, j) for j, v in enumerate(y))
-                    Ls, Ks = rhs(ys)
-                else:
-                    ys = stages.stage(s, y, hcol)
-                    if rhs_into is None:
-                        Ls, Ks = rhs(ys)
-                    else:
-                        outs = tuple(K[s] for K in stages.K)
-                        Ls, Ks = rhs_into(ys, outs, s < 6)
-                        if s < 6 and bool(xp.any(active & ~_loss_ok(Ls, thr_fast, xp))):
-                            Ls, Ks = rhs_into(ys, outs, False)  # near the threshold: decide on exact values
-                    Ks = stages.put(s, Ks)
-                bad = bad | ~_loss_ok(Ls, thr, xp)
-                ks.append(Ks)
-            y_new = ys  # stage 7 is taken at the 5th-order solution (FSAL)
-            L_new, F_new = Ls, ks[6]
-            if stages is None:
-                errs = tuple(
-                    hb * _lincomb(_DP_E, ks, j) / xp.maximum(atol + rtol * xp.maximum(xp.abs(v), xp.abs(vn)), tiny)
-                    for j, (v, vn) in enumerate(zip(y, y_new))
-                )
-                err = rms(errs)
-            else:
-                sq = None
-                for j, (v, vn) in enumerate(zip(y, y_new)):
-                    u = stages.error_sq(j, hcol, v, vn, atol, rtol, tiny)
-                    sq = u if sq is None else sq + u
-                err = xp.sqrt(xp.astype(sq, f64) / P)
-            fin = xp.isfinite(err) & ~bad
-            accept = active & fin & (err <= 1.0)
-            safe = xp.where(fin & (err > 0), err, xp.ones_like(err))
-            fac = xp.where(fin & (err > 0), _SAFETY * safe ** (-1 / 5), xp.full(batch, _FAC_MAX, dtype=f64))
-            fac = xp.where(fin, xp.clip(fac, _FAC_MIN, _FAC_MAX), xp.full(batch, _FAC_MIN, dtype=f64))
-            fac = xp.where(accept, fac, xp.minimum(fac, xp.ones_like(fac)))
-            h_next = he * fac
-            h_next = xp.where(accept & clipped, xp.maximum(h_next, h), h_next)
-            h = xp.where(active, h_next, h)
-
-            acc_b = accept[..., None, None]
-            if stages is None:
-                y = tuple(xp.where(acc_b, vn, v) for vn, v in zip(y_new, y))
-                F = tuple(xp.where(acc_b, fn, f) for fn, f in zip(F_new, F))  # fresh arrays (F_new: stage buffers)
-            else:  # the same selections in place: y_new is fresh (stage 6), F is private (never a stage buffer)
-                rej_b = ~acc_b
-                for vn, v in zip(y_new, y):
-                    _np.copyto(vn, v, where=rej_b)
-                y = y_new
-                for f, fn in zip(F, F_new):
-                    _np.copyto(f, fn, where=acc_b)
-            L = xp.where(accept, L_new, L)
-            t = xp.where(accept, xp.where(clipped, xp.full(batch, tn, dtype=f64), t + he), t)
-            count = count + xp.astype(active, int64)
-
-            stuck = active & ~accept & (h < h_floor * xp.maximum(t / t_final, xp.ones_like(t)))
-            status = xp.where(stuck, xp.full(batch, DIVERGED, dtype=int64), status)
-            fail_at = xp.where(stuck, count, fail_at)
-            alive = alive & ~stuck
+            st = _advance(st, tn, max_steps, setup)
             it += 1
-        if tn in rec_times:
-            for _ in range(rec_times.count(tn)):
-                record(tn)
-
+        records += [(st.L, it, tn, st.y if keep_history else None)] * rec_times.count(tn)
     return Trajectory(
-        weights=tuple(y),
-        loss=xp.stack(rec_loss, axis=0),
-        steps=xp.asarray(rec_steps, dtype=int64),
-        times=xp.asarray(rec_t, dtype=f64),
-        status=status,
-        diverged_at=fail_at,
-        history=_stack_history(rec_W, keep_history, xp),
+        weights=tuple(st.y),
+        loss=xp.stack([r[0] for r in records], axis=0),
+        steps=xp.asarray([r[1] for r in records], dtype=xp.int64),
+        times=xp.asarray([r[2] for r in records], dtype=xp.float64),
+        status=st.status,
+        diverged_at=st.fail_at,
+        history=_stack_history([r[3] for r in records], keep_history, xp),
         n_steps=it,
-    )
-
-
-def _flow_options(rtol, atol, max_steps, check_every, dt):
-    eps = float(np.finfo(dtype_name(dt)).eps)
-    r = check_positive(rtol, "rtol")
-    a = check_positive(atol, "atol", allow_zero=True)
-    return dict(
-        rtol=max(r, 100 * eps),  # below ~100 eps the error estimate is round-off (SciPy's floor too)
-        atol=a,
-        max_steps=_check_int(max_steps, "max_steps", minimum=1),
-        check_every=_check_int(check_every, "check_every", minimum=1),
     )
 
 
@@ -362,21 +253,27 @@ def _solve(
     check_every,
     rhs_into: Optional[Callable] = None,
 ) -> Trajectory:
-    r"""Check the flow arguments, then integrate :math:`\dot y = v(y)` from the validated ``y0`` over ``batch``."""
+    r"""Check the flow arguments, then integrate :math:`\dot y = v(y)`, ``(L, v) = rhs(y)``, from the validated
+    ``y0`` (broadcast to ``batch``) to ``t_final`` by Dormand-Prince 5(4).
+
+    Per net: error :math:`\|e\|_{\rm rms}` with scale ``atol + rtol * max(|y|, |y_new|)`` over all entries,
+    accept when ``<= 1``, new step ``h * clip(0.9 err^{-1/5}, 0.2, 10)`` (:func:`_control`); steps are clipped
+    to land exactly on each record time (:func:`_integrate`).
+
+    On NumPy the stage derivatives live in :class:`linnet.train._stages._NumpyStages` (combined by BLAS
+    matrix-vector products); ``rhs_into(y, out, fast_value)``, when given, writes the derivatives into the stage
+    buffers ``out`` itself. Stages 1-5, whose values serve only the divergence test, ask it for fast values
+    (``fast_value`` of :func:`linnet._step.value_and_grads`); when an active net's fast value is not clear of the
+    threshold by the relative margin ``_FAST_VALUE_MARGIN`` (1e-6, shared with descent), the stage is evaluated
+    again with exact values, so every decision and every recorded value is that of exact values
+    (:func:`_stage_value`). Stage 6 (FSAL: the accepted state's value) is exact.
+    """
     T, rec = _check_times(t_final, times)
     opts = _flow_options(rtol, atol, max_steps, check_every, y0[0].dtype)
     with _quiet():
-        return _integrate(
-            xp=xp,
-            y0=_broadcast_weights(y0, batch, xp),
-            batch=batch,
-            rhs=rhs,
-            t_final=T,
-            rec_times=rec,
-            keep_history=bool(keep_history),
-            rhs_into=rhs_into,
-            **opts,
-        )
+        y0 = _broadcast_weights(y0, batch, xp)
+        setup, st = _start(xp, y0, batch, rhs, rhs_into, T, opts["rtol"], opts["atol"])
+        return _integrate(setup, st, rec, opts["max_steps"], opts["check_every"], bool(keep_history))
 
 
 def gradient_flow(
