@@ -289,16 +289,16 @@ def _subsample_scale(mp):
 
 @fault("sgd-same-minibatch", "trainers", ("s11-",), "sgd draws the same minibatch (the first b samples) every step")
 def _sgd_same(mp):
-    import linnet.train.stochastic as st
+    import linnet.train._minibatch as mb
 
-    class FixedRng:
+    class FixedRng:  # the draws of _Minibatches (sgd's and diagonal.sgd's): always the first b samples
         def __init__(self, seed):
-            self.rng = np.random.default_rng(0)
+            self.bit_generator = np.random.default_rng(0).bit_generator  # its state is recorded for resume
 
         def choice(self, m, size, replace=False):
             return np.arange(size)
 
-    mp.setattr(st, "host_rng", FixedRng)
+    mp.setattr(mb, "host_rng", FixedRng)  # only the minibatch module's binding: host_rng serves init too
 
 
 # ---- calculus --------------------------------------------------------------------------------------------------
