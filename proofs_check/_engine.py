@@ -14,7 +14,7 @@ import linnet as ln
 
 from ._core import Context, Measurement, host
 
-__all__ = ["gd_replay_error", "gd_replay"]
+__all__ = ["gd_replay_error", "gd_replay", "gd_reference_error", "layer_grads_reference"]
 
 
 def _first(a, n_batch: int):
@@ -59,3 +59,38 @@ def gd_replay(ctx: Context, loss, Ws, lr, **kw) -> Measurement:
     return Measurement.compare(
         fig, bound, "<=", "trainer's first GD iterates vs W - lr grad L (ln.grad), error / distance moved"
     )
+
+
+def layer_grads_reference(Ws: list, end_grad) -> list:
+    r"""Host float64 layer gradients :math:`S_j^\top G P_{j-1}^\top` of :math:`\ell(W_N\cdots W_1)` by the chain rule,
+    with :math:`G` = ``end_grad(W_e)`` an independent formula for :math:`\nabla\ell` (no engine code)."""
+    N = len(Ws)
+    P = [np.eye(Ws[0].shape[1])]  # P[j] = W_j ... W_1 (1-based), P[0] = I
+    for W in Ws:
+        P.append(W @ P[-1])
+    S = [np.eye(Ws[-1].shape[0])] * N  # S[j] = W_N ... W_{j+2} (1-based): the layers after layer j + 1
+    for j in range(N - 2, -1, -1):
+        S[j] = S[j + 1] @ Ws[j + 1]
+    G = end_grad(P[-1])
+    return [S[j].T @ G @ P[j].T for j in range(N)]
+
+
+def gd_reference_error(ctx: Context, loss, Ws, lr: float, end_grad, *, steps: int = 3) -> tuple[float, float]:
+    r"""``(figure, bound)`` as :func:`gd_replay_error`, but the replay uses an independent host formula for the
+    loss's gradient (``end_grad``: :math:`W_e\mapsto\nabla\ell(W_e)`, float64) through
+    :func:`layer_grads_reference`, so a wrong gradient of the loss itself (not only of the trainer) shows."""
+    run = ln.train.gd(loss, list(Ws), lr=ctx.asarray(np.float64(lr)), steps=steps, keep_history=True)
+    hist = [host(h) for h in run.history]
+    W = [host(w) for w in Ws]
+    start = [w.copy() for w in W]
+    err = move = 0.0
+    top = max(float(np.max(np.abs(w))) for w in W)
+    for k in range(1, steps + 1):
+        W = [w - lr * g for w, g in zip(W, layer_grads_reference(W, end_grad))]
+        for j, w in enumerate(W):
+            err = max(err, float(np.max(np.abs(hist[j][k] - w))))
+            move = max(move, float(np.max(np.abs(w - start[j]))))
+            top = max(top, float(np.max(np.abs(w))))
+    if move == 0.0:
+        return (0.0 if err == 0.0 else np.inf), 0.1
+    return err / move, min(0.1, 1e3 * ctx.eps * max(1.0, top) / move)

@@ -7,6 +7,15 @@ documented engine attributes: public functions and methods of ``linnet.product``
 ``theory.*``, ``landscape``, ``init`` and the trainers, plus a few private hooks of the fast paths and the
 trainers' drivers (marked ``fast path`` in ``area``; retarget these when those internals move).
 
+Part 2 (checks s15-s22) has its own seams: the diagonal map (``linnet.diagonal``: its pullback, HVP, prefix/suffix
+products, the per-net step sizes of its trainers, ``lift``), the tied map (``linnet.tied``), the flow integrator
+(``linnet.ivp.integrate``), the implicit-regularization closed forms (``linnet.theory.implicit``: ``q_alpha``,
+``q_alpha_argmin``, the :math:`h_D` family, ``entropy_argmin``, ``min_l1_interpolant``, ``gfs_sharpness``),
+``theory.effective_rank``, the logistic loss and ``max_margin_direction``, and the dense Hessian at global minima
+(s18). The private ones (``diagonal._pullback``, ``_partials``, ``_descent``, ``theory.implicit._HD``) carry the
+areas ``diagonal`` and ``theory``; retarget them when those internals move. Checks that cache their runs between
+``measure`` and ``control`` (s16, s20, s22) are emptied before and after each fault (:func:`clear_check_caches`).
+
 Why monkeypatch seams rather than a mutation tool (mutmut, cosmic-ray): a mutation tool generates hundreds of
 mutants, most of them equivalent or trivially crashing, and runs the whole main job once per mutant in a fresh
 process; at ~15 s per run of ``python -m proofs_check`` on two cores that is hours per sweep, and which mutants
@@ -280,16 +289,16 @@ def _subsample_scale(mp):
 
 @fault("sgd-same-minibatch", "trainers", ("s11-",), "sgd draws the same minibatch (the first b samples) every step")
 def _sgd_same(mp):
-    import linnet.train.stochastic as st
+    import linnet.train._minibatch as mb
 
-    class FixedRng:
+    class FixedRng:  # the draws of _Minibatches (sgd's and diagonal.sgd's): always the first b samples
         def __init__(self, seed):
-            self.rng = np.random.default_rng(0)
+            self.bit_generator = np.random.default_rng(0).bit_generator  # its state is recorded for resume
 
         def choice(self, m, size, replace=False):
             return np.arange(size)
 
-    mp.setattr(st, "host_rng", FixedRng)
+    mp.setattr(mb, "host_rng", FixedRng)  # only the minibatch module's binding: host_rng serves init too
 
 
 # ---- calculus --------------------------------------------------------------------------------------------------
@@ -700,18 +709,391 @@ def _lean_t(mp):
     mp.setattr(fp.LeanHVP, "__init__", init)
 
 
+# ---- part 2: diagonal map (linnet.diagonal) ---------------------------------------------------------------------
+@fault(
+    "diagonal-pullback-own-layer",
+    "diagonal",
+    ("s20-", "s21-", "s22-"),
+    "diagonal pullback: dL/dw_j = grad l(W) * (prod of ALL layers) (layer j's own factor not left out); "
+    "reaches grad, value_and_grad, flow and the Gauss-Newton part of hvp/hessian",
+)
+def _diag_pullback(mp):
+    import linnet.diagonal as dg
+
+    wrap(
+        mp,
+        dg,
+        "_pullback",
+        lambda f: lambda G, p, s, xp, like: tuple(g * W for g, W in zip(f(G, p, s, xp, like), like)),
+    )
+
+
+@fault(
+    "diagonal-hvp-last-direction-dropped",
+    "diagonal",
+    ("s21-", "s22-"),
+    "diagonal.hvp ignores the direction of the last layer (a loop off by one): the dense Hessian's last block "
+    "columns are zero before symmetrization",
+)
+def _diag_hvp(mp):
+    import linnet.diagonal as dg
+
+    def make(f):
+        def hvp(loss, Ws, Vs):
+            Vs = tuple(Vs)
+            return f(loss, Ws, Vs[:-1] + (Vs[-1] * 0,))
+
+        return hvp
+
+    wrap(mp, dg, "hvp", make)
+
+
+@fault(
+    "diagonal-suffix-last-layer-dropped",
+    "diagonal",
+    ("s19-", "s20-", "s21-", "s22-"),
+    "diagonal._partials: the suffix loop starts one layer early, so every suffix product misses w_N (gradients of "
+    "layers 1..N-1 lack the factor w_N; gd, flow, grad and hvp all use it)",
+)
+def _diag_suffix(mp):
+    import linnet.diagonal as dg
+
+    def partials(Ws):
+        N = len(Ws)
+        p = [None] * (N + 1)
+        for j in range(1, N + 1):
+            p[j] = dg._mul(Ws[j - 1], p[j - 1])
+        s = [None] * (N + 1)
+        for j in range(N - 2, -1, -1):
+            s[j] = dg._mul(Ws[j], s[j + 1])
+        return p, s
+
+    replace(mp, dg, "_partials", partials)
+
+
+@fault(
+    "diagonal-per-net-lr-ignored",
+    "diagonal",
+    ("s19-", "s21-", "s22-"),
+    "diagonal gd/momentum/sgd: an array of per-net step sizes is replaced by its first entry for every net",
+)
+def _diag_lr(mp):
+    import linnet.diagonal as dg
+
+    def make(f):
+        def descent(loss, Ws, beta, lr, *a, **k):
+            if hasattr(lr, "shape") and lr.ndim > 0 and lr.shape[0] > 1:
+                lr = lr * 0 + lr[(0,) * lr.ndim]
+            return f(loss, Ws, beta, lr, *a, **k)
+
+        return descent
+
+    wrap(mp, dg, "_descent", make)
+
+
+@fault(
+    "diagonal-lift-sign", "diagonal", ("s20-",), "diagonal.lift returns [X; X] (the minus of the second tower dropped)"
+)
+def _diag_lift(mp):
+    import linnet.diagonal as dg
+
+    def make(f):
+        def lift(X):
+            L = f(X)
+            d = L.shape[-2] // 2
+            from linnet._backend import namespace
+
+            return namespace(L).concat([L[..., :d, :], -L[..., d:, :]], axis=-2)
+
+        return lift
+
+    wrap(mp, dg, "lift", make)
+
+
+# ---- part 2: tied map, flows -----------------------------------------------------------------------------------
+@fault(
+    "tied-grad-chain-factor-dropped",
+    "tied",
+    ("s16-",),
+    "tied.value_and_grad/grad return G + G^T (the chain-rule factor W1 of d(W1^T W1) dropped)",
+)
+def _tied_grad(mp):
+    import linnet.tied as td
+
+    def value_and_grad(loss, W1):
+        loss_fn, W1, xp, We = td._prepare(loss, W1)
+        G = loss_fn.grad(We)
+        return loss_fn.value(We), G + G.mT
+
+    replace(mp, td, "value_and_grad", value_and_grad)
+
+
+@fault(
+    "ivp-tolerances-ignored",
+    "ivp",
+    ("s16-", "s20-"),
+    "ivp.integrate drops the rtol/atol it is given and runs at the solver defaults (1e-3, 1e-6)",
+)
+def _ivp_tol(mp):
+    import linnet.ivp as iv
+
+    def make(f):
+        def integrate(*a, **k):
+            k["rtol"], k["atol"] = 1e-3, 1e-6
+            return f(*a, **k)
+
+        return integrate
+
+    wrap(mp, iv, "integrate", make)
+
+
+@fault(
+    "ivp-rhs-last-block-halved",
+    "ivp",
+    ("s16-", "s20-"),
+    "ivp.integrate's right-hand side: the gradient of the last array halved (layers flow at different rates)",
+)
+def _ivp_rhs(mp):
+    import linnet.ivp as iv
+
+    def make(f):
+        def integrate(grad_flat, *a, **k):
+            def g(W):
+                G = tuple(grad_flat(W))
+                return G[:-1] + (0.5 * G[-1],)
+
+            return f(g, *a, **k)
+
+        return integrate
+
+    wrap(mp, iv, "integrate", make)
+
+
+# ---- part 2: implicit-regularization closed forms (linnet.theory.implicit) --------------------------------------
+@fault(
+    "q-alpha-argmin-alpha-not-powered",
+    "theory",
+    ("s20-",),
+    "theory.q_alpha_argmin scales by alpha instead of alpha^D (the normalisation slip)",
+)
+def _qargmin(mp):
+    import linnet.theory.implicit as im
+
+    wrap(
+        mp, im, "q_alpha_argmin", lambda f: lambda X, y, alpha, depth, **k: f(X, y, alpha ** (1.0 / depth), depth, **k)
+    )
+
+
+@fault(
+    "h-depth-exponent",
+    "theory",
+    ("s20-",),
+    "h_D (D >= 3) with exponent -(D-1)/(D-2) instead of -D/(D-2) (H, h, h' kept consistent): h_depth, q_alpha, "
+    "q_alpha_argmin",
+)
+def _hdepth(mp):
+    import linnet.theory.implicit as im
+
+    def make(f):
+        def HD(D):
+            if D == 2:
+                return f(D)
+            e = (D - 1) / (D - 2)
+
+            def H(s):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    v = ((1 - s) ** (1 - e) + (1 + s) ** (1 - e)) / (e - 1)
+                return np.where(np.abs(s) < 1, v, np.inf)
+
+            return (
+                H,
+                lambda s: (1 - s) ** (-e) - (1 + s) ** (-e),
+                lambda s: e * ((1 - s) ** (-e - 1) + (1 + s) ** (-e - 1)),
+            )
+
+        return HD
+
+    wrap(mp, im, "_HD", make)
+
+
+@fault(
+    "q-alpha-legendre-sign",
+    "theory",
+    ("s20-",),
+    "theory.q_alpha: q_D(z) = z s + H(s) - H(0) (the sign of H in the Legendre transform flipped)",
+)
+def _qalpha(mp):
+    import linnet.theory.implicit as im
+
+    def q_alpha(beta, alpha, depth):
+        D, a = im._depth(depth), im._alpha(alpha)
+        b = im.check_real(beta, "beta")
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            z = b / a**D
+            H = im._HD(D)[0]
+            s = im._h_inverse(z, D)
+            return a**D * np.sum(z * s + H(s) - H(np.zeros(())), axis=-1)
+
+    replace(mp, im, "q_alpha", q_alpha)
+
+
+@fault(
+    "entropy-argmin-alpha-not-squared",
+    "theory",
+    ("s16-",),
+    "theory.entropy_argmin uses x = alpha exp(A^T nu) (alpha for alpha^2)",
+)
+def _entropy(mp):
+    import linnet.theory.implicit as im
+
+    wrap(mp, im, "entropy_argmin", lambda f: lambda A, y, alpha, **k: f(A, y, float(alpha) ** 0.5, **k))
+
+
+@fault(
+    "min-l1-interpolant-tower-sign",
+    "theory",
+    ("s20-",),
+    "theory.min_l1_interpolant (signed): returns x+ + x- = |beta| (the sign of the negative part dropped)",
+)
+def _minl1(mp):
+    import linnet.theory.implicit as im
+
+    def make(f):
+        def min_l1(X, y, *, nonnegative=False):
+            out = f(X, y, nonnegative=nonnegative)
+            return out if nonnegative else np.abs(out)
+
+        return min_l1
+
+    wrap(mp, im, "min_l1_interpolant", make)
+
+
+@fault(
+    "gfs-sharpness-half-log",
+    "theory",
+    ("s22-",),
+    "theory.gfs_sharpness solves sum log(s + c_i) = log|y| (the 1/2 dropped on the wrong side)",
+)
+def _gfs(mp):
+    import linnet.theory.implicit as im
+
+    wrap(mp, im, "gfs_sharpness", lambda f: lambda w, y: f(w, np.sqrt(abs(float(y)))) * abs(float(y)))
+
+
+# ---- part 2: low-rank helpers, classification ------------------------------------------------------------------
+@fault(
+    "effective-rank-energy",
+    "theory",
+    ("s15-",),
+    "theory.effective_rank with p = sigma^2 / sum sigma^2 (the spectral energy, not the singular values)",
+)
+def _erank(mp):
+    import linnet.theory.lowrank as lr
+
+    def make(f):
+        def erank(W):
+            from linnet._backend import namespace
+
+            return f(namespace(W).matmul(W, W.mT))
+
+        return erank
+
+    wrap(mp, lr, "effective_rank", make)
+
+
+@fault(
+    "logistic-grad-1-over-m",
+    "losses",
+    ("s17-",),
+    "LogisticLoss.grad divides by m under reduction='sum' (the value is the sum, the gradient the mean)",
+)
+def _logistic_grad(mp):
+    from linnet.losses_classification import LogisticLoss
+
+    orig = LogisticLoss.grad
+
+    def grad(self, W):
+        g = orig(self, W)
+        return g / self.m if self.reduction == "sum" else g
+
+    mp.setattr(LogisticLoss, "grad", grad)
+
+
+@fault(
+    "max-margin-min-norm-fit",
+    "losses",
+    ("s17-",),
+    "max_margin_direction returns the min-norm fit of <w, z_i> = 1, rescaled to min margin 1, not the SVM",
+)
+def _max_margin(mp):
+    import linnet.losses_classification as lc
+
+    def make(f):
+        def mmd(X, y, *, normalize=False, tol=1e-10):
+            from linnet._backend import from_host, namespace
+
+            Xh, yh = _np(X).astype(np.float64), _np(y).astype(np.float64)
+            Z = Xh * yh[None, :]
+            w = np.linalg.pinv(Z.T) @ np.ones(Z.shape[1])
+            w = w / np.min(Z.T @ w)
+            if normalize:
+                w = w / np.linalg.norm(w)
+            return from_host(w[None, :], namespace(X), X.dtype)
+
+        return mmd
+
+    wrap(mp, lc, "max_margin_direction", make)
+
+
+# ---- part 2: dense Hessian at global minima (s18) --------------------------------------------------------------
+@fault(
+    "hessian-cross-layer-blocks-dropped",
+    "calculus",
+    ("s18-", "s01-"),
+    "ln.hessian returns its layer-diagonal blocks only (the cross-layer blocks dropped)",
+)
+def _hessian_blocks(mp):
+    import linnet.calculus as c
+
+    def make(f):
+        def g(loss, Ws, *, residual=False):
+            H = f(loss, Ws, residual=residual)
+            from linnet._backend import namespace
+
+            xp = namespace(H)
+            lab = np.concatenate([np.full(W.shape[-1] * W.shape[-2], j) for j, W in enumerate(Ws)])
+            return H * xp.asarray((lab[:, None] == lab[None, :]).astype(np.float64), dtype=H.dtype)
+
+        return g
+
+    wrap(mp, c, "hessian", make)
+
+
 # ---- running -----------------------------------------------------------------------------------------------------
+def clear_check_caches() -> None:
+    """Drop the results that checks keep between ``measure`` and ``control`` (s16, s20, s22 cache their flows and
+    runs per context): a cache filled under one fault must not answer for the clean engine or for another fault."""
+    from proofs_check import _core
+
+    for c in _core.all_checks():
+        if isinstance(getattr(c, "_cache", None), dict):
+            c._cache = {}
+
+
 @contextlib.contextmanager
 def injected(name: str):
-    """Context manager: the fault ``name`` active inside the block (outside pytest)."""
+    """Context manager: the fault ``name`` active inside the block (outside pytest); the checks' caches are
+    cleared on entry and on exit."""
     import pytest
 
     mp = pytest.MonkeyPatch()
+    clear_check_caches()
     try:
         FAULTS[name].inject(mp)
         yield FAULTS[name]
     finally:
         mp.undo()
+        clear_check_caches()
 
 
 def run_checks(ids=None, *, seed: int = 0, dtype: str = "float64") -> dict:

@@ -22,7 +22,8 @@ def _load_faults():
 
 F = _load_faults()
 
-# cheap faults spread over the areas (each runs only the checks it names): well under a minute in all
+# cheap faults spread over the areas (each runs only the checks it names, up to the first that fails): about a
+# minute in all
 FAST = (
     "whitened-value-x2-kernel",
     "lp-hvp-exponent",
@@ -34,6 +35,10 @@ FAST = (
     "lean-hvp-term-dropped",
     "saxe-deep-exponent",
     "hessian-layer-signs",
+    # part 2 (s15-s22)
+    "gfs-sharpness-half-log",
+    "diagonal-hvp-last-direction-dropped",
+    "ivp-tolerances-ignored",
 )
 
 
@@ -42,6 +47,13 @@ def test_registry():
     assert len(F.FAULTS) >= 25
     areas = {f.area for f in F.FAULTS.values()}
     assert {"product", "losses", "calculus", "theory", "trainers", "landscape", "fast path", "init"} <= areas
+    assert {"diagonal", "tied", "ivp"} <= areas  # part 2's engine
+    part2 = {
+        f.name
+        for f in F.FAULTS.values()
+        if any(p.startswith(("s15", "s16", "s17", "s18", "s19", "s2")) for p in f.checks)
+    }
+    assert len(part2) >= 12, part2
     for f in F.FAULTS.values():
         assert f.checks, f.name
         for prefix in f.checks:  # every named check exists
@@ -59,16 +71,30 @@ def test_injection_is_undone():
     assert p.pullback is before
 
 
+def test_injection_clears_check_caches():
+    """Runs a check cached under the clean engine must not answer under a fault, nor the fault's after it."""
+    check = _core.REGISTRY["s20-diagonal-nets"]
+    check._cache = {"stale": 1}
+    with F.injected("diagonal-lift-sign"):
+        assert check._cache == {}
+        check._cache = {"under the fault": 1}
+    assert check._cache == {}
+
+
 def _caught(name, monkeypatch):
     f = F.FAULTS[name]
+    F.clear_check_caches()  # results cached by a check under the clean engine (or another fault) must not answer
     f.inject(monkeypatch)
     ids = [c.id for c in _core.all_checks() if c.id.startswith(f.checks)]
     failing = []
-    for cid in ids:
-        rc = cli.main(["-q", "-k", cid], stdout=_Null(), stderr=_Null())
-        if rc != 0:
-            failing.append(cid)
-            break  # one named check failing is enough
+    try:
+        for cid in ids:
+            rc = cli.main(["-q", "-k", cid], stdout=_Null(), stderr=_Null())
+            if rc != 0:
+                failing.append(cid)
+                break  # one named check failing is enough
+    finally:
+        F.clear_check_caches()  # nor may results computed under the fault outlive it
     return failing
 
 

@@ -16,6 +16,10 @@ the tied flow slowed by the factor :math:`D`: same limit), LSODA rtol 1e-12, ato
 (:func:`linnet.theory.q_alpha_argmin`); ℓ1 interpolant by HiGHS, ℓ2 by the pseudo-inverse. Asserted:
 :math:`\|\beta_{GF} - \arg\min Q\|_\infty\le10^{-8}` for :math:`D\in\{2,3\}` and every :math:`\alpha`; the distance to the ℓ1
 interpolant decreases and the distance to the ℓ2 interpolant increases as :math:`\alpha\downarrow` (the transition).
+And the end point minimises the engine's :math:`Q^D_\alpha` (:func:`linnet.theory.q_alpha`, a second, independent
+form of the regulariser: the Legendre form of :math:`q_D`, against the dual Newton of ``q_alpha_argmin``) on the
+interpolants near it: :math:`Q(\beta_{GF}\pm\varepsilon v) > Q(\beta_{GF})` for 4 random unit :math:`v\in\ker X`,
+:math:`\varepsilon = 10^{-2}`, every run.
 Quick scale: three :math:`\alpha` per depth; full: the six of THEOREMS2 (at :math:`D = 3` without
 :math:`10^{-3}`, too stiff for LSODA here in reasonable time).
 
@@ -52,6 +56,11 @@ ALPHAS_FULL_BY_DEPTH = {2: ALPHAS_FULL, 3: ALPHAS_FULL[:-1]}
 # rtol 1e-12 whatever the context's dtype, so this bound does not move with ctx.dtype.
 TOL = 1e-8
 RES_STOP = 1e-11  # stop the flow at ||X beta - y|| <= 1e-11 (THEOREMS2)
+# minimality of Q along the interpolants: steps eps in N_DIRECTIONS random directions of null(X). The quadratic
+# gain (eps^2 / 2) v^T grad^2 Q v (>= 3e-3 eps^2 here) dominates the first-order term left by the 1e-8 accuracy of
+# beta_GF (curvature <= 1/(2 alpha^D) times 1e-8, times eps) and Q's round-off (~1e-15 Q) at eps = 1e-2
+EPS_STEP = 1e-2
+N_DIRECTIONS = 4
 
 
 def problem(seed_rng: np.random.Generator):
@@ -60,6 +69,24 @@ def problem(seed_rng: np.random.Generator):
     b = np.zeros(D_FEAT)
     b[: len(BETA_STAR)] = BETA_STAR
     return X, X @ b
+
+
+def _q_optimality(ctx: Context, X: np.ndarray, runs: dict) -> float:
+    r""":math:`\min (Q^D_\alpha(\beta_{GF}\pm\varepsilon v) - Q^D_\alpha(\beta_{GF}))/\varepsilon^2` over random unit
+    :math:`v\in\ker X` (the perturbed points interpolate too), every run: :math:`> 0` when the flow's end point
+    minimises the engine's :math:`Q^D_\alpha` (:func:`linnet.theory.q_alpha`) on the interpolants."""
+    _, _, Vt = np.linalg.svd(X)
+    null = Vt[X.shape[0] :]
+    rng = ctx.rng("s20-null")
+    dirs = [null.T @ rng.standard_normal(null.shape[0]) for _ in range(N_DIRECTIONS)]
+    dirs = [v / np.linalg.norm(v) for v in dirs]
+    worst = np.inf
+    for (D, a), b in runs.items():
+        q0 = float(ln.theory.q_alpha(b, a, D))
+        for v in dirs:
+            for sg in (1.0, -1.0):
+                worst = min(worst, (float(ln.theory.q_alpha(b + sg * EPS_STEP * v, a, D)) - q0) / EPS_STEP**2)
+    return worst
 
 
 def gf_beta(X, y, alpha: float, depth: int, *, plus: float = 1.0) -> np.ndarray:
@@ -114,7 +141,13 @@ class DiagonalNetsCheck(Check):
         parts = {
             "||beta_GF - argmin Q||_inf": Measurement.compare(
                 err, TOL, note=f"D in (2,3), {len(runs)} (D, alpha) runs, LSODA rtol 1e-12"
-            )
+            ),
+            "min over interpolants beta_GF +- eps v of (Q(.) - Q(beta_GF)) / eps^2": Measurement.compare(
+                _q_optimality(ctx, X, runs),
+                0.0,
+                ">",
+                note=f"theory.q_alpha; {N_DIRECTIONS} random unit v in null(X), eps = {EPS_STEP:g}, every (D, alpha)",
+            ),
         }
         for D in (2, 3):
             al = self.alphas(ctx, D)

@@ -11,7 +11,9 @@ scalar nets on the engine's diagonal map (``ln.diagonal.gd`` with per-net step s
 step), run to :math:`\ell\le\tfrac12 10^{-26}` (:math:`|r|<10^{-13}`). Asserted: the recursion at every step
 (relative error :math:`\le10^{-14}` in float64, scaled by eps in float32); every run reduces :math:`|D|` (by more
 than :math:`10^{-8}` relative, far above the flow's conservation error); final :math:`|D|` non-increasing in
-:math:`\eta`; final sharpness (top eigenvalue of the engine's dense Hessian, equal to :math:`x^2+y^2`) :math:`\le2/\eta`.
+:math:`\eta`; final sharpness (top eigenvalue of the engine's dense Hessian, equal to :math:`x^2+y^2`) :math:`\le2/\eta`, and that
+eigenvalue equal to the top eigenvalue of the closed-form Hessian :math:`\begin{pmatrix}y^2&2xy-\mu\\2xy-\mu&x^2\end{pmatrix}`
+at the final weights (host float64) to ``roundoff_bound(eps)``: the sharpness asserted is the loss's, not the engine's.
 
 **Controls.** (a) Gradient flow (DOP853, ``ln.diagonal.flow``) conserves :math:`D` to :math:`10^{-10}`: "the run
 reduced :math:`|D|`" fails. (b) Per-layer steps :math:`\eta_x = \eta`, :math:`\eta_y = 0.5\eta` break the identity at
@@ -30,7 +32,7 @@ import numpy as np
 
 import linnet as ln
 
-from .._core import EPS64, Check, Context, Measurement, host, register
+from .._core import EPS64, Check, Context, Measurement, host, register, roundoff_bound
 
 __all__ = ["LargeStepImbalanceCheck"]
 
@@ -80,6 +82,10 @@ class LargeStepImbalanceCheck(Check):
         conv = host(run.status) == ln.diagonal.CONVERGED
         Df = np.abs(host(D[-1]))
         S = np.linalg.eigvalsh(host(ln.diagonal.hessian(_loss(ctx), run.weights)))[..., -1]
+        # reference: the closed-form Hessian of (xy - mu)^2 / 2 at the final weights, on the host in float64
+        xf, yf = x[-1], y[-1]
+        off = 2 * xf * yf - MU
+        S_ref = np.linalg.eigvalsh(np.stack([np.stack([yf**2, off], -1), np.stack([off, xf**2], -1)], -2))[..., -1]
         parts = {
             "identity D+ = (1 - eta^2 r^2) D: max relative error": Measurement.compare(
                 err, self.tol(ctx), note=f"every step of {len(ETAS)} runs, eta in {ETAS}"
@@ -94,6 +100,14 @@ class LargeStepImbalanceCheck(Check):
             "final |D| non-increasing in eta: max increase": Measurement.compare(float(np.max(np.diff(Df))), 0.0, "<="),
             "final sharpness * eta / 2 (max)": Measurement.compare(
                 float(np.max(S * eta / 2)), 1.0, "<=", note="sharpness: " + ", ".join(f"{v:.3f}" for v in S)
+            ),
+            "final sharpness: engine Hessian vs closed form [[y^2, 2xy-mu], [2xy-mu, x^2]] (max rel. error)": (
+                Measurement.compare(
+                    float(np.max(np.abs(S - S_ref) / S_ref)),
+                    roundoff_bound(ctx.eps),
+                    note="top eigenvalues at the final weights; x^2 + y^2 there: "
+                    + ", ".join(f"{v:.3f}" for v in xf**2 + yf**2),
+                )
             ),
         }
         return Measurement.all_of(parts)

@@ -15,6 +15,14 @@ recorded), :math:`\phi(w_t)` by :func:`linnet.theory.gfs_sharpness`. Asserted, f
 orthant and converge: :math:`\phi` non-increasing at every step (relative tolerance :math:`10^{-12}` in float64) and final
 sharpness (engine Hessian) :math:`\le(2/\eta)(1+10^{-6})`; at least one EoS run qualifies. Runs that change sign, diverge
 or hit the cap are counted and reported, never failed on.
+The quantities are checked against references at every converged net's final weights :math:`w_T` (residual
+:math:`r = \prod_iw_{T,i} - y`): the engine's top Hessian eigenvalue against that of the closed form
+:math:`H = gg^\top + rK` (:math:`g_i = \prod_{j\ne i}w_j`, :math:`K_{ik} = \prod_{j\ne i,k}w_j`) on the host, to
+``roundoff_bound(eps)``; and :math:`\phi(w_T)` (the closed form) against that eigenvalue, since
+:math:`\phi(w) = \lambda_{\max}\nabla^2L(\mathrm{GFS}(w))` and :math:`\mathrm{GFS}(w_T) = w_T` up to :math:`r`. To first
+order the gap is :math:`\le5|r/y|` relative: the minimum with the same :math:`c_i` lies :math:`|\delta s|\le2|ry|/\phi` away
+(:math:`\phi` moves by :math:`\le2|r/y|`), :math:`\|g\|^2 = (y+r)^2\sum_iw_i^{-2}` by :math:`2|r/y|` and :math:`\|rK\|` adds
+:math:`|r/y|`; the bound is ``HEADROOM`` times :math:`5|r/y| + 10\epsilon_{64}`.
 
 **Control.** The *current* sharpness :math:`\lambda_{\max}\nabla^2L(w_t)` in place of :math:`\phi`: monotonicity fails
 in the EoS runs (THEOREMS2 designed this control without running it; it is run here).
@@ -32,13 +40,17 @@ import numpy as np
 
 import linnet as ln
 
-from .._core import EPS64, Check, Context, Measurement, host, register
+from .._core import EPS64, HEADROOM, ROUNDOFF_TERMS, Check, Context, Measurement, host, register, roundoff_bound
 
 __all__ = ["GFSSharpnessCheck"]
 
 CASES = ((2, 1.0), (3, 2.0), (4, 1.5))
 FRACTIONS = (0.5, 0.9)  # EoS placements of 2/eta; plus the stable placement phi(w0)/0.9
 N_INITS = 3
+#: first-order scale of |phi(w_T) - lambda_max H(w_T)| / lambda_max at a net with residual r = prod w - y: the
+#: minimum GFS(w_T) lies 2|r/y| away in s (relative change of phi <= 2|r/y|), |g|^2 moves by 2|r/y| and rK adds
+#: |r/y| (module docstring, Check)
+PHI_R_TERMS = 5.0
 
 
 def _runs(ctx: Context, steps: int):
@@ -71,6 +83,21 @@ def _qualifying(hist, status):
     return (host(status) == ln.diagonal.CONVERGED) & np.all(np.prod(hist, axis=-1) > 0, axis=0)
 
 
+def _hessian_reference(w: np.ndarray, y: float) -> np.ndarray:
+    r"""Top eigenvalue of the Hessian of :math:`\tfrac12(\prod_iw_i - y)^2` from its closed form (host float64):
+    :math:`H = gg^\top + rK`, :math:`g_i = \prod_{j\ne i}w_j`, :math:`K_{ik} = \prod_{j\ne i,k}w_j` (:math:`i\ne k`),
+    :math:`r = \prod_iw_i - y`; ``w`` is ``(B, N)``."""
+    B, N = w.shape
+    g = np.stack([np.prod(np.delete(w, i, axis=-1), axis=-1) for i in range(N)], axis=-1)
+    K = np.zeros((B, N, N))
+    for i in range(N):
+        for k in range(N):
+            if i != k:
+                K[:, i, k] = np.prod(np.delete(w, [i, k], axis=-1), axis=-1)
+    r = np.prod(w, axis=-1) - y
+    return np.linalg.eigvalsh(g[:, :, None] * g[:, None, :] + r[:, None, None] * K)[:, -1]
+
+
 def _max_rel_increase(values, hist_active):
     """Largest step-to-step relative increase of ``values (T, B)`` among steps where the net still moved."""
     inc = (values[1:] - values[:-1]) / np.abs(values[:-1])
@@ -101,7 +128,19 @@ class GFSSharpnessCheck(Check):
 
     def measure(self, ctx: Context) -> Measurement:
         inc, ratio, n_ok, n_eos_ok, n_all, notes = -np.inf, 0.0, 0, 0, 0, []
+        hess_err, phi_err = 0.0, 0.0
         for N, y, eta, eos, hist, status, lam in self.runs(ctx):
+            conv = host(status) == ln.diagonal.CONVERGED
+            if conv.any():
+                wT = hist[-1, conv]  # converged nets are frozen at their last iterate
+                ref = _hessian_reference(wT, y)
+                hess_err = max(hess_err, float(np.max(np.abs(lam[conv] - ref) / ref)))
+                # at a converged net GFS(w_T) is w_T up to the residual r: phi(w_T) = lambda_max there to O(r/y)
+                r = np.abs(np.prod(wT, axis=-1) - y) / abs(y)
+                phi_T = ln.theory.gfs_sharpness(wT, y)
+                phi_err = max(
+                    phi_err, float(np.max(np.abs(phi_T - ref) / ref / (PHI_R_TERMS * r + ROUNDOFF_TERMS * EPS64)))
+                )
             ok = _qualifying(hist, status)
             n_all += len(ok)
             n_ok += int(ok.sum())
@@ -119,6 +158,17 @@ class GFSSharpnessCheck(Check):
             ),
             "qualifying runs: final sharpness * eta / 2 (max)": Measurement.compare(ratio, 1 + 1e-6, "<="),
             "EoS runs that qualify (count)": Measurement.compare(float(n_eos_ok), 1.0, ">=", note=f"of {n_all} runs"),
+            "converged runs: engine final sharpness vs closed-form Hessian gg^T + rK (max rel. error)": (
+                Measurement.compare(hess_err, roundoff_bound(ctx.eps), note="host float64 at the final weights")
+            ),
+            "converged runs: |phi(w_T) - lambda_max| / lambda_max in units of 5|r/y| + 10 eps64 (max)": (
+                Measurement.compare(
+                    phi_err,
+                    HEADROOM,
+                    note="phi by theory.gfs_sharpness, lambda_max of the closed-form Hessian at w_T "
+                    "(phi is lambda_max at GFS(w), and GFS(w_T) = w_T up to the residual r)",
+                )
+            ),
         }
         return Measurement.all_of(parts)
 
