@@ -77,13 +77,26 @@ def integrate(
     t_max, t_eval, ftol, rtol, atol = check_flow_options(t_max, t_eval, ftol, method, rtol, atol)
     max_steps = check_int(max_steps, "max_steps")
     import scipy.integrate as si
-    from scipy.optimize import brentq
-
-    from .train.trajectory import DIVERGENCE_FACTOR
 
     shapes = [tuple(W.shape) for W in Ws]
-    sizes = [int(np.prod(s)) for s in shapes]
     y0 = np.concatenate([np.asarray(to_numpy(W), dtype=np.float64).ravel() for W in Ws])
+    split, rhs, loss_at = _flat_callbacks(grad_flat, loss_flat, shapes)
+    _check_callbacks(grad_flat, loss_flat, split(y0), shapes)
+    solver = getattr(si, method)(rhs, 0.0, y0, t_max, rtol=rtol, atol=atol)
+    ts, ys, status, message = _march(solver, y0, loss_at, t_eval, ftol, max_steps)
+    states = np.asarray(ys)
+    losses = np.asarray([loss_at(y) for y in states])
+    xp_ref = Ws[0]
+    xp = namespace(xp_ref)
+    final = tuple(from_host(a, xp, xp_ref.dtype) for a in split(states[-1]))
+    message = message if status == "diverged" else ""
+    return FlowRun(final, np.asarray(ts, dtype=np.float64), states, losses, status == "ftol", status, message)
+
+
+def _flat_callbacks(grad_flat: Callable, loss_flat: Callable, shapes: list) -> tuple:
+    """``(split, rhs, loss_at)`` on the flattened float64 state: ``split`` cuts it into arrays of ``shapes``,
+    ``rhs(t, y)`` is the flow's right-hand side and ``loss_at(y)`` the loss, both silent on overflow."""
+    sizes = [int(np.prod(s)) for s in shapes]
 
     def split(y):
         out, k = [], 0
@@ -100,14 +113,24 @@ def integrate(
         with np.errstate(all="ignore"):
             return float(loss_flat(split(y)))
 
-    _check_callbacks(grad_flat, loss_flat, split(y0), shapes)
-    solver = getattr(si, method)(rhs, 0.0, y0, t_max, rtol=rtol, atol=atol)
+    return split, rhs, loss_at
+
+
+def _march(solver: Any, y0: np.ndarray, loss_at: Callable, t_eval: Any, ftol: Any, max_steps: int) -> tuple:
+    """Step ``solver`` from ``y0`` until it reaches its end, the loss crosses ``ftol``, ``max_steps`` run out or
+    the state diverges; ``(ts, ys, status, message)``: the output times and states, how the run ended and the
+    solver's last message."""
+    from scipy.optimize import brentq
+
+    from .train.trajectory import DIVERGENCE_FACTOR
+
     ts, ys = [], []
     k = 0  # the next t_eval time to output
     if t_eval is None:
         ts.append(0.0), ys.append(y0)
     status = "ftol" if ftol is not None and loss_at(y0) <= ftol else "t_max"
-    t_old, y_old, steps, message = 0.0, y0, 0, None  # the last accepted state: where the run ends unless ftol is crossed
+    # the last accepted state: where the run ends unless ftol is crossed
+    t_old, y_old, steps, message = 0.0, y0, 0, None
     while status == "t_max" and solver.status == "running":
         if steps >= max_steps:
             status = "max_steps"
@@ -128,24 +151,27 @@ def integrate(
             t_new, status = t_hit, "ftol"
         if t_eval is None:
             ts.append(t_new), ys.append(y)
-        while t_eval is not None and k < len(t_eval) and t_eval[k] <= t_new:
-            if t_eval[k] == t_new or t_eval[k] <= t_old:  # at a step's end (or t_eval[0] = 0 before the first)
-                ys.append(y if t_eval[k] == t_new else y_old)
-            else:
-                dense = dense if dense is not None else solver.dense_output()
-                ys.append(dense(t_eval[k]))
-            ts.append(float(t_eval[k]))
-            k += 1
+        else:
+            k = _emit_t_eval(solver, t_eval, k, (t_old, y_old), (t_new, y), dense, ts, ys)
         t_old, y_old = t_new, y
     if status != "t_max" and (not ts or ts[-1] != t_old):  # the end state, when the run stops before t_max
         ts.append(float(t_old)), ys.append(y_old)
-    states = np.asarray(ys)
-    losses = np.asarray([loss_at(y) for y in states])
-    xp_ref = Ws[0]
-    xp = namespace(xp_ref)
-    final = tuple(from_host(a, xp, xp_ref.dtype) for a in split(states[-1]))
-    message = message if status == "diverged" else ""
-    return FlowRun(final, np.asarray(ts, dtype=np.float64), states, losses, status == "ftol", status, message)
+    return ts, ys, status, message
+
+
+def _emit_t_eval(solver: Any, t_eval: Any, k: int, old: tuple, new: tuple, dense: Any, ts: list, ys: list) -> int:
+    """Append to ``ts``, ``ys`` the ``t_eval`` times from the ``k``-th on that the step from ``old = (t, y)`` to
+    ``new`` covers, with their states (the step's ends, or the solver's dense output between); the next ``k``."""
+    (t_old, y_old), (t_new, y) = old, new
+    while k < len(t_eval) and t_eval[k] <= t_new:
+        if t_eval[k] == t_new or t_eval[k] <= t_old:  # at a step's end (or t_eval[0] = 0 before the first)
+            ys.append(y if t_eval[k] == t_new else y_old)
+        else:
+            dense = dense if dense is not None else solver.dense_output()
+            ys.append(dense(t_eval[k]))
+        ts.append(float(t_eval[k]))
+        k += 1
+    return k
 
 
 def check_arrays(Ws: Any, name: str = "Ws") -> tuple:

@@ -6,107 +6,27 @@ The deep loss :math:`L(W_1, \dots, W_N) = \ell(W_N \cdots W_1)` is assembled in 
 
 Conventions (THEOREMS.md §0): samples are columns, :math:`X \in \mathbb R^{d_0 \times m}`,
 :math:`Y \in \mathbb R^{d_N \times m}`, :math:`\Lambda_{xx} = XX^\top/m`, :math:`\Lambda_{yx} = YX^\top/m`.
+
+The base class :class:`Loss` and :class:`QuadraticForm` are defined in ``linnet/_loss.py``, :class:`LpLoss` and
+:class:`HuberLoss` in :mod:`linnet.losses_pointwise`; all are importable from here and from the top level.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, Optional
 
-from ._backend import Array, namespace
+from ._backend import namespace
+from ._loss import Loss, QuadraticForm, as_data
 from ._validate import (
     broadcast_batch,
     check_callable_output,
     check_loss_shape,
     check_matrix,
     check_population,
-    check_positive,
 )
+from .losses_pointwise import HuberLoss, LpLoss
 
 __all__ = ["Loss", "QuadraticForm", "SquaredLoss", "LpLoss", "HuberLoss", "CallableLoss"]
-
-
-def _broadcast_batch(*shapes: tuple) -> tuple:
-    """The broadcast of batch shapes (plain tuples; no arrays made)."""
-    out: list = []
-    for s in shapes:
-        s = tuple(s)
-        if len(s) > len(out):
-            out = [1] * (len(s) - len(out)) + out
-        for i, n in enumerate(s, start=len(out) - len(s)):
-            if out[i] == 1:
-                out[i] = n
-            elif n not in (1, out[i]):
-                raise ValueError(f"batch shapes {shapes} do not broadcast")
-    return tuple(out)
-
-
-class QuadraticForm(NamedTuple):
-    r"""A loss that is quadratic in the end-to-end matrix with Hessian :math:`I \otimes \Lambda_{xx}`:
-
-    .. math::
-
-        \ell(W) = \tfrac12 \operatorname{tr}(W\Lambda_{xx}W^\top) - \operatorname{tr}(W\Lambda_{yx}^\top)
-        + \tfrac12\operatorname{tr}\Lambda_{yy}
-        = \tfrac12 \operatorname{tr}\big((W-\Phi)\Lambda_{xx}(W-\Phi)^\top\big) + c_0 .
-
-    What the NumPy kernel (:mod:`linnet._fastpaths.quadratic`) and the closed-form Hessian
-    (:mod:`linnet._fastpaths.hessian`) read, so that any loss returning one from
-    :meth:`Loss.quadratic_form` gets them, whatever its class. The array fields are arrays of the loss's
-    namespace, each with optional leading batch dimensions.
-
-    Attributes
-    ----------
-    Sxx : ``(..., d_0, d_0)`` or ``None``
-        :math:`\Lambda_{xx}`; ``None`` means the identity (whitened).
-    Syx : ``(..., d_N, d_0)``
-        :math:`\Lambda_{yx}`.
-    Phi : ``(..., d_N, d_0)`` or ``None``
-        The centre :math:`\Phi = \Lambda_{yx}\Lambda_{xx}^+`; ``None`` for raw statistics (a minibatch), whose
-        value is the uncentred form.
-    c0 : ``(...)`` or ``None``
-        :math:`\min_W \ell` (``None`` for raw statistics).
-    tr_yy : ``(...)``
-        :math:`\operatorname{tr}\Lambda_{yy}`.
-    factor : ``(..., d_0, r)`` or ``None``
-        :math:`F` with :math:`\Lambda_{xx} = w\,FF^\top` (the value is then computed as
-        :math:`\tfrac w2\|F^\top(W-\Phi)^\top\|_F^2 + c_0`: accurate and :math:`\ge c_0` for singular
-        :math:`\Lambda_{xx}`).
-    factor_weight : float
-        The scale :math:`w` of ``factor``.
-    batch_shape : tuple
-        The problem's batch shape (all fields broadcast to it).
-    """
-
-    Sxx: Optional[Array]
-    Syx: Array
-    Phi: Optional[Array]
-    c0: Optional[Array]
-    tr_yy: Array
-    factor: Optional[Array]
-    factor_weight: float
-    batch_shape: tuple
-
-    @property
-    def kind(self) -> str:
-        r"""``"raw"`` (statistics of a minibatch, no centre), ``"whitened"`` (:math:`\Lambda_{xx} = I`) or
-        ``"centred"``."""
-        if self.Phi is None:
-            return "raw"
-        return "whitened" if self.Sxx is None else "centred"
-
-
-def _as_data(X, Y):
-    """Validate samples-as-columns data ``X (..., d_0, m)``, ``Y (..., d_N, m)``: same ``m``, same dtype."""
-    X, xp = check_matrix(X, "X")
-    Y, _ = check_matrix(Y, "Y", xp=xp, other="`X`")
-    broadcast_batch(tuple(X.shape[:-2]), tuple(Y.shape[:-2]), what="the batch shapes of `X` and `Y`")
-    if X.shape[-1] != Y.shape[-1]:
-        raise ValueError(
-            f"`X` and `Y` must have the same number of samples (columns): got {X.shape[-1]} and {Y.shape[-1]}"
-        )
-    if X.dtype != Y.dtype:
-        raise ValueError(f"`X` and `Y` must share a dtype, got {X.dtype} and {Y.dtype}")
-    return X, Y, xp
 
 
 def _trace(A, xp):
@@ -115,81 +35,6 @@ def _trace(A, xp):
 
 def _fro2(A, xp):
     return xp.sum(A * A, axis=(-2, -1))
-
-
-class Loss:
-    """Base class of end-to-end losses.
-
-    Subclasses implement ``value(W)``, ``grad(W)`` and ``hvp(W, D)`` (the Hessian of :math:`\\ell` at ``W``
-    applied to ``D``), each taking ``W`` of shape ``(..., d_N, d_0)``. ``shape`` is ``(d_N, d_0)``.
-
-    Capabilities (what the engine dispatches on; never the class):
-
-    - ``convex``, ``differentiable``: describe :math:`\\ell` (used by :mod:`linnet.landscape`);
-    - ``finite_value_implies_finite_weights``: a finite value at ``W`` implies finite ``W`` and a finite gradient
-      (true of the built-in losses); the training driver then skips its own finiteness test of weights and
-      gradients;
-    - :meth:`quadratic_form`: a :class:`QuadraticForm` for losses quadratic in ``W`` with Hessian
-      :math:`I\\otimes\\Lambda_{xx}` (NumPy kernel and closed-form Hessian), else ``None``;
-    - :attr:`batch_shape`: the problem's own batch shape;
-    - :attr:`n_samples`: the number of samples (columns) :meth:`subsample` draws from, or ``None``.
-    """
-
-    shape: tuple
-    convex: bool = True
-    differentiable: bool = True
-    finite_value_implies_finite_weights: bool = False
-
-    def quadratic_form(self) -> Optional[QuadraticForm]:
-        """This loss as a :class:`QuadraticForm`, or ``None`` when it is not one (the default)."""
-        return None
-
-    @property
-    def batch_shape(self) -> tuple:
-        """The problem's batch shape (leading dimensions of its data); ``()`` for one problem."""
-        for name in ("Phi", "X"):
-            arr = getattr(self, name, None)
-            if arr is not None:
-                return tuple(arr.shape[:-2])
-        return ()
-
-    @property
-    def n_samples(self) -> Optional[int]:
-        """Samples (columns) that :meth:`subsample` draws from; ``None`` for a loss without samples."""
-        return None
-
-    def value(self, W):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def grad(self, W):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def hvp(self, W, D):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def astype(self, dtype) -> "Loss":  # pragma: no cover - overridden
-        return self
-
-    def subsample(self, idx) -> "Loss":
-        """The same loss on the samples (columns) ``idx`` only: an integer index array of the data's namespace.
-
-        Built without validation or factorizations (it runs every step of SGD). Losses without samples raise
-        ``ValueError``.
-        """
-        raise ValueError(f"`loss` must carry data to be subsampled, got a {type(self).__name__} without samples")
-
-    def check(self, W) -> "Loss":
-        """Return this loss in the dtype of ``W`` after checking that shapes agree."""
-        if tuple(W.shape[-2:]) != tuple(self.shape):
-            raise ValueError(
-                f"the nets' end-to-end matrix has shape (d_N, d_0) = {tuple(W.shape[-2:])}, "
-                f"the loss expects {tuple(self.shape)}"
-            )
-        return self.astype(W.dtype)
-
-    def reference_array(self):
-        """An array of the loss's data (its namespace must be that of the weights), or ``None`` if it has none."""
-        return None
 
 
 class SquaredLoss(Loss):
@@ -246,7 +91,7 @@ class SquaredLoss(Loss):
         >>> float(loss.value(np.zeros((1, 2))))
         1.25
         """
-        X, Y, xp = _as_data(X, Y)
+        X, Y, xp = as_data(X, Y)
         m = X.shape[-1]
         Sxx = xp.matmul(X, X.mT) / m
         Syx = xp.matmul(Y, X.mT) / m
@@ -321,8 +166,10 @@ class SquaredLoss(Loss):
         form = self._cache.get("quadratic_form")
         if form is None:
             arrays = (self.Sxx, self.Syx, self.Phi, self.c0, self.tr_yy)
-            batch = _broadcast_batch(*(tuple(a.shape[:-2]) for a in arrays[:3] if a is not None),
-                                     *(tuple(a.shape) for a in arrays[3:] if a is not None))
+            batch = broadcast_batch(
+                *(tuple(a.shape[:-2]) for a in arrays[:3] if a is not None),
+                *(tuple(a.shape) for a in arrays[3:] if a is not None),
+            )
             form = QuadraticForm(
                 self.Sxx, self.Syx, self.Phi, self.c0, self.tr_yy, self.factor, self.factor_weight, batch
             )
@@ -398,124 +245,6 @@ class SquaredLoss(Loss):
     def min_value(self):
         """:math:`\\min_W \\ell(W)` over all matrices (no rank constraint), shape ``(...)``."""
         return self.c0
-
-
-class _DataLoss(Loss):
-    """Shared capabilities of losses of the residuals :math:`WX - Y` held as data ``X``, ``Y``."""
-
-    finite_value_implies_finite_weights = True
-
-    @property
-    def n_samples(self) -> int:
-        return int(self.X.shape[-1])
-
-
-class LpLoss(_DataLoss):
-    r""":math:`\ell(W) = \frac{1}{p\,m}\sum_{i,k} |(WX - Y)_{ik}|^p` for :math:`p \ge 2` (convex, :math:`C^2`).
-
-    Used for the acceleration experiment of Arora, Cohen & Hazan,
-    `arXiv:1802.06509 <https://arxiv.org/abs/1802.06509>`_, 2018 (:math:`p = 4`). A step costs :math:`O(m)`.
-    """
-
-    def __init__(self, X, Y, p: float = 4.0):
-        X, Y, xp = _as_data(X, Y)
-        try:
-            p = float(p)
-        except (TypeError, ValueError):
-            raise ValueError(f"`p` must be a real number >= 2, got {p!r}") from None
-        if not p >= 2 or p != p or p == float("inf"):
-            raise ValueError(f"`p` must be a finite number >= 2 (so that the loss is C^2), got {p!r}")
-        self.X, self.Y, self.p = X, Y, p
-        self.m = X.shape[-1]
-        self.shape = (Y.shape[-2], X.shape[-2])
-        self._cache = {}
-
-    def reference_array(self):
-        return self.X
-
-    def astype(self, dtype) -> "LpLoss":
-        if self.X.dtype == dtype:
-            return self
-        key = str(dtype)
-        if key not in self._cache:
-            xp = namespace(self.X)
-            self._cache[key] = LpLoss(xp.astype(self.X, dtype), xp.astype(self.Y, dtype), self.p)
-        return self._cache[key]
-
-    def subsample(self, idx) -> "LpLoss":
-        xp = namespace(self.X)
-        out = object.__new__(LpLoss)
-        out.X, out.Y, out.p = xp.take(self.X, idx, axis=-1), xp.take(self.Y, idx, axis=-1), self.p
-        out.m, out.shape, out._cache = out.X.shape[-1], self.shape, {}
-        return out
-
-    def _residual(self, W):
-        xp = namespace(W)
-        return xp.matmul(W, self.X) - self.Y, xp
-
-    def value(self, W):
-        R, xp = self._residual(W)
-        return xp.sum(xp.abs(R) ** self.p, axis=(-2, -1)) / (self.p * self.m)
-
-    def grad(self, W):
-        R, xp = self._residual(W)
-        g = xp.sign(R) * xp.abs(R) ** (self.p - 1)
-        return xp.matmul(g, self.X.mT) / self.m
-
-    def hvp(self, W, D):
-        R, xp = self._residual(W)
-        w = (self.p - 1) * xp.abs(R) ** (self.p - 2)
-        return xp.matmul(w * xp.matmul(D, self.X), self.X.mT) / self.m
-
-
-class HuberLoss(_DataLoss):
-    r"""Huber loss of the residuals, :math:`\ell(W) = \frac1m\sum_{i,k} h_\delta((WX-Y)_{ik})`.
-
-    :math:`h_\delta(r) = r^2/2` for :math:`|r|\le\delta` and :math:`\delta(|r| - \delta/2)` beyond: convex and
-    differentiable (:math:`C^1`; its second derivative jumps at :math:`|r| = \delta`, where ``hvp`` uses the
-    inner branch).
-    """
-
-    def __init__(self, X, Y, delta: float = 1.0):
-        X, Y, xp = _as_data(X, Y)
-        self.delta = check_positive(delta, "delta")
-        self.X, self.Y, self.m = X, Y, X.shape[-1]
-        self.shape = (Y.shape[-2], X.shape[-2])
-
-    def reference_array(self):
-        return self.X
-
-    def astype(self, dtype) -> "HuberLoss":
-        if self.X.dtype == dtype:
-            return self
-        xp = namespace(self.X)
-        return HuberLoss(xp.astype(self.X, dtype), xp.astype(self.Y, dtype), self.delta)
-
-    def subsample(self, idx) -> "HuberLoss":
-        xp = namespace(self.X)
-        out = object.__new__(HuberLoss)
-        out.X, out.Y, out.delta = xp.take(self.X, idx, axis=-1), xp.take(self.Y, idx, axis=-1), self.delta
-        out.m, out.shape = out.X.shape[-1], self.shape
-        return out
-
-    def value(self, W):
-        xp = namespace(W)
-        R = xp.matmul(W, self.X) - self.Y
-        a = xp.abs(R)
-        h = xp.where(a <= self.delta, 0.5 * R * R, self.delta * (a - 0.5 * self.delta))
-        return xp.sum(h, axis=(-2, -1)) / self.m
-
-    def grad(self, W):
-        xp = namespace(W)
-        R = xp.matmul(W, self.X) - self.Y
-        g = xp.clip(R, -self.delta, self.delta)
-        return xp.matmul(g, self.X.mT) / self.m
-
-    def hvp(self, W, D):
-        xp = namespace(W)
-        R = xp.matmul(W, self.X) - self.Y
-        w = xp.astype(xp.abs(R) <= self.delta, W.dtype)
-        return xp.matmul(w * xp.matmul(D, self.X), self.X.mT) / self.m
 
 
 class CallableLoss(Loss):

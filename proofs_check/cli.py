@@ -130,14 +130,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         return 2
 
     if args.list:
-        w0 = max(len(c.id) for c in chosen)
-        w1 = max(len(c.status) for c in chosen)
-        title_w = max(LIST_WIDTH - w0 - w1 - 6 - 20, 10)  # leaves 20 columns for the source
-        rows = [(c.id, c.status, _report._clip(c.title, title_w), c.source) for c in chosen]
-        w2 = max(len(r[2]) for r in rows)
-        for r in rows:
-            head = f"{r[0]:<{w0}}  {r[1]:<{w1}}  {r[2]:<{w2}}  "
-            print((head + _report._clip(r[3], max(LIST_WIDTH - len(head), 1))).rstrip(), file=stdout)
+        _print_list(chosen, stdout)
         return 0
 
     reason = _backend_ok(args.backend)
@@ -146,70 +139,112 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         return 2
     ctx = _core.Context(backend=args.backend, dtype=args.dtype, seed=args.seed, scale=args.scale)
     meta = _report.metadata(ctx, argv=list(argv) if argv is not None else None)
-    prog = None if args.quiet else stderr
-    _progress(prog, f"proofs_check: {len(chosen)} checks on {ctx.backend}/{ctx.dtype}, seed {ctx.seed}, {ctx.scale}")
-
-    tracebacks: dict[str, str] = {}
-
-    def on_error(check, exc):
-        tracebacks[check.id] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-
-    n = len(chosen)
-
-    def done_line(tag, check, v):
-        _progress(
-            prog,
-            f"{tag}: {_report.verdict_word(v)}, control {_report.control_word(v)} "
-            f"({_report.format_measurement(v.result) if not _report.is_error(v) else v.result.note}) "
-            f"{v.seconds:.1f} s",
-        )
-        if check.id in tracebacks:
-            _progress(stderr, tracebacks[check.id].rstrip())
+    progress = _Progress(None if args.quiet else stderr, stderr, len(chosen))
+    progress.line(f"proofs_check: {len(chosen)} checks on {ctx.backend}/{ctx.dtype}, seed {ctx.seed}, {ctx.scale}")
 
     t_all = time.perf_counter()
     if args.workers is not None or args.scheduler is not None:
-        from . import _distributed
-
-        if not _distributed.dask_available():
-            print(f"error: {_distributed.EXTRA_MESSAGE}", file=stderr)
+        verdicts = _run_distributed(chosen, ctx, args.workers, args.scheduler, progress)
+        if verdicts is None:
             return 2
-        where = f"{args.workers} local workers" if args.workers is not None else f"scheduler {args.scheduler}"
-        slots: list = [None] * n
-        runs = _distributed.run_checks(
-            chosen,
-            ctx,
-            workers=args.workers,
-            scheduler=args.scheduler,
-            on_start=lambda dash: _progress(prog, f"proofs_check: {n} tasks on {where} (dashboard {dash})"),
-        )
-        try:
-            for k, (i, v, tb) in enumerate(runs, start=1):  # completion order; the table keeps the registry's
-                if tb is not None:
-                    tracebacks[chosen[i].id] = tb
-                slots[i] = v
-                done_line(f"[{k:>{len(str(n))}}/{n}] {chosen[i].id}", chosen[i], v)
-        except ValueError as exc:  # raised before any task: the scheduler does not answer
-            print(f"error: {exc}", file=stderr)
-            return 2
-        verdicts = slots
     else:
-        verdicts = []
-        for i, check in enumerate(chosen, start=1):
-            tag = f"[{i:>{len(str(n))}}/{n}] {check.id}"
-            _progress(prog, f"{tag} ... {check.title}")
-            t0 = time.perf_counter()
-            v = _core.run_check(check, ctx, on_error=on_error)
-            if _report.is_error(v):  # run_check reports no time for a crash: keep the wall time spent
-                v = v._replace(seconds=time.perf_counter() - t0)
-            verdicts.append(v)
-            done_line(tag, check, v)
-    _progress(prog, f"proofs_check: done in {time.perf_counter() - t_all:.1f} s")
+        verdicts = _run_in_process(chosen, ctx, progress)
+    progress.line(f"proofs_check: done in {time.perf_counter() - t_all:.1f} s")
 
     print(_report.format_table(verdicts), file=stdout)
     print("", file=stdout)
     print(_report.summary_line(verdicts), file=stdout)
     if args.json:
-        _report.write_json(args.json, _report.to_json(verdicts, meta, tracebacks=tracebacks))
+        _report.write_json(args.json, _report.to_json(verdicts, meta, tracebacks=progress.tracebacks))
     if args.report:
         _report.write_markdown(args.report, _report.to_markdown(verdicts, meta, chosen))
     return 0 if all(v.ok for v in verdicts) else 1
+
+
+def _print_list(chosen: Sequence[_core.Check], stdout: TextIO) -> None:
+    """``--list``: one line per check (id, status, title, source), clipped to :data:`LIST_WIDTH` columns."""
+    w0 = max(len(c.id) for c in chosen)
+    w1 = max(len(c.status) for c in chosen)
+    title_w = max(LIST_WIDTH - w0 - w1 - 6 - 20, 10)  # leaves 20 columns for the source
+    rows = [(c.id, c.status, _report._clip(c.title, title_w), c.source) for c in chosen]
+    w2 = max(len(r[2]) for r in rows)
+    for r in rows:
+        head = f"{r[0]:<{w0}}  {r[1]:<{w1}}  {r[2]:<{w2}}  "
+        print((head + _report._clip(r[3], max(LIST_WIDTH - len(head), 1))).rstrip(), file=stdout)
+
+
+class _Progress:
+    """The progress lines of a run (to ``prog``, ``None`` when quiet) and the tracebacks of the checks that
+    crashed (printed to ``stderr`` even when quiet, and kept for the JSON report)."""
+
+    def __init__(self, prog: TextIO | None, stderr: TextIO, n: int) -> None:
+        self.prog, self.stderr, self.n = prog, stderr, n
+        self.tracebacks: dict[str, str] = {}
+
+    def line(self, text: str) -> None:
+        _progress(self.prog, text)
+
+    def tag(self, i: int, check: _core.Check) -> str:
+        """``[i/n] id``, the prefix of a check's lines."""
+        return f"[{i:>{len(str(self.n))}}/{self.n}] {check.id}"
+
+    def on_error(self, check, exc) -> None:
+        self.tracebacks[check.id] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+    def done(self, tag: str, check: _core.Check, v) -> None:
+        """The line that ends a check: verdict, control, measurement (or the crash's note) and time."""
+        _progress(
+            self.prog,
+            f"{tag}: {_report.verdict_word(v)}, control {_report.control_word(v)} "
+            f"({_report.format_measurement(v.result) if not _report.is_error(v) else v.result.note}) "
+            f"{v.seconds:.1f} s",
+        )
+        if check.id in self.tracebacks:
+            _progress(self.stderr, self.tracebacks[check.id].rstrip())
+
+
+def _run_in_process(chosen: Sequence[_core.Check], ctx: _core.Context, progress: _Progress) -> list:
+    """The verdicts of ``chosen``, run one after the other in this process."""
+    verdicts = []
+    for i, check in enumerate(chosen, start=1):
+        tag = progress.tag(i, check)
+        progress.line(f"{tag} ... {check.title}")
+        t0 = time.perf_counter()
+        v = _core.run_check(check, ctx, on_error=progress.on_error)
+        if _report.is_error(v):  # run_check reports no time for a crash: keep the wall time spent
+            v = v._replace(seconds=time.perf_counter() - t0)
+        verdicts.append(v)
+        progress.done(tag, check, v)
+    return verdicts
+
+
+def _run_distributed(
+    chosen: Sequence[_core.Check], ctx: _core.Context, workers: int | None, scheduler: str | None, progress: _Progress
+) -> list | None:
+    """The verdicts of ``chosen``, each run as a Dask task (``workers`` local processes or the ``scheduler``),
+    in the registry's order; ``None``, after the error is printed, when Dask or the scheduler is missing."""
+    from . import _distributed
+
+    if not _distributed.dask_available():
+        print(f"error: {_distributed.EXTRA_MESSAGE}", file=progress.stderr)
+        return None
+    n = progress.n
+    where = f"{workers} local workers" if workers is not None else f"scheduler {scheduler}"
+    slots: list = [None] * n
+    runs = _distributed.run_checks(
+        chosen,
+        ctx,
+        workers=workers,
+        scheduler=scheduler,
+        on_start=lambda dash: progress.line(f"proofs_check: {n} tasks on {where} (dashboard {dash})"),
+    )
+    try:
+        for k, (i, v, tb) in enumerate(runs, start=1):  # completion order; the table keeps the registry's
+            if tb is not None:
+                progress.tracebacks[chosen[i].id] = tb
+            slots[i] = v
+            progress.done(progress.tag(k, chosen[i]), chosen[i], v)
+    except ValueError as exc:  # raised before any task: the scheduler does not answer
+        print(f"error: {exc}", file=progress.stderr)
+        return None
+    return slots

@@ -221,7 +221,7 @@ def test_gd_on_the_driver_matches_a_step_by_step_reference(record_every, slow_ne
     if not slow_net:  # the run ends early, at a step that is not a multiple of record_every
         assert at.max() < 3000 and (record_every == 1 or at.max() % record_every != 0)
     for every in (1, 10):
-        monkeypatch.setattr(ln.diagonal, "_CHECK_EVERY", every)
+        monkeypatch.setattr(ln.diagonal.training, "_CHECK_EVERY", every)
         run = ln.diagonal.gd(loss, W0, lr=lr, steps=3000, ftol=ftol, record_every=record_every)
         for a, b in zip(run.weights, W):
             np.testing.assert_array_equal(a, b)

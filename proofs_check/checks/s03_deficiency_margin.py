@@ -120,6 +120,37 @@ def _gd_rate(ctx: Context, loss, Phi_h: np.ndarray, Ws, lrs: np.ndarray, qs: np.
     return ratios, speed, smin_t, loss_err
 
 
+def _three_step_sizes(ctx: Context, loss, Phi, Ws, c: float, N: int, eta_thm: float, steps: int) -> tuple:
+    """GD from ``Ws`` at 1, 1e2 and 1e4 times ``eta_thm`` (one batch of nets with per-net step sizes):
+    ``(q_gap, ratios, decrease, smin_t, loss_err)``, the engine's contraction factors against the formula, the
+    max rate ratio and ``l(T)/l(0)`` per run, min sigma_min(W_e(t)) over all runs, and the relative gap between
+    the trainer's losses and a float64 host evaluation of the recorded iterates."""
+    xp = ctx.xp
+    lrs = np.array([1.0, 1e2, 1e4]) * eta_thm
+    # per-step contraction factors q = 1 - eta c^(2(N-1)/N) from the engine, checked against the formula
+    qs = host(ln.theory.acgh_constants(Phi, c, N, eta=ctx.asarray(lrs)).rate).reshape(-1)
+    q_gap = float(np.max(np.abs(qs - (1 - lrs * c ** (2 * (N - 1) / N)))))
+    Wb = tuple(xp.broadcast_to(W, (3,) + tuple(W.shape)) * 1 for W in Ws)
+    run = ln.train.gd(loss, Wb, lr=ctx.asarray(lrs), steps=steps, keep_history=True)
+    L = host(run.loss)  # (n_rec, 3)
+    st = np.asarray(to_numpy(run.steps), dtype=np.float64)
+    status = np.asarray(to_numpy(run.status))
+    hist = [host(h) for h in run.history]  # (n_rec, 3, d_j, d_{j-1})
+    We_t = hist[0]
+    for H in hist[1:]:
+        We_t = H @ We_t
+    # the loss of the recorded iterates evaluated on the host in float64: the trainer's reported losses must
+    # agree with it; in float32 the ratio uses it, since at eta_thm the decrease per step (eta c^(2(N-1)/N),
+    # ~1e-8 relative) is below the float32 rounding of the loss itself
+    L_host = 0.5 * np.sum((We_t - host(Phi)) ** 2, axis=(-2, -1))
+    loss_err = float(np.max(np.abs(L - L_host) / L_host))
+    L_rate = L if ctx.dtype == "float64" else L_host
+    ratios = [_max_rate_ratio(L_rate[:, k], st, qs[k], status[k] == ln.train.DIVERGED) for k in range(3)]
+    smin_t = float(np.min(np.linalg.svd(We_t, compute_uv=False)[..., -1]))
+    decrease = [float(L[-1, k] / L[0, k]) for k in range(3)]
+    return q_gap, ratios, decrease, smin_t, loss_err
+
+
 @register
 class DeficiencyMargin(Check):
     id = "s03-deficiency-margin"
@@ -173,29 +204,8 @@ class DeficiencyMargin(Check):
         delta0 = float(host(ln.theory.balancedness(Ws)))
 
         # (ii), (iii): three step sizes as one batch of nets with per-net step sizes
-        lrs = np.array([1.0, 1e2, 1e4]) * eta_thm
-        # per-step contraction factors q = 1 - eta c^(2(N-1)/N) from the engine, checked against the formula
-        qs = host(ln.theory.acgh_constants(Phi, c, N, eta=ctx.asarray(lrs)).rate).reshape(-1)
-        q_gap = float(np.max(np.abs(qs - (1 - lrs * c ** (2 * (N - 1) / N)))))
-        Wb = tuple(xp.broadcast_to(W, (3,) + tuple(W.shape)) * 1 for W in Ws)
         steps = self._steps(ctx)
-        run = ln.train.gd(loss, Wb, lr=ctx.asarray(lrs), steps=steps, keep_history=True)
-        L = host(run.loss)  # (n_rec, 3)
-        st = np.asarray(to_numpy(run.steps), dtype=np.float64)
-        status = np.asarray(to_numpy(run.status))
-        hist = [host(h) for h in run.history]  # (n_rec, 3, d_j, d_{j-1})
-        We_t = hist[0]
-        for H in hist[1:]:
-            We_t = H @ We_t
-        # the loss of the recorded iterates evaluated on the host in float64: the trainer's reported losses must
-        # agree with it; in float32 the ratio uses it, since at eta_thm the decrease per step (eta c^(2(N-1)/N),
-        # ~1e-8 relative) is below the float32 rounding of the loss itself
-        L_host = 0.5 * np.sum((We_t - host(Phi)) ** 2, axis=(-2, -1))
-        loss_err = float(np.max(np.abs(L - L_host) / L_host))
-        L_rate = L if ctx.dtype == "float64" else L_host
-        ratios = [_max_rate_ratio(L_rate[:, k], st, qs[k], status[k] == ln.train.DIVERGED) for k in range(3)]
-        smin_t = float(np.min(np.linalg.svd(We_t, compute_uv=False)[..., -1]))
-        decrease = [float(L[-1, k] / L[0, k]) for k in range(3)]
+        q_gap, ratios, decrease, smin_t, loss_err = _three_step_sizes(ctx, loss, Phi, Ws, c, N, eta_thm, steps)
 
         # (iv) empirical: a step far outside the theorem still converges fully
         eps_t = self._eps_target(ctx)

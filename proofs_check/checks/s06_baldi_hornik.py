@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -129,6 +130,57 @@ def slip_points(ctx: Context, X, Y, p: int):
     return out
 
 
+class _PointFigures(NamedTuple):
+    """What :func:`_point_figures` measures at one critical point."""
+
+    grad: float  # relative max-norm of the gradient
+    value: tuple  # relative errors of ln.loss and of the engine's value against L_I
+    index: int  # Morse index of the dense Hessian
+    index_mismatch: bool  # the index differs from the formula or from the engine's
+    clause: bool  # the formula's "lambda_j > 0" clause decides this point's index
+    zero_mismatch: bool  # at |I| = p, the count of zero eigenvalues is not p^2
+    label_mismatch: bool  # landscape.classify's label is not the dense reference's
+    top: float  # |top_hessian_eigenvalue - dense lambda_max| / ||H||
+
+
+def _point_figures(ctx: Context, loss, pt, lam: np.ndarray, tr_yy: float, p: int, ntol: float, zero: float):
+    """The theorem at one critical point ``pt`` of ``ln.theory.baldi_hornik_points``: gradient, value, Morse index
+    and zero eigenvalues from the dense Hessian, and the engine's landscape tools against that reference."""
+    g = relative_grad(ctx, loss, pt.Ws)
+    L_I = 0.5 * (tr_yy - float(np.sum(lam[list(pt.I)])))
+    L = float(host(ln.loss(loss, pt.Ws)))
+    v = (abs(L - L_I) / abs(L_I), abs(float(host(pt.value)) - L_I) / abs(L_I))
+    e = np.linalg.eigvalsh(host(ln.hessian(loss, pt.Ws)))
+    hn = float(np.max(np.abs(e)))
+    idx = int(np.sum(e < -ntol * hn))
+    index_bad = idx != index_formula(pt.I, lam, p, zero=zero) or idx != pt.index
+    clause = clause_matters(pt.I, lam, p, zero)
+    zero_bad = len(pt.I) == p and int(np.sum(np.abs(e) <= ntol * hn)) != p * p
+    # the engine's landscape tools against the dense reference: classify's label (index 0 at the top set = the
+    # global minimum, every other point a strict saddle) and the eigensolver's lambda_max, which differs from the
+    # largest |lambda| at some of these saddles
+    want = "global minimum" if idx == 0 else "strict saddle"
+    label_bad = str(ln.landscape.classify(loss, pt.Ws).label) != want
+    top = float(host(ln.landscape.top_hessian_eigenvalue(loss, pt.Ws).value))
+    return _PointFigures(g, v, idx, index_bad, clause, zero_bad, label_bad, abs(top - e[-1]) / hn)
+
+
+def _gd_cross_check(ctx: Context, loss, X, Y, Sxx, L_top: float, p: int, c: int) -> tuple:
+    """GD from 16 random inits of the ``c``-th instance: ``(gap, replay)``, the worst relative gap of the final
+    loss to ``L_top`` (the value at the top ``p`` set, the global minimum) and the trainer's replay check."""
+    eps = ctx.eps
+    n, q = X.shape[0], Y.shape[0]
+    B = 16
+    Ws = ln.init.gaussian(
+        (n, p, q), scale=0.5 / math.sqrt(n), batch=(B,), seed=ctx.rng(f"s06-gd-{c}"), xp=ctx.xp, dtype=ctx.dtype
+    )
+    s1 = float(np.linalg.svd(Y @ np.linalg.pinv(X), compute_uv=False)[0])
+    lr = 0.5 / (2 * float(np.linalg.eigvalsh(Sxx)[-1]) * max(s1, 1.0))
+    run = ln.train.gd(loss, Ws, lr=lr, steps=ctx.pick(20_000, 50_000), gtol=floored(1e-11, 100, eps))
+    replay = gd_replay(ctx, loss, Ws, lr)
+    return float(np.max(np.abs(host(ln.loss(loss, run.weights)) - L_top))) / L_top, replay
+
+
 @register
 class BaldiHornik(Check):
     id = "s06-baldi-hornik"
@@ -162,40 +214,21 @@ class BaldiHornik(Check):
             zero_index = []
             for pt in pts:
                 n_points += 1
-                worst_g = max(worst_g, relative_grad(ctx, loss, pt.Ws))
-                L_I = 0.5 * (tr_yy - float(np.sum(lam[list(pt.I)])))
-                L = float(host(ln.loss(loss, pt.Ws)))
-                worst_v = max(worst_v, abs(L - L_I) / abs(L_I), abs(float(host(pt.value)) - L_I) / abs(L_I))
-                e = np.linalg.eigvalsh(host(ln.hessian(loss, pt.Ws)))
-                hn = float(np.max(np.abs(e)))
-                idx = int(np.sum(e < -ntol * hn))
-                if idx != index_formula(pt.I, lam, p, zero=zero) or idx != pt.index:
-                    index_mismatch += 1
-                clause_points += clause_matters(pt.I, lam, p, zero)
-                if len(pt.I) == p and int(np.sum(np.abs(e) <= ntol * hn)) != p * p:
-                    zero_mismatch += 1
-                if idx == 0:
+                f = _point_figures(ctx, loss, pt, lam, tr_yy, p, ntol, zero)
+                worst_g = max(worst_g, f.grad)
+                worst_v = max(worst_v, *f.value)
+                index_mismatch += f.index_mismatch
+                clause_points += f.clause
+                zero_mismatch += f.zero_mismatch
+                if f.index == 0:
                     zero_index.append(pt.I)
-                # the engine's landscape tools against the dense reference: classify's label (index 0 at the top
-                # set = the global minimum, every other point a strict saddle) and the eigensolver's lambda_max,
-                # which differs from the largest |lambda| at some of these saddles
-                want = "global minimum" if idx == 0 else "strict saddle"
-                if str(ln.landscape.classify(loss, pt.Ws).label) != want:
-                    label_mismatch += 1
-                top = float(host(ln.landscape.top_hessian_eigenvalue(loss, pt.Ws).value))
-                worst_top = max(worst_top, abs(top - e[-1]) / hn)
+                label_mismatch += f.label_mismatch
+                worst_top = max(worst_top, f.top)
             unique_min_ok &= zero_index == [tuple(range(p))]
             # cross-check: GD from random inits reaches L_{1..p}
-            B = 16
-            Ws = ln.init.gaussian(
-                (n, p, q), scale=0.5 / math.sqrt(n), batch=(B,), seed=ctx.rng(f"s06-gd-{c}"), xp=ctx.xp, dtype=ctx.dtype
-            )
-            s1 = float(np.linalg.svd(Y @ np.linalg.pinv(X), compute_uv=False)[0])
-            lr = 0.5 / (2 * float(np.linalg.eigvalsh(Sxx)[-1]) * max(s1, 1.0))
-            run = ln.train.gd(loss, Ws, lr=lr, steps=ctx.pick(20_000, 50_000), gtol=floored(1e-11, 100, eps))
-            replays.append(gd_replay(ctx, loss, Ws, lr))
-            L_top = 0.5 * (tr_yy - float(np.sum(lam[:p])))
-            gd_gap = max(gd_gap, float(np.max(np.abs(host(ln.loss(loss, run.weights)) - L_top))) / L_top)
+            gap, replay = _gd_cross_check(ctx, loss, X, Y, Sxx, 0.5 * (tr_yy - float(np.sum(lam[:p]))), p, c)
+            replays.append(replay)
+            gd_gap = max(gd_gap, gap)
         parts = {
             "gradient = 0 (relative max-norm)": Measurement.compare(worst_g, gtol, "<=", f"worst of {n_points} points"),
             "value = L_I (relative)": Measurement.compare(worst_v, vtol, "<=", "engine value and ln.loss vs host L_I"),

@@ -118,6 +118,33 @@ def host_to(like, a: np.ndarray):
     return from_host(a, namespace(like), like.dtype)
 
 
+def _unbalanced_scalar_minima(ctx: Context, rng) -> tuple:
+    """Random unbalanced scalar minima, lambda_max = phi^2 sum w^-2 >= N |phi|^(2-2/N): ``(ratio, err)``, the
+    least lambda_max over the balanced formula and the worst relative error of the closed form."""
+    ratio_su, err_su = np.inf, 0.0
+    for N, phi in SCALAR_CASES:
+        loss, Ws, w = scalar_minimum(ctx, N, phi, logs=0.5 * rng.standard_normal((ctx.pick(20, 500), N)))
+        lam = top_eigenvalue(loss, Ws)
+        formula = float(host(ln.theory.sharpness_balanced(ctx.asarray(np.array([[phi]])), N)))
+        closed = host(ln.theory.sharpness_scalar_min(ctx.asarray(np.stack([host(W)[:, 0, 0] for W in Ws], -1)), phi))
+        ratio_su = min(ratio_su, float(np.min(lam / formula)))
+        err_su = max(err_su, float(np.max(rel(lam, closed))))
+    return ratio_su, err_su
+
+
+def _gauge_transformed_minima(ctx: Context, rng, cases: list) -> tuple:
+    """The balanced matrix minima of ``cases`` moved by random gauge transformations G_j: ``(ratio_gauge,
+    ratio_dir)``, the least lambda_max and the least test-direction quotient, each over the balanced formula."""
+    ratio_gauge = ratio_dir = np.inf
+    for _phi, widths, loss, Ws, _, formula in cases:
+        for _ in range(ctx.pick(3, 10)):
+            Gs = [np.eye(widths[0])] + [_gl(rng, d) for d in widths[1:-1]] + [np.eye(widths[-1])]
+            Wt = tuple(ctx.asarray(Gs[j + 1] @ host(W) @ np.linalg.inv(Gs[j])) for j, W in enumerate(Ws))
+            ratio_gauge = min(ratio_gauge, float(top_eigenvalue(loss, Wt)) / formula)
+            ratio_dir = min(ratio_dir, test_direction_quotient(loss, Wt, host(_phi)) / formula)
+    return ratio_gauge, ratio_dir
+
+
 @register
 class SharpnessCheck(Check):
     id = "s13-sharpness"
@@ -205,27 +232,11 @@ class SharpnessCheck(Check):
         tol = self.tol(ctx)
         sb = self.scalar_balanced(ctx)
         err_sb = max(rel(m, f) for _, _, m, f in sb)
-        # random unbalanced scalar minima: lambda_max = phi^2 sum w^-2 >= N |phi|^(2-2/N)
-        ratio_su, err_su = np.inf, 0.0
-        for N, phi in SCALAR_CASES:
-            loss, Ws, w = scalar_minimum(ctx, N, phi, logs=0.5 * rng.standard_normal((ctx.pick(20, 500), N)))
-            lam = top_eigenvalue(loss, Ws)
-            formula = float(host(ln.theory.sharpness_balanced(ctx.asarray(np.array([[phi]])), N)))
-            closed = host(
-                ln.theory.sharpness_scalar_min(ctx.asarray(np.stack([host(W)[:, 0, 0] for W in Ws], -1)), phi)
-            )
-            ratio_su = min(ratio_su, float(np.min(lam / formula)))
-            err_su = max(err_su, float(np.max(rel(lam, closed))))
+        ratio_su, err_su = _unbalanced_scalar_minima(ctx, rng)
         # matrix balanced minima, and gauge-transformed ones (the conjecture)
         cases = self.matrix_balanced(ctx, rng, ctx.pick(12, 300))
         err_mb = max(rel(m, f) for *_, m, f in cases)
-        ratio_gauge = ratio_dir = np.inf
-        for _phi, widths, loss, Ws, _, formula in cases:
-            for _ in range(ctx.pick(3, 10)):
-                Gs = [np.eye(widths[0])] + [_gl(rng, d) for d in widths[1:-1]] + [np.eye(widths[-1])]
-                Wt = tuple(ctx.asarray(Gs[j + 1] @ host(W) @ np.linalg.inv(Gs[j])) for j, W in enumerate(Ws))
-                ratio_gauge = min(ratio_gauge, float(top_eigenvalue(loss, Wt)) / formula)
-                ratio_dir = min(ratio_dir, test_direction_quotient(loss, Wt, host(_phi)) / formula)
+        ratio_gauge, ratio_dir = _gauge_transformed_minima(ctx, rng, cases)
         # the GD threshold experiment (quick: 5e3 steps, enough here: the 0.99 runs converge in < 2e3 steps)
         n_nets, steps = ctx.pick(20, 1000), ctx.pick(5000, 20000)
         thr = self.threshold(ctx, n_nets, steps)
