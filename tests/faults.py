@@ -718,7 +718,7 @@ def _lean_t(mp):
     "reaches grad, value_and_grad, flow and the Gauss-Newton part of hvp/hessian",
 )
 def _diag_pullback(mp):
-    import linnet.diagonal as dg
+    import linnet.diagonal.calculus as dg
 
     wrap(
         mp,
@@ -752,11 +752,11 @@ def _diag_hvp(mp):
     "diagonal-suffix-last-layer-dropped",
     "diagonal",
     ("s19-", "s20-", "s21-", "s22-"),
-    "diagonal._partials: the suffix loop starts one layer early, so every suffix product misses w_N (gradients of "
+    "diagonal.calculus._partials: the suffix loop starts one layer early, so every suffix product misses w_N (gradients of "
     "layers 1..N-1 lack the factor w_N; gd, flow, grad and hvp all use it)",
 )
 def _diag_suffix(mp):
-    import linnet.diagonal as dg
+    import linnet.diagonal.calculus as dg
 
     def partials(Ws):
         N = len(Ws)
@@ -778,7 +778,7 @@ def _diag_suffix(mp):
     "diagonal gd/momentum/sgd: an array of per-net step sizes is replaced by its first entry for every net",
 )
 def _diag_lr(mp):
-    import linnet.diagonal as dg
+    import linnet.diagonal.training as dg
 
     def make(f):
         def descent(loss, Ws, beta, lr, *a, **k):
