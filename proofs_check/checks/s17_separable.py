@@ -152,6 +152,82 @@ def _monotone(seq, increasing: bool) -> float:
     return float(np.max(-d if increasing else d)) if d.size else 0.0
 
 
+def _value_error(losses, ws, Z) -> float:
+    """Largest relative error of the reported ``losses`` against the host logistic loss of the weights ``ws``."""
+    ref = _logistic_value(ws[:, None, :], Z)
+    return float(np.max(np.abs(losses - ref) / ref))
+
+
+def _depth1_figures(ctx: Context, X, y, w_hat, u) -> dict:
+    """The depth-1 run (Soudry et al.): its records and the parts asserted on them."""
+    d1 = _depth1(ctx, X, y, ctx.pick(QUICK_T1, 10**6))
+    err = [np.linalg.norm(w / np.linalg.norm(w) - u) for w in d1["w"]]
+    lt = d1["loss"] * d1["t"]
+    late = d1["t"] >= 1000
+    dev = [np.linalg.norm(w - w_hat * np.log(t)) for w, t in zip(d1["w"], d1["t"])]
+    parts = {
+        "depth 1: direction error rise over [1e2, T] (monotone)": Measurement.compare(
+            _monotone([e for e, t in zip(err, d1["t"]) if t >= 100], False),
+            0.0,
+            "<=",
+            note=f"rises over [10, T]: {int(np.sum(np.diff(err) > 0))} (transient; not asserted)",
+        ),
+        "depth 1: max/min of loss*t on [1e3, T]": Measurement.compare(
+            float(lt[late].max() / lt[late].min()), 3.0, "<="
+        ),
+        "depth 1: rise of per-decade increments of |w - w_svm log t|": Measurement.compare(
+            _monotone(np.diff(dev), False), 0.0, "<="
+        ),
+    }
+    return {"run": d1, "parts": parts}
+
+
+def _replayed_steps(ctx: Context, X, y, Z) -> tuple:
+    """The engine's loss against its definition: three steps of the trainer replayed with a host formula for the
+    logistic gradient, at depth 1 from 0 and at depth 3 from a random init: ``(error, bound)`` for each."""
+    eta1 = 1.0 / (0.25 * np.linalg.norm(Z, 2) ** 2)
+    loss = ln.LogisticLoss(ctx.asarray(X), ctx.asarray(y))
+    rep1 = gd_reference_error(ctx, loss, [ctx.asarray(np.zeros((1, X.shape[0])))], eta1, lambda W: _logistic_grad(W, Z))
+    rng = ctx.rng("s17-deep-init")
+    W0 = [ctx.asarray(0.3 * rng.standard_normal(sh)) for sh in ((4, 5), (4, 4), (1, 4))]
+    rep3 = gd_reference_error(ctx, loss, W0, 0.05, lambda W: _logistic_grad(W, Z))
+    return rep1, rep3
+
+
+def _deep_figures(deep: dict, u) -> dict:
+    """The depth-3 run (Ji & Telgarsky): conserved C_i, norms, alignment and direction, and their parts."""
+    rows = [r for r in deep["rows"] if r[0] >= 100]
+    C = np.array([r[1] - r[2] for r in rows])  # (records, layers)
+    C_drift_early = float(np.max(np.abs(C[:, :2] - C[:1, :2]) / np.abs(C[:1, :2])))
+    Cl = np.array([r[1] - r[2] for r in rows if r[0] >= 1000])
+    C_drift = float(np.max(np.abs(Cl[:, :2] - Cl[:1, :2]) / np.abs(Cl[:1, :2])))
+    unaligned = np.array([1 - r[2][:2] / r[1][:2] for r in rows])  # hidden layers: C_i / ||W_i||_F^2
+    fall = float(np.max(unaligned[1:] / unaligned[:-1]))
+    align = np.array([r[3] for r in rows])
+    cos = [_cos_gap(r[4], u) for r in rows]
+    cos_late = [c for r, c in zip(rows, cos) if r[0] >= 1000]
+    parts = {
+        "deep: C_i relative drift over [1e3, T]": Measurement.compare(
+            C_drift, 1e-2, "<=", note=f"over [1e2, T]: {C_drift_early:.3g} (reported)"
+        ),
+        "deep: ||W_i||_F^2 fall (increasing)": Measurement.compare(
+            max(_monotone([r[1][i] for r in rows], True) for i in range(3)), 0.0, "<="
+        ),
+        "deep: per-decade ratio of 1 - ||W_i||_2^2/||W_i||_F^2": Measurement.compare(fall, 0.99, "<="),
+        "deep: alignment fall (increasing)": Measurement.compare(
+            max(_monotone(align[:, i], True) for i in range(2)), 0.0, "<="
+        ),
+        "deep: rise of 1 - cos over [1e3, T] (decreasing)": Measurement.compare(
+            _monotone(cos_late, False),
+            0.0,
+            "<=",
+            note=f"rises over [1e2, T]: {int(np.sum(np.diff(cos) > 0))} (transient; not asserted)",
+        ),
+        "deep: min final |v_{i+1}^T u_i|": Measurement.compare(float(align[-1].min()), 0.99, ">="),
+    }
+    return {"cos": cos, "parts": parts}
+
+
 @register
 class SeparableImplicitBias(Check):
     id = "s17-separable"
@@ -175,55 +251,21 @@ class SeparableImplicitBias(Check):
         X, y = _data(ctx)
         w_hat, qmin = self._svm(X, y)
         u = w_hat / np.linalg.norm(w_hat)
-        T1 = ctx.pick(QUICK_T1, 10**6)
-        d1 = _depth1(ctx, X, y, T1)
-        err = [np.linalg.norm(w / np.linalg.norm(w) - u) for w in d1["w"]]
-        lt = d1["loss"] * d1["t"]
-        late = d1["t"] >= 1000
-        dev = [np.linalg.norm(w - w_hat * np.log(t)) for w, t in zip(d1["w"], d1["t"])]
-        incr = np.diff(dev)
-
-        # the engine's loss against its definition: the trainer's steps replayed with a host formula for the
-        # logistic gradient (depth 1 from 0, and the deep init), and the losses it reports re-evaluated on the host
         Z = X * y[None, :]
-        eta1 = 1.0 / (0.25 * np.linalg.norm(Z, 2) ** 2)
-        loss = ln.LogisticLoss(ctx.asarray(X), ctx.asarray(y))
-        rep1 = gd_reference_error(
-            ctx, loss, [ctx.asarray(np.zeros((1, X.shape[0])))], eta1, lambda W: _logistic_grad(W, Z)
-        )
-        rng = ctx.rng("s17-deep-init")
-        W0 = [ctx.asarray(0.3 * rng.standard_normal(sh)) for sh in ((4, 5), (4, 4), (1, 4))]
-        rep3 = gd_reference_error(ctx, loss, W0, 0.05, lambda W: _logistic_grad(W, Z))
-        val_err = float(
-            np.max(
-                np.abs(d1["loss"] - _logistic_value(d1["w"][:, None, :], Z)) / _logistic_value(d1["w"][:, None, :], Z)
-            )
-        )
+        d1 = _depth1_figures(ctx, X, y, w_hat, u)
+        rep1, rep3 = _replayed_steps(ctx, X, y, Z)
         kkt = _svm_kkt_residual(w_hat, Z)
-
-        T = ctx.pick(QUICK_T, 10**6)
-        deep = _deep(ctx, X, y, T)
-        rows = [r for r in deep["rows"] if r[0] >= 100]
-        C = np.array([r[1] - r[2] for r in rows])  # (records, layers)
-        C_drift_early = float(np.max(np.abs(C[:, :2] - C[:1, :2]) / np.abs(C[:1, :2])))
-        Cl = np.array([r[1] - r[2] for r in rows if r[0] >= 1000])
-        C_drift = float(np.max(np.abs(Cl[:, :2] - Cl[:1, :2]) / np.abs(Cl[:1, :2])))
-        unaligned = np.array([1 - r[2][:2] / r[1][:2] for r in rows])  # hidden layers: C_i / ||W_i||_F^2
-        fall = float(np.max(unaligned[1:] / unaligned[:-1]))
-        align = np.array([r[3] for r in rows])
-        cos = [_cos_gap(r[4], u) for r in rows]
-        cos_late = [c for r, c in zip(rows, cos) if r[0] >= 1000]
-        val_deep = float(
-            np.max(
-                np.abs(deep["loss"] - _logistic_value(np.stack([r[4] for r in deep["rows"]])[:, None, :], Z))
-                / _logistic_value(np.stack([r[4] for r in deep["rows"]])[:, None, :], Z)
-            )
+        deep = _deep(ctx, X, y, ctx.pick(QUICK_T, 10**6))
+        dp = _deep_figures(deep, u)
+        val_err = max(
+            _value_error(d1["run"]["loss"], d1["run"]["w"], Z),
+            _value_error(deep["loss"], np.stack([r[4] for r in deep["rows"]]), Z),
         )
         loss = deep["loss"]
         ctx_tol = 1e-10 if ctx.dtype == "float64" else 1e-5
         return Measurement.all_of(
             {
-                "final 1 - cos(W_1:N, u_svm)": Measurement.compare(cos[-1], 1e-2, "<="),
+                "final 1 - cos(W_1:N, u_svm)": Measurement.compare(dp["cos"][-1], 1e-2, "<="),
                 "svm min margin - 1": Measurement.compare(abs(qmin - 1), ctx_tol, "<="),
                 "svm KKT: w_hat - (nonnegative combination of margin-1 z_i), relative": Measurement.compare(
                     kkt, roundoff_bound(ctx.eps), "<=", note=f"NNLS on the samples with margin <= 1 + {ACTIVE:g}"
@@ -238,39 +280,12 @@ class SeparableImplicitBias(Check):
                     )
                 ),
                 "reported losses vs sum log(1 + e^-q) on the host (max rel. error)": Measurement.compare(
-                    max(val_err, val_deep), roundoff_bound(ctx.eps), "<=", note="depth 1 and depth 3, every record"
+                    val_err, roundoff_bound(ctx.eps), "<=", note="depth 1 and depth 3, every record"
                 ),
-                "depth 1: direction error rise over [1e2, T] (monotone)": Measurement.compare(
-                    _monotone([e for e, t in zip(err, d1["t"]) if t >= 100], False),
-                    0.0,
-                    "<=",
-                    note=f"rises over [10, T]: {int(np.sum(np.diff(err) > 0))} (transient; not asserted)",
-                ),
-                "depth 1: max/min of loss*t on [1e3, T]": Measurement.compare(
-                    float(lt[late].max() / lt[late].min()), 3.0, "<="
-                ),
-                "depth 1: rise of per-decade increments of |w - w_svm log t|": Measurement.compare(
-                    _monotone(incr, False), 0.0, "<="
-                ),
+                **d1["parts"],
                 "deep: loss rise (monotone)": Measurement.compare(_monotone(loss, False), 0.0, "<="),
                 "deep: loss(T)/loss(0)": Measurement.compare(float(loss[-1] / loss[0]), 1e-3, "<="),
-                "deep: C_i relative drift over [1e3, T]": Measurement.compare(
-                    C_drift, 1e-2, "<=", note=f"over [1e2, T]: {C_drift_early:.3g} (reported)"
-                ),
-                "deep: ||W_i||_F^2 fall (increasing)": Measurement.compare(
-                    max(_monotone([r[1][i] for r in rows], True) for i in range(3)), 0.0, "<="
-                ),
-                "deep: per-decade ratio of 1 - ||W_i||_2^2/||W_i||_F^2": Measurement.compare(fall, 0.99, "<="),
-                "deep: alignment fall (increasing)": Measurement.compare(
-                    max(_monotone(align[:, i], True) for i in range(2)), 0.0, "<="
-                ),
-                "deep: rise of 1 - cos over [1e3, T] (decreasing)": Measurement.compare(
-                    _monotone(cos_late, False),
-                    0.0,
-                    "<=",
-                    note=f"rises over [1e2, T]: {int(np.sum(np.diff(cos) > 0))} (transient; not asserted)",
-                ),
-                "deep: min final |v_{i+1}^T u_i|": Measurement.compare(float(align[-1].min()), 0.99, ">="),
+                **dp["parts"],
             }
         )
 
