@@ -631,8 +631,6 @@ def w4(be: Backend, sz: Sizes) -> dict:
     }
 
 
-
-
 @workload("W6", cost="light")
 def w6(be: Backend, sz: Sizes) -> dict:
     """Sharpness along a trajectory: one depth-3 net of width 10 trained by GD, with and without the

@@ -38,7 +38,9 @@ def prepare(loss: Any, Ws: Any, residual: Any, *, name: str = "Ws", suffixes: bo
     loss = check_loss(loss)
     Ws, xp = check_weights(Ws, name=name)
     nets = broadcast_batch(*(tuple(W.shape[:-2]) for W in Ws), what=f"the layers' batch shapes in `{name}`")
-    broadcast_batch(nets, tuple(loss.batch_shape), what=f"the batch shape of `{name}` and that of the problem in `loss`")
+    broadcast_batch(
+        nets, tuple(loss.batch_shape), what=f"the batch shape of `{name}` and that of the problem in `loss`"
+    )
     Fs = _p.factors(Ws, residual, xp)
     parts = _p.partials(Fs, xp, suffixes=suffixes)
     We = parts.prefix[-1]

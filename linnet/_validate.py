@@ -205,8 +205,10 @@ _LOSS_PROTOCOL = ("value", "grad", "hvp", "check", "astype", "quadratic_form")
 def check_loss(loss: Any):
     """Return ``loss`` after checking it is a linnet loss: it has ``shape`` and the methods of the loss protocol
     (:class:`linnet.losses.Loss` and its subclasses do)."""
-    if isinstance(loss, type) or not all(callable(getattr(loss, m, None)) for m in _LOSS_PROTOCOL) or not hasattr(
-        loss, "shape"
+    if (
+        isinstance(loss, type)
+        or not all(callable(getattr(loss, m, None)) for m in _LOSS_PROTOCOL)
+        or not hasattr(loss, "shape")
     ):
         raise ValueError(f"`loss` must be a linnet loss (e.g. SquaredLoss), got {type(loss).__name__}")
     return loss

@@ -33,7 +33,6 @@ from .losses import Loss
 __all__ = ["loss", "grad", "value_and_grad", "hvp", "hessian", "gauss_newton_hvp", "flatten", "unflatten", "num_params"]
 
 
-
 def _prepare(loss_fn, Ws, residual, *, suffixes=True):
     p = prepare(loss_fn, Ws, residual, suffixes=suffixes)
     return p.loss, p.Ws, p.xp, p.parts

@@ -16,7 +16,6 @@ from ._validate import check_int, check_matrix, check_positive, check_real
 __all__ = ["gram_powers", "e2e_velocity", "preconditioner", "preconditioner_eigenvalues"]
 
 
-
 def _threshold(s, rtol, xp):
     tol = (check_positive(rtol, "rtol", allow_zero=True) if rtol is not None else 1e-12) * xp.max(
         s, axis=-1, keepdims=True

@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 
-
 def _mm(A: Optional[Array], B: Optional[Array], xp) -> Optional[Array]:
     """Matrix product where ``None`` stands for the identity."""
     if A is None:

@@ -63,9 +63,7 @@ def assert_close(
         if da != dd:
             raise AssertionError(f"dtype mismatch: {da} vs {dd} {err_msg}")
     if check_namespace and _namespace_name(actual) != _namespace_name(desired):
-        raise AssertionError(
-            f"namespace mismatch: {_namespace_name(actual)} vs {_namespace_name(desired)} {err_msg}"
-        )
+        raise AssertionError(f"namespace mismatch: {_namespace_name(actual)} vs {_namespace_name(desired)} {err_msg}")
     r0, a0 = tolerances(actual.dtype if hasattr(actual, "dtype") else np.float64)
     np.testing.assert_allclose(
         np.asarray(to_numpy(actual), dtype=np.float64),

@@ -166,9 +166,7 @@ class _WeightedTarget(ln.Loss):
 
     def quadratic_form(self):
         z = np.zeros(())
-        return ln.QuadraticForm(
-            self.S, self.T @ self.S, self.T, z, np.sum((self.T @ self.C) ** 2), None, 1.0, ()
-        )
+        return ln.QuadraticForm(self.S, self.T @ self.S, self.T, z, np.sum((self.T @ self.C) ** 2), None, 1.0, ())
 
 
 def _weighted_target():
@@ -206,9 +204,9 @@ def test_a_loss_without_the_capability_stays_generic():
     plain = ln.CallableLoss(loss.value, loss.grad, loss.hvp, shape=loss.shape)
     Ws = ln.init.gaussian((4, 5, 3), scale=0.5, batch=(3,), seed=1)
     assert ln.backend.select_path(plain, Ws) == "numpy"
-    assert ln.backend.select_path(loss, tuple(from_host(to_numpy(W), get_namespace("array_api_strict")) for W in Ws)) == (
-        "generic"
-    )
+    assert ln.backend.select_path(
+        loss, tuple(from_host(to_numpy(W), get_namespace("array_api_strict")) for W in Ws)
+    ) == ("generic")
 
 
 # ---- the switch -------------------------------------------------------------------------------------------------
@@ -289,7 +287,6 @@ def test_check_registry_is_in_the_readme():
     ids = [c.id for c in all_checks()]
     assert len(ids) >= 14
     assert [i for i in ids if f"| `{i}` |" not in readme] == []
-
 
 
 def _check_ids():

@@ -46,8 +46,16 @@ def _autosummary_entries(page: str) -> list[str]:
 
 def test_every_public_name_has_an_api_page(tmp_path):
     """Each name of each documented module's __all__ is an autosummary entry (a stub page) or a module page."""
-    required = {"linnet", "linnet.train", "linnet.theory", "linnet.landscape", "linnet.init", "linnet.strategies",
-                "linnet.testing", "linnet.linalg"}
+    required = {
+        "linnet",
+        "linnet.train",
+        "linnet.theory",
+        "linnet.landscape",
+        "linnet.init",
+        "linnet.strategies",
+        "linnet.testing",
+        "linnet.linalg",
+    }
     modules = api.api_modules()
     assert required <= set(modules)
     api.write_api_pages(tmp_path, modules)
@@ -164,7 +172,10 @@ def test_site_builds(tmp_path):
     out = tmp_path / "html"
     proc = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "docs", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=1200,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert proc.returncode == 0, proc.stderr[-5000:]
     for names in api.api_pages(api.api_modules() + api.EXTENSION_MODULES).values():

@@ -218,39 +218,44 @@ _BAD_LOSS += [
 ]
 
 
-
 def _bad_labels(valid):
     """Malformed label vectors: the array classes, and labels other than +-1."""
     v = np.asarray(valid, dtype=np.float64)
-    return _bad_arrays(v) + [
-        lambda: (v + 1) / 2,  # 0/1 labels
-        lambda: 2 * v,
-        lambda: 0.5 * v,
-        lambda: v.astype(np.int64),  # legitimate: +-1 as ints
-        lambda: np.stack([v, v]),  # legitimate: a batch of two label sets
-        lambda: np.stack([v, v, v])[..., :-1],
-    ]
+    return (
+        _bad_arrays(v)
+        + [
+            lambda: (v + 1) / 2,  # 0/1 labels
+            lambda: 2 * v,
+            lambda: 0.5 * v,
+            lambda: v.astype(np.int64),  # legitimate: +-1 as ints
+            lambda: np.stack([v, v]),  # legitimate: a batch of two label sets
+            lambda: np.stack([v, v, v])[..., :-1],
+        ]
+    )
 
 
 def _bad_masks(valid):
     """Malformed observation masks (``valid`` is a bool array)."""
     v = np.asarray(valid, dtype=bool)
-    return _NOT_ARRAYS + [
-        lambda: v.astype(np.int64),  # legitimate: 0/1 values
-        lambda: v.astype(np.float64),  # legitimate: 0/1 values
-        lambda: 2 * v.astype(np.int64),
-        lambda: 0.5 * v,
-        lambda: np.where(v, np.nan, 0.0),
-        lambda: v.astype(complex),
-        lambda: np.zeros_like(v),
-        lambda: v[..., :-1],
-        lambda: v[0],
-        lambda: np.ones((0,) + v.shape, dtype=bool),
-        lambda: np.stack([v, v, v]),  # legitimate: a batch of masks
-        lambda: np.ones((3, 1) + v.shape, dtype=bool)[..., :-1, :],
-        lambda: v.tolist(),  # legitimate
-        lambda: from_host(v.astype(np.float64), STRICT),
-    ]
+    return (
+        _NOT_ARRAYS
+        + [
+            lambda: v.astype(np.int64),  # legitimate: 0/1 values
+            lambda: v.astype(np.float64),  # legitimate: 0/1 values
+            lambda: 2 * v.astype(np.int64),
+            lambda: 0.5 * v,
+            lambda: np.where(v, np.nan, 0.0),
+            lambda: v.astype(complex),
+            lambda: np.zeros_like(v),
+            lambda: v[..., :-1],
+            lambda: v[0],
+            lambda: np.ones((0,) + v.shape, dtype=bool),
+            lambda: np.stack([v, v, v]),  # legitimate: a batch of masks
+            lambda: np.ones((3, 1) + v.shape, dtype=bool)[..., :-1, :],
+            lambda: v.tolist(),  # legitimate
+            lambda: from_host(v.astype(np.float64), STRICT),
+        ]
+    )
 
 
 _BAD_INDICES = [lambda: None, lambda: "abc", lambda: 3, lambda: [0.5, 1.0, 1.0], lambda: [-1, 1, 1], lambda: [0, 2, 1]]
@@ -664,7 +669,11 @@ SPECS = {
     ),
     "linnet.theory.low_rank_matrix": (
         ln.theory.low_rank_matrix,
-        [A("shape", "shape", _c((3, 2))), A("rank", "int", _c(1)), K("singular_values", "array", lambda: np.array([2.0]))]
+        [
+            A("shape", "shape", _c((3, 2))),
+            A("rank", "int", _c(1)),
+            K("singular_values", "array", lambda: np.array([2.0])),
+        ]
         + [K("seed", "seed", _c(0)), K("xp", "xp", _c(None)), K("dtype", "dtype", _c(None))],
     ),
     "linnet.theory.random_mask": (

@@ -42,17 +42,32 @@ def test_every_builtin_matches_an_independent_reference():
             "grad_norm": np.sqrt(sum((g**2).sum(axis=(-2, -1)) for g in G)),
             "layer_norms": np.stack([np.linalg.norm(W, axis=(-2, -1)) for W in Ws], -1),
             "balancedness": np.stack(
-                [np.linalg.norm(Ws[j + 1].swapaxes(-1, -2) @ Ws[j + 1] - Ws[j] @ Ws[j].swapaxes(-1, -2), axis=(-2, -1))
-                 for j in range(2)], -1),
+                [
+                    np.linalg.norm(
+                        Ws[j + 1].swapaxes(-1, -2) @ Ws[j + 1] - Ws[j] @ Ws[j].swapaxes(-1, -2), axis=(-2, -1)
+                    )
+                    for j in range(2)
+                ],
+                -1,
+            ),
             "singular_values": s,
             "effective_rank": np.exp(-(p * np.log(p)).sum(-1)),
             "stable_rank": (s**2).sum(-1) / s[:, 0] ** 2,
-            "distance_to_optimum": np.linalg.norm(We - np.asarray(ln.theory.global_min(loss, (3, 4, 3, 2)).We),
-                                                  axis=(-2, -1)),
+            "distance_to_optimum": np.linalg.norm(
+                We - np.asarray(ln.theory.global_min(loss, (3, 4, 3, 2)).We), axis=(-2, -1)
+            ),
             "alignment": np.stack(
-                [np.abs(np.einsum("bi,bi->b", np.linalg.svd(Ws[j])[0][:, :, 0], np.linalg.svd(Ws[j + 1])[2][:, 0, :]))
-                 for j in range(2)], -1),
-            "sharpness": np.array([np.linalg.eigvalsh(ln.hessian(loss, tuple(W[b] for W in Ws)))[-1] for b in range(3)]),
+                [
+                    np.abs(
+                        np.einsum("bi,bi->b", np.linalg.svd(Ws[j])[0][:, :, 0], np.linalg.svd(Ws[j + 1])[2][:, 0, :])
+                    )
+                    for j in range(2)
+                ],
+                -1,
+            ),
+            "sharpness": np.array(
+                [np.linalg.eigvalsh(ln.hessian(loss, tuple(W[b] for W in Ws)))[-1] for b in range(3)]
+            ),
         }
         for name, want in ref.items():
             got = np.asarray(run.records[name][k_i])
@@ -87,8 +102,14 @@ def test_schedules_and_user_functions():
 
 @pytest.mark.parametrize(
     "observe, match",
-    [({"nope": 1}, "nope"), ({"loss": 0}, "loss"), ({"loss": [0, 99]}, "loss"), ({"loss": "often"}, "loss"),
-     ({"x": ("not callable", 2)}, "observe"), ([("loss", 1)], "observe")],
+    [
+        ({"nope": 1}, "nope"),
+        ({"loss": 0}, "loss"),
+        ({"loss": [0, 99]}, "loss"),
+        ({"loss": "often"}, "loss"),
+        ({"x": ("not callable", 2)}, "observe"),
+        ([("loss", 1)], "observe"),
+    ],
 )
 def test_bad_observe_raises(observe, match):
     with pytest.raises(ValueError, match=match):
@@ -114,14 +135,22 @@ def test_sharpness_warm_start_keeps_the_value():
 def test_end_to_end_dynamics_record_observers():
     loss = ln.SquaredLoss.whitened(np.diag([2.0, 1.0, 0.5]))
     We0 = 0.1 * np.eye(3)
-    run = train.end_to_end_gd(loss, We0, depth=3, lr=0.1, steps=40, keep_history=True,
-                              observe={"effective_rank": 10, "distance_to_optimum": 20})
+    run = train.end_to_end_gd(
+        loss,
+        We0,
+        depth=3,
+        lr=0.1,
+        steps=40,
+        keep_history=True,
+        observe={"effective_rank": 10, "distance_to_optimum": 20},
+    )
     assert run.record_steps["effective_rank"].tolist() == [0, 10, 20, 30, 40]
     s = np.linalg.svd(run.history[0][-1], compute_uv=False)
     p = s / s.sum()
     np.testing.assert_allclose(run.records["effective_rank"][-1], np.exp(-(p * np.log(p)).sum()), rtol=RTOL)
-    np.testing.assert_allclose(run.records["distance_to_optimum"][-1],
-                               np.linalg.norm(run.weights[0] - np.diag([2.0, 1.0, 0.5])), rtol=RTOL)
+    np.testing.assert_allclose(
+        run.records["distance_to_optimum"][-1], np.linalg.norm(run.weights[0] - np.diag([2.0, 1.0, 0.5])), rtol=RTOL
+    )
 
 
 def test_gradient_flow_records_observers_at_its_record_times():
@@ -129,8 +158,15 @@ def test_gradient_flow_records_observers_at_its_record_times():
     initial value; the loss observer equals the flow's own loss records."""
     loss = ln.SquaredLoss.whitened(np.diag([2.0, 1.0]))
     Ws = ln.init.gaussian((2, 3, 2), scale=0.4, batch=(2,), seed=0)
-    run = train.gradient_flow(loss, Ws, t_final=1.0, times=np.linspace(0, 1, 6), rtol=1e-10, atol=1e-12,
-                              observe={"balancedness": 1, "loss": [0, 5]})
+    run = train.gradient_flow(
+        loss,
+        Ws,
+        t_final=1.0,
+        times=np.linspace(0, 1, 6),
+        rtol=1e-10,
+        atol=1e-12,
+        observe={"balancedness": 1, "loss": [0, 5]},
+    )
     assert run.history is None and run.record_steps["balancedness"].tolist() == [0, 1, 2, 3, 4, 5]
     b = np.asarray(run.records["balancedness"])
     np.testing.assert_allclose(b, np.broadcast_to(b[0], b.shape), rtol=FLOW_RTOL)

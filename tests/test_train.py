@@ -877,8 +877,14 @@ def test_trajectory_save_load_round_trip(tmp_path, keep_history):
     """Trajectory.save / Trajectory.load: every field back with its dtype and bits, no pickle in the file."""
     loss = ln.SquaredLoss.whitened(np.diag([2.0, 1.0]))
     Ws = ln.init.gaussian((2, 3, 2), scale=0.5, batch=(4,), seed=0, dtype="float32")
-    run = train.gd(loss, Ws, lr=np.array([0.05, 0.1, 5.0, 0.2], dtype=np.float32), steps=30, record_every=7,
-                   keep_history=keep_history)
+    run = train.gd(
+        loss,
+        Ws,
+        lr=np.array([0.05, 0.1, 5.0, 0.2], dtype=np.float32),
+        steps=30,
+        record_every=7,
+        keep_history=keep_history,
+    )
     path = tmp_path / "run.npz"
     run.save(path)
     back = train.Trajectory.load(path)

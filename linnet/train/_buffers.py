@@ -137,5 +137,3 @@ def _np_buffers(W0, batch) -> Optional[_NumpyBuffers]:
     if not _fastpaths.enabled() or not all(type(w) is _np.ndarray for w in W0):
         return None
     return _NumpyBuffers(W0, batch)
-
-

@@ -29,7 +29,6 @@ from .trajectory import Trajectory, _quiet, _weights_finite
 __all__ = ["end_to_end_gd", "end_to_end_flow"]
 
 
-
 def _check_e2e(loss, We0, depth):
     loss = _check_loss(loss)
     if isinstance(We0, (tuple, list)):

@@ -303,15 +303,11 @@ class CalculusCheck(Check):
             "gradient vs FD": Measurement.compare(
                 worst["grad"], fd, note=f"|FD-<g,D>|/max(1,|FD|), worst of {n_cases} shapes"
             ),
-            "HVP vs FD of gradient": Measurement.compare(
-                worst["hvp"], fd, note="max|HV-FD|/max(1,max|HV|)"
-            ),
+            "HVP vs FD of gradient": Measurement.compare(worst["hvp"], fd, note="max|HV-FD|/max(1,max|HV|)"),
             "dense Hessian vs FD": Measurement.compare(
                 worst["hessian"], fd, note=f"{n_hess} shapes with P <= {self.HESSIAN_MAX_PARAMS}"
             ),
-            "HVP symmetry": Measurement.compare(
-                worst["symmetry"], exact, note="|<U,HV>-<V,HU>| relative"
-            ),
+            "HVP symmetry": Measurement.compare(worst["symmetry"], exact, note="|<U,HV>-<V,HU>| relative"),
             "loss value (centred & population forms)": Measurement.compare(
                 worst["value"], exact, note="vs ||WX-Y||^2/(2m), relative"
             ),
@@ -320,9 +316,7 @@ class CalculusCheck(Check):
             ),
         }
         lp = np.max([lp_errors(ctx, rng) for _ in range(ctx.pick(6, 100))], axis=0)
-        parts["Lp loss (p=4): value vs host"] = Measurement.compare(
-            lp[0], exact, note="sum|WX-Y|^p/(pm), relative"
-        )
+        parts["Lp loss (p=4): value vs host"] = Measurement.compare(lp[0], exact, note="sum|WX-Y|^p/(pm), relative")
         parts["Lp loss (p=4): gradient and HVP vs FD"] = Measurement.compare(
             max(lp[1], lp[2]), fd, note="FD of the host value and of the host gradient"
         )

@@ -126,7 +126,11 @@ def resolve_alias(app, env, node, contnode):
     elif target.startswith(("linnet.", "proofs_check.", "figures.")):
         new = documented_name(target, _canonical(app))
     else:  # a short name in a docstring of linnet (``SquaredLoss.from_data``): try it at the top level
-        new = documented_name(f"linnet.{target}", _canonical(app)) if node.get("py:module", "").startswith("linnet") else None
+        new = (
+            documented_name(f"linnet.{target}", _canonical(app))
+            if node.get("py:module", "").startswith("linnet")
+            else None
+        )
     if new is None or new == target:
         return None
     node = node.deepcopy()

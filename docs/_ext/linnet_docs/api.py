@@ -15,8 +15,17 @@ import pathlib
 import pkgutil
 import types
 
-__all__ = ["API_MODULES", "EXTENSION_MODULES", "api_modules", "public_names", "api_pages", "write_api_pages", "undocumented_modules", "canonical_names",
-           "home_module"]
+__all__ = [
+    "API_MODULES",
+    "EXTENSION_MODULES",
+    "api_modules",
+    "public_names",
+    "api_pages",
+    "write_api_pages",
+    "undocumented_modules",
+    "canonical_names",
+    "home_module",
+]
 
 #: The curated modules, in the order of the reference's table of contents (:func:`api_modules` adds the others).
 API_MODULES = (
@@ -88,7 +97,16 @@ def _module_page(module: str, modules) -> str:
     subs = [f"{module}.{n}" for n in names if _is_module(module, n)]
     objs = [n for n in names if not _is_module(module, n)]
     title = f"``{module}``"
-    out = [title, "=" * len(title), "", f".. automodule:: {module}", "   :no-members:", "", f".. currentmodule:: {module}", ""]
+    out = [
+        title,
+        "=" * len(title),
+        "",
+        f".. automodule:: {module}",
+        "   :no-members:",
+        "",
+        f".. currentmodule:: {module}",
+        "",
+    ]
     if subs:
         out += ["Submodules", "----------", ""]
         out += [f"- :doc:`{s}`" for s in subs if s in modules]
@@ -157,6 +175,8 @@ def undocumented_modules(modules=API_MODULES) -> list[str]:
         names = getattr(mod, "__all__", None)
         if names is None:
             continue
-        if any(id(getattr(mod, n)) not in documented for n in names if not isinstance(getattr(mod, n), types.ModuleType)):
+        if any(
+            id(getattr(mod, n)) not in documented for n in names if not isinstance(getattr(mod, n), types.ModuleType)
+        ):
             missing.append(info.name)
     return missing

@@ -79,7 +79,9 @@ def split_spec(text: str, source: str) -> tuple[str, list[Section], str]:
 
 def status_labels(body: str) -> tuple[list[str], list[str]]:
     """The status labels a section uses (in canonical order) and its ``**Status...**`` paragraphs."""
-    paragraphs = [m.group(0).strip() for m in re.finditer(r"\*\*Status.*(?:\n(?!\s*\n|\s*[-*] |#|\*\*).+)*", body, re.M)]
+    paragraphs = [
+        m.group(0).strip() for m in re.finditer(r"\*\*Status.*(?:\n(?!\s*\n|\s*[-*] |#|\*\*).+)*", body, re.M)
+    ]
     found = set(_LABEL.findall("\n".join(paragraphs) or body))
     return [s for s in STATUS_LABELS if s in found], paragraphs
 
@@ -117,9 +119,7 @@ def _verdict_line(v: dict) -> str:
     from proofs_check.report import format_measurement
 
     secs = f"{float(v.get('seconds', 0.0)):.1f} s"
-    return (
-        f"**{v['verdict']}** ({format_measurement(v['result'])}), control {v['control_verdict']}, {secs}"
-    )
+    return f"**{v['verdict']}** ({format_measurement(v['result'])}), control {v['control_verdict']}, {secs}"
 
 
 def _check_block(checks, verdicts: dict | None) -> list[str]:
