@@ -21,19 +21,22 @@ and :math:`\|\beta_{GF} - \beta_{\ell_2}\|_2` (:math:`= (\|\beta_{GF}\|_2^2 - \|
 :math:`\beta_{GF} - \beta_{\ell_2}\in\ker X\perp\beta_{\ell_2}`) rise, between consecutive :math:`\alpha` by more than the
 end points' accuracy can fake (each is within ``TOL`` of :math:`\arg\min Q` in ℓ∞, so a norm moves by at most
 :math:`2d\,` ``TOL`` in ℓ1, :math:`2\sqrt d\,` ``TOL`` in ℓ2); the ℓ∞ distances are reported. Both references
-interpolate: :math:`\|X\beta_{\ell_p} - y\|_\infty\le10^{-7}` (HiGHS's default primal feasibility tolerance).
-**Departure from THEOREMS2's wording:** §20 asserts monotone ℓ∞ distances, observed on one instance; the theory gives
-only the limits (ℓ2 as :math:`\alpha\to\infty`, ℓ1 as :math:`\alpha\to0`), and the ℓ∞ distance to a fixed interpolant is
-not monotone along the path on other instances (seed 2, :math:`D = 2`: 0.586, 0.589, 0.085 for :math:`\alpha` = 3, 0.3,
-0.01, a rise where :math:`\max_i|\beta_i|/\alpha^D` is 1-5; seed 9: the ℓ∞ distance to ℓ2 falls again deep in the rich
-regime), while the excesses in the limits' own norms were monotone at seeds 0-9 on a 41-point grid of
-:math:`\alpha\in[10^{-3}, 10]` (:math:`\arg\min Q` by the dual Newton), the smallest step 3.7e-4 on this check's grids.
+interpolate: :math:`\|X\beta_{\ell_p} - y\|_\infty\le10^{-7}\max(1, \|y\|_\infty)` (HiGHS's default primal feasibility
+tolerance).
 And the end point minimises the engine's :math:`Q^D_\alpha` (:func:`linnet.theory.q_alpha`, a second, independent
 form of the regulariser: the Legendre form of :math:`q_D`, against the dual Newton of ``q_alpha_argmin``) on the
 interpolants near it: :math:`Q(\beta_{GF}\pm\varepsilon v) > Q(\beta_{GF})` for 4 random unit :math:`v\in\ker X`,
 :math:`\varepsilon = 10^{-2}`, every run.
 Quick scale: three :math:`\alpha` per depth; full: the six of THEOREMS2 (at :math:`D = 3` without
 :math:`10^{-3}`, too stiff for LSODA here in reasonable time).
+
+**Departure from THEOREMS2's wording:** §20 asserts monotone ℓ∞ distances, observed on one instance; the theory gives
+only the limits (ℓ2 as :math:`\alpha\to\infty`, ℓ1 as :math:`\alpha\to0`), and the ℓ∞ distance to a fixed interpolant
+is not monotone along the path on other instances (seed 2, :math:`D = 2`: 0.586, 0.589, 0.085 for :math:`\alpha` = 3,
+0.3, 0.01, a rise that a dense :math:`\alpha` grid places where :math:`\max_i|\beta_i|/\alpha^D` is 1-5; seed 9: the
+ℓ∞ distance to ℓ2 falls again deep in the rich regime), while the excesses in the limits' own norms were monotone at
+seeds 0-9 on a 41-point grid of :math:`\alpha\in[10^{-3}, 10]` (:math:`\arg\min Q` by the dual Newton), the smallest
+step 3.7e-4 on this check's grids.
 
 **Controls.** (a) :math:`\beta(0)\ne0` (:math:`w_+(0) = 1.5\alpha`, :math:`w_-(0) = \alpha`): the zero-offset formula misses
 (the regulariser becomes a Bregman divergence from :math:`\beta(0)`). (b) The normalisation slip :math:`\alpha` in place of
