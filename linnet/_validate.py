@@ -110,12 +110,9 @@ def check_loss_against(loss: Any, We: Any, name: str = "Ws"):
         raise ValueError(f"`loss` and `{name}` disagree: {exc}") from None
 
 
-def check_weights(Ws: Any, *, name: str = "Ws", finite: bool = True):
-    """Validate a sequence of layer matrices and return ``(tuple(Ws), xp)``.
-
-    Each ``W_j`` must have shape ``(..., d_j, d_{j-1})``, consecutive widths must match, all layers share one
-    real floating dtype, and (when ``finite``) every entry is finite.
-    """
+def layer_arrays(Ws: Any, name: str) -> tuple:
+    """``(tuple(Ws), xp)`` for a tuple or list of at least one array of one namespace (native arrays), else a
+    ``ValueError`` naming ``name``; shapes and dtypes are the caller's to check (dense or diagonal layers)."""
     if not isinstance(Ws, (tuple, list)):
         raise ValueError(f"`{name}` must be a tuple or list of arrays (one per layer), got {type(Ws).__name__}")
     if len(Ws) < 1:
@@ -125,6 +122,16 @@ def check_weights(Ws: Any, *, name: str = "Ws", finite: bool = True):
         xp = namespace(*Ws)
     except TypeError as exc:
         raise ValueError(f"`{name}` must hold arrays of one array-API namespace: {exc}") from exc
+    return Ws, xp
+
+
+def check_weights(Ws: Any, *, name: str = "Ws", finite: bool = True):
+    """Validate a sequence of layer matrices and return ``(tuple(Ws), xp)``.
+
+    Each ``W_j`` must have shape ``(..., d_j, d_{j-1})``, consecutive widths must match, all layers share one
+    real floating dtype, and (when ``finite``) every entry is finite.
+    """
+    Ws, xp = layer_arrays(Ws, name)
     dt = Ws[0].dtype
     for j, W in enumerate(Ws, start=1):
         if W.ndim < 2:

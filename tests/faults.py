@@ -79,6 +79,11 @@ def wrap(mp, module, attr: str, make: Callable) -> None:
     replace(mp, module, attr, make(getattr(module, attr)))
 
 
+def force_keywords(mp, module, attr: str, **fixed) -> None:
+    """``module.attr`` called with the keyword arguments ``fixed``, whatever its caller passed."""
+    wrap(mp, module, attr, lambda f: lambda *a, **k: f(*a, **{**k, **fixed}))
+
+
 def _np(a):
     from linnet._backend import to_numpy
 
@@ -605,14 +610,7 @@ def _flow_err(mp):
 def _flow_tol(mp):
     import linnet.train.flow as fl
 
-    def make(f):
-        def g(*a, **k):
-            k["rtol"], k["atol"] = 1e-3, 1e-3
-            return f(*a, **k)
-
-        return g
-
-    wrap(mp, fl, "gradient_flow", make)
+    force_keywords(mp, fl, "gradient_flow", rtol=1e-3, atol=1e-3)
 
 
 # ---- landscape -------------------------------------------------------------------------------------------------
@@ -837,14 +835,7 @@ def _tied_grad(mp):
 def _ivp_tol(mp):
     import linnet.ivp as iv
 
-    def make(f):
-        def integrate(*a, **k):
-            k["rtol"], k["atol"] = 1e-3, 1e-6
-            return f(*a, **k)
-
-        return integrate
-
-    wrap(mp, iv, "integrate", make)
+    force_keywords(mp, iv, "integrate", rtol=1e-3, atol=1e-6)
 
 
 @fault(

@@ -9,7 +9,6 @@ from typing import Any, Sequence
 
 from .._backend import namespace
 from .._validate import (
-    as_native,
     broadcast_batch,
     check_finite,
     check_loss,
@@ -18,6 +17,7 @@ from .._validate import (
     check_problem_batch,
     check_same_namespace,
     dtype_name,
+    layer_arrays,
 )
 
 __all__ = ["check_layers", "end_to_end", "loss", "grad", "value_and_grad", "hvp", "hessian", "lift"]
@@ -30,15 +30,7 @@ def check_layers(Ws: Any, *, name: str = "Ws"):
 
     Returns ``(tuple(Ws), xp)``; raises ``ValueError`` naming ``name`` otherwise.
     """
-    if not isinstance(Ws, (tuple, list)):
-        raise ValueError(f"`{name}` must be a tuple or list of arrays (one per layer), got {type(Ws).__name__}")
-    if len(Ws) < 1:
-        raise ValueError(f"`{name}` must have at least 1 layer, got 0")
-    Ws = tuple(as_native(W) for W in Ws)
-    try:
-        xp = namespace(*Ws)
-    except TypeError as exc:
-        raise ValueError(f"`{name}` must hold arrays of one array-API namespace: {exc}") from exc
+    Ws, xp = layer_arrays(Ws, name)
     shape, dt = tuple(Ws[0].shape[-2:]) if Ws[0].ndim >= 2 else None, Ws[0].dtype
     for j, W in enumerate(Ws, start=1):
         if W.ndim < 2:
