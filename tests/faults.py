@@ -75,7 +75,7 @@ def replace(mp, module, attr: str, new) -> None:
 
 
 def wrap(mp, module, attr: str, make: Callable) -> None:
-    """``replace`` with ``make(original)``."""
+    """``replace`` with ``make(original)`` (``module`` may also be a class: a method wrapped around the original)."""
     replace(mp, module, attr, make(getattr(module, attr)))
 
 
@@ -172,13 +172,14 @@ def _e2e_order(mp):
 def _whitened_value(mp):
     from linnet.losses import SquaredLoss
 
-    orig = SquaredLoss.value
+    def make(orig):
+        def value(self, W):
+            v = orig(self, W)
+            return 2 * v if self.Sxx is None and self.Phi is not None else v
 
-    def value(self, W):
-        v = orig(self, W)
-        return 2 * v if self.Sxx is None and self.Phi is not None else v
+        return value
 
-    mp.setattr(SquaredLoss, "value", value)
+    wrap(mp, SquaredLoss, "value", make)
 
 
 @fault(
@@ -229,13 +230,14 @@ def _from_data_m(mp):
 def _squared_value(mp):
     from linnet.losses import SquaredLoss
 
-    orig = SquaredLoss.value
+    def make(orig):
+        def value(self, W):
+            v = orig(self, W)
+            return 2 * v - self.c0 if self.Sxx is not None and self.Phi is not None else v
 
-    def value(self, W):
-        v = orig(self, W)
-        return 2 * v - self.c0 if self.Sxx is not None and self.Phi is not None else v
+        return value
 
-    mp.setattr(SquaredLoss, "value", value)
+    wrap(mp, SquaredLoss, "value", make)
 
 
 @fault(
@@ -282,14 +284,15 @@ def _lp_grad(mp):
 def _subsample_scale(mp):
     from linnet.losses import SquaredLoss
 
-    orig = SquaredLoss.subsample
+    def make(orig):
+        def subsample(self, idx):
+            out = orig(self, idx)
+            b, m = out.data[0].shape[-1], self.data[0].shape[-1]
+            return SquaredLoss(out.Sxx * b / m, out.Syx * b / m, None, None, out.tr_yy * b / m, data=out.data)
 
-    def subsample(self, idx):
-        out = orig(self, idx)
-        b, m = out.data[0].shape[-1], self.data[0].shape[-1]
-        return SquaredLoss(out.Sxx * b / m, out.Syx * b / m, None, None, out.tr_yy * b / m, data=out.data)
+        return subsample
 
-    mp.setattr(SquaredLoss, "subsample", subsample)
+    wrap(mp, SquaredLoss, "subsample", make)
 
 
 @fault("sgd-same-minibatch", "trainers", ("s11-",), "sgd draws the same minibatch (the first b samples) every step")
@@ -575,17 +578,18 @@ def _mom(mp):
 def _mom_np(mp):
     import linnet.train._buffers as d
 
-    orig = d._NumpyBuffers._update_range
+    def make(orig):
+        def upd(self, lo, hi, W, V, Mom, Wn, Mn, sa, beta):
+            saved = [w[lo:hi].copy() for w in W]
+            orig(self, lo, hi, W, V, Mom, Wn, Mn, sa, beta)
+            if beta:
+                for j in range(len(W)):
+                    s = sa[j] if isinstance(sa[j], float) else sa[j][lo:hi]
+                    Wn[j][lo:hi] = saved[j] - s * V[j][lo:hi]
 
-    def upd(self, lo, hi, W, V, Mom, Wn, Mn, sa, beta):
-        saved = [w[lo:hi].copy() for w in W]
-        orig(self, lo, hi, W, V, Mom, Wn, Mn, sa, beta)
-        if beta:
-            for j in range(len(W)):
-                s = sa[j] if isinstance(sa[j], float) else sa[j][lo:hi]
-                Wn[j][lo:hi] = saved[j] - s * V[j][lo:hi]
+        return upd
 
-    mp.setattr(d._NumpyBuffers, "_update_range", upd)
+    wrap(mp, d._NumpyBuffers, "_update_range", make)
 
 
 @fault(
@@ -597,13 +601,14 @@ def _mom_np(mp):
 def _flow_err(mp):
     import linnet.train._stages as st
 
-    orig = st._NumpyStages.error_sq
+    def make(orig):
+        def err(self, j, v, vn, atol, rtol, tiny):
+            e = orig(self, j, v, vn, atol, rtol, tiny)
+            return e if j == 0 else e * 0
 
-    def err(self, j, v, vn, atol, rtol, tiny):
-        e = orig(self, j, v, vn, atol, rtol, tiny)
-        return e if j == 0 else e * 0
+        return err
 
-    mp.setattr(st._NumpyStages, "error_sq", err)
+    wrap(mp, st._NumpyStages, "error_sq", make)
 
 
 @fault("flow-loose-tolerance", "trainers", ("s04-", "s02-", "s10-"), "gradient_flow ignores rtol/atol (uses 1e-3)")
@@ -677,16 +682,18 @@ def _eigsh(mp):
 def _lean_term(mp):
     import linnet._fastpaths as fp
 
-    def hvp(self, Vs):
-        saved = self.StG
-        self.StG = [None if x is None else x * 0 for x in saved]
-        try:
-            return orig(self, Vs)
-        finally:
-            self.StG = saved
+    def make(orig):
+        def hvp(self, Vs):
+            saved = self.StG
+            self.StG = [None if x is None else x * 0 for x in saved]
+            try:
+                return orig(self, Vs)
+            finally:
+                self.StG = saved
 
-    orig = fp.LeanHVP.hvp
-    mp.setattr(fp.LeanHVP, "hvp", hvp)
+        return hvp
+
+    wrap(mp, fp.LeanHVP, "hvp", make)
 
 
 @fault(
@@ -1001,13 +1008,14 @@ def _erank(mp):
 def _logistic_grad(mp):
     from linnet.losses_classification import LogisticLoss
 
-    orig = LogisticLoss.grad
+    def make(orig):
+        def grad(self, W):
+            g = orig(self, W)
+            return g / self.m if self.reduction == "sum" else g
 
-    def grad(self, W):
-        g = orig(self, W)
-        return g / self.m if self.reduction == "sum" else g
+        return grad
 
-    mp.setattr(LogisticLoss, "grad", grad)
+    wrap(mp, LogisticLoss, "grad", make)
 
 
 @fault(
