@@ -21,6 +21,28 @@ def _first(a, n_batch: int):
     return a[(0,) * n_batch + (...,)] if n_batch else a
 
 
+def _replay_error(ctx: Context, history, W0, advance, steps: int) -> tuple[float, float]:
+    r"""``(figure, bound)`` of a trainer's recorded iterates ``history`` (per layer, ``(steps + 1, ...)``) against
+    ``steps`` replayed updates ``W <- advance(W)`` from ``W0``: the largest error as a fraction of the largest
+    distance moved, and the round-off of ``steps`` updates, :math:`10^3\epsilon\max(1, |W|)` over that distance,
+    capped at 0.1."""
+    hist = [host(h) for h in history]
+    start = [host(w) for w in W0]
+    top = max(float(np.max(np.abs(w))) for w in start)
+    err = move = 0.0
+    W = W0
+    for k in range(1, steps + 1):
+        W = advance(W)
+        for j, w in enumerate(W):
+            wh = host(w)
+            err = max(err, float(np.max(np.abs(hist[j][k] - wh))))
+            move = max(move, float(np.max(np.abs(wh - start[j]))))
+            top = max(top, float(np.max(np.abs(wh))))
+    if move == 0.0:
+        return (0.0 if err == 0.0 else np.inf), 0.1
+    return err / move, min(0.1, 1e3 * ctx.eps * max(1.0, top) / move)
+
+
 def gd_replay_error(ctx: Context, loss, Ws, lr, *, steps: int = 3, residual: bool = False) -> tuple[float, float]:
     r"""``(figure, bound)``: the trainer's first ``steps`` GD iterates of the first net of the batch against a
     replay of :math:`W \leftarrow W - \eta\nabla L(W)` with ``ln.grad`` in the context's dtype.
@@ -35,22 +57,12 @@ def gd_replay_error(ctx: Context, loss, Ws, lr, *, steps: int = 3, residual: boo
     lr1 = float(lr_h.reshape(-1)[0])
     loss1 = loss  # an unbatched problem (every check's training problem is)
     run = ln.train.gd(loss1, W0, lr=ctx.asarray(np.float64(lr1)), steps=steps, keep_history=True, residual=residual)
-    hist = [host(h) for h in run.history]  # per layer (steps + 1, d_j, d_{j-1})
-    W = tuple(W0)
-    err = move = 0.0
-    top = max(float(np.max(np.abs(host(w)))) for w in W0)
-    start = [host(w) for w in W0]
-    for k in range(1, steps + 1):
-        G = ln.grad(loss1, W, residual=residual)
-        W = tuple(w - ctx.asarray(np.float64(lr1)) * g for w, g in zip(W, G))
-        for j, w in enumerate(W):
-            wh = host(w)
-            err = max(err, float(np.max(np.abs(hist[j][k] - wh))))
-            move = max(move, float(np.max(np.abs(wh - start[j]))))
-            top = max(top, float(np.max(np.abs(wh))))
-    if move == 0.0:
-        return (0.0 if err == 0.0 else np.inf), 0.1
-    return err / move, min(0.1, 1e3 * ctx.eps * max(1.0, top) / move)
+    step = ctx.asarray(np.float64(lr1))
+
+    def advance(W):
+        return tuple(w - step * g for w, g in zip(W, ln.grad(loss1, W, residual=residual)))
+
+    return _replay_error(ctx, run.history, tuple(W0), advance, steps)
 
 
 def gd_replay(ctx: Context, loss, Ws, lr, **kw) -> Measurement:
@@ -80,17 +92,8 @@ def gd_reference_error(ctx: Context, loss, Ws, lr: float, end_grad, *, steps: in
     loss's gradient (``end_grad``: :math:`W_e\mapsto\nabla\ell(W_e)`, float64) through
     :func:`layer_grads_reference`, so a wrong gradient of the loss itself (not only of the trainer) shows."""
     run = ln.train.gd(loss, list(Ws), lr=ctx.asarray(np.float64(lr)), steps=steps, keep_history=True)
-    hist = [host(h) for h in run.history]
-    W = [host(w) for w in Ws]
-    start = [w.copy() for w in W]
-    err = move = 0.0
-    top = max(float(np.max(np.abs(w))) for w in W)
-    for k in range(1, steps + 1):
-        W = [w - lr * g for w, g in zip(W, layer_grads_reference(W, end_grad))]
-        for j, w in enumerate(W):
-            err = max(err, float(np.max(np.abs(hist[j][k] - w))))
-            move = max(move, float(np.max(np.abs(w - start[j]))))
-            top = max(top, float(np.max(np.abs(w))))
-    if move == 0.0:
-        return (0.0 if err == 0.0 else np.inf), 0.1
-    return err / move, min(0.1, 1e3 * ctx.eps * max(1.0, top) / move)
+
+    def advance(W):
+        return [w - lr * g for w, g in zip(W, layer_grads_reference(W, end_grad))]
+
+    return _replay_error(ctx, run.history, [host(w) for w in Ws], advance, steps)
