@@ -164,7 +164,7 @@ def _table_w5(r: dict) -> list:
 def _w7_rows_table(rows: list) -> list:
     lines = [
         f"{'N':>3} {'linnet':>8} {'numpy':>8} {'np 1 BLAS':>9} {'ratio':>6} {'(median)':>8} {'vs 1 BLAS':>9} "
-        f"{'no rule 3':>9}"
+        f"{'no rule 3':>9} {'call':>6}"
     ]
     for row in rows:
         t = row["time_per_step_s"]
@@ -173,7 +173,7 @@ def _w7_rows_table(rows: list) -> list:
             f"{row['depth']:>3} {t['linnet_gd'] * 1e3:>8.3f} {t['numpy_loop'] * 1e3:>8.3f} "
             f"{'-' if one is None else f'{one * 1e3:.3f}':>9} {row['linnet_over_numpy']:>6.2f} "
             f"{row['linnet_over_numpy_medians']:>8.2f} {_fmt(row['linnet_over_numpy_1_blas']):>9} "
-            f"{t['linnet_gd_blas_threads_as_set'] * 1e3:>9.3f}"
+            f"{t['linnet_gd_blas_threads_as_set'] * 1e3:>9.3f} {row['call_overhead_s'] * 1e3:>6.2f}"
         )
     return lines
 
@@ -182,9 +182,10 @@ def _w7_rows_table(rows: list) -> list:
 def _table_w7(r: dict) -> list:
     lines = [
         f"\nW7 contention: one net, width {r['width']}, {r['samples']} samples, one core of {r['usable_cores']} kept "
-        f"busy by another process ({r['cpu_model']}); ms per GD step (best of the interleaved runs), "
-        "linnet / NumPy loop (target <= 1; median ratio beside it), linnet / NumPy loop on one BLAS thread, "
-        "ms per step of linnet with BLAS threads as set (rule 3 of the thread setting off)"
+        f"busy by another process ({r['cpu_model']}); ms per GD step (best of the interleaved calls of "
+        f"{r['steps_per_call']} steps), linnet / NumPy loop (target <= 1; median ratio beside it), linnet / NumPy "
+        "loop on one BLAS thread, ms per step of linnet with BLAS threads as set (rule 3 of the thread setting "
+        "off), ms of a call's fixed cost (gd with steps=0: validation, step-0 evaluation, buffers)"
     ]
     lines += _w7_rows_table(r["rows"])
     h = r["haswell"]

@@ -38,7 +38,9 @@ class Sizes:
         self.w4_batch = 16 if q else 4096
         self.w4_t = 0.2 if q else 2.0
         self.w7_depths = (2, 3, 4)
-        self.w7_steps = 5 if q else 20  # GD steps per timed call
+        # GD steps per timed call: a call's fixed cost (validation, the step-0 evaluation, buffers: ~1 ms, timed
+        # on its own as "call_overhead_s") is then ~2% of it, not a quarter as with calls of 20 steps
+        self.w7_steps = 5 if q else 200
         self.w7_repeats = 2 if q else 9
         self.w7_haswell_batch = 256 if q else 4096
         self.w7_haswell_steps = 4 if q else 10
@@ -798,6 +800,7 @@ def _w7_rows(be: Backend, sz: Sizes) -> list:
         fns = {
             "linnet_gd": lambda Ws=Ws: ln.train.gd(loss, Ws, lr=lr, steps=k, record_every=k),
             "numpy_loop": lambda Ws=Ws: plain(Ws, k),
+            "linnet_gd_0_steps": lambda Ws=Ws: ln.train.gd(loss, Ws, lr=lr, steps=0),  # a call's fixed cost
         }
 
         def linnet_without_rule_3(Ws=Ws):  # BLAS threads left as set (linnet._fastpaths.threads, rule 3 off)
@@ -816,6 +819,7 @@ def _w7_rows(be: Backend, sz: Sizes) -> list:
 
             fns["numpy_loop_1_blas_thread"] = numpy_1_blas
         r = race(fns, repeats=sz.w7_repeats, sync=be.sync)
+        overhead = r.pop("linnet_gd_0_steps")["best_s"]
         per = {n: v["best_s"] / k for n, v in r.items()}
         med = {n: v["median_s"] / k for n, v in r.items()}
         W_lin = ln.train.gd(loss, Ws, lr=lr, steps=k, record_every=k).weights
@@ -831,6 +835,7 @@ def _w7_rows(be: Backend, sz: Sizes) -> list:
                 "linnet_over_numpy_medians": med["linnet_gd"] / med["numpy_loop"],
                 "linnet_over_numpy_1_blas": None if one is None else per["linnet_gd"] / one,
                 "rule_3_speedup": per["linnet_gd_blas_threads_as_set"] / per["linnet_gd"],
+                "call_overhead_s": overhead,
                 "max_abs_difference_weights": diff,
             }
         )

@@ -45,5 +45,17 @@ def prepare(loss: Any, Ws: Any, residual: Any, *, name: str = "Ws", suffixes: bo
     parts = _p.partials(Fs, xp, suffixes=suffixes)
     We = parts.prefix[-1]
     loss_fn = check_loss_against(loss, We, name)
-    out_batch = tuple(loss_fn.value(We).shape) if batch else None
+    out_batch = _value_batch(loss_fn, We) if batch else None
     return Problem(loss_fn, Ws, xp, parts, out_batch, residual)
+
+
+def _value_batch(loss_fn, We) -> tuple:
+    """The batch shape of ``loss_fn.value(We)``: for a loss with a :meth:`~linnet.losses.Loss.quadratic_form`,
+    that of ``We`` broadcast with the form's (no evaluation); else read off one evaluation (a loss given by
+    callables may only reveal it that way)."""
+    form = loss_fn.quadratic_form() if hasattr(loss_fn, "quadratic_form") else None
+    if form is not None:
+        return broadcast_batch(
+            tuple(We.shape[:-2]), tuple(form.batch_shape), what="the batch shapes of the nets and the problem"
+        )
+    return tuple(loss_fn.value(We).shape)

@@ -16,7 +16,7 @@ from . import _fastpaths
 from ._fastpaths.quadratic import as_update
 from .product import factors as _factors
 
-__all__ = ["value_and_grads", "values"]
+__all__ = ["value_and_grads", "prepare", "values"]
 
 
 def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast_value: bool = False):
@@ -55,6 +55,30 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast
     fast = _fastpaths.value_and_grads(loss_fn, Ws, residual, xp, out, update, fast_value)
     if fast is not None:
         return fast
+    return _generic(loss_fn, Ws, residual, xp, update)
+
+
+def prepare(loss_fn, Ws, residual: bool, xp):
+    """``step(W, out=None, update=None, fast_value=False)``: :func:`value_and_grads` of ``loss_fn`` for weights
+    shaped like ``Ws``, for a loop that calls it step after step. Where the NumPy kernel runs, its
+    :class:`~linnet._fastpaths.quadratic.Plan` is built here, once (the path is chosen now, not at each call),
+    and ``step.run`` is its :meth:`~linnet._fastpaths.quadratic.Plan.run`; the results are those of
+    :func:`value_and_grads`, bit for bit."""
+    plan = _fastpaths.prepare(loss_fn, Ws, residual, xp)
+
+    def step(W, out=None, update=None, fast_value=False):
+        fast = None if plan is None else plan(W, out, update, fast_value)
+        if fast is not None:
+            return fast
+        return _generic(loss_fn, W, residual, xp, update)  # the fast path's own fallback, as value_and_grads's
+
+    if plan is not None:  # the kernel's run of fused steps (linnet.train.driver's evaluate_fused_run)
+        step.run = plan.run
+    return step
+
+
+def _generic(loss_fn, Ws, residual: bool, xp, update):
+    """The array-API recursion (and ``update``) of :func:`value_and_grads`."""
     Fs = _factors(Ws, residual, xp)
     N = len(Fs)
     prefix = [None, Fs[0]]  # prefix[j] = F_j ... F_1 (prefix[0] = I is None)

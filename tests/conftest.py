@@ -38,6 +38,16 @@ def dtype_name(request):
     return request.param
 
 
+@pytest.fixture(params=["transposed", "natural"])
+def layout(request, monkeypatch):
+    """The NumPy quadratic kernel's layout, forced for every size: the transposed one of small matrices or the
+    natural one of large matrices (linnet._fastpaths.natural), so each kernel test covers both on small nets."""
+    from linnet._fastpaths import natural
+
+    monkeypatch.setattr(natural, "NATURAL_MIN_DIM", 1 if request.param == "natural" else 10**9)
+    return request.param
+
+
 def pytest_collection_modifyitems(config, items):
     """With ``LINNET_FASTPATHS=0`` the tests of the fast paths themselves have nothing to test: skip them."""
     import linnet.backend

@@ -189,18 +189,27 @@ def _whitened_value(mp):
     "the NumPy kernel reports twice the whitened squared loss",
 )
 def _whitened_value_kernel(mp):
-    import linnet._fastpaths as fp
+    from linnet._fastpaths import natural, transposed
 
-    def make(f):
-        def g(loss_fn, *a, **k):
-            r = f(loss_fn, *a, **k)
-            if r is None or loss_fn.Sxx is not None or loss_fn.Phi is None:
-                return r
-            return (2 * r[0],) + tuple(r[1:])
+    def small(f):  # the transposed layout's loss block: (value, G^T) of a block
+        def g(WeT, lc, *a, **k):
+            v, Gt = f(WeT, lc, *a, **k)
+            return (2 * v if "SxxT" not in lc and "raw" not in lc else v), Gt
 
         return g
 
-    wrap(mp, fp, "value_and_grads", make)
+    def large(f):  # the natural layout's bound calls: one more, doubling the block's values
+        def g(Ws, lc, residual, lo, hi, vals, *a, **k):
+            ops = f(Ws, lc, residual, lo, hi, vals, *a, **k)
+            if "Sxx" not in lc and "raw" not in lc:
+                v = vals[lo:hi]
+                ops.append(lambda: np.multiply(v, 2, out=v))
+            return ops
+
+        return g
+
+    wrap(mp, transposed, "loss_block", small)
+    wrap(mp, natural, "block_ops", large)
 
 
 @fault(

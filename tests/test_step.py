@@ -52,7 +52,7 @@ def _check_same(a, b, dtype_name, scale=1.0):
 @pytest.mark.parametrize("kind", ["whitened", "data", "population", "minibatch", "lp"])
 @pytest.mark.parametrize("widths", [(3, 4), (3, 5, 2), (4, 4, 4, 4), (2, 3, 4, 3, 2)])
 @pytest.mark.parametrize("batch", [(), (5,), (2, 3)])
-def test_step_matches_public_closed_form(xp, dtype_name, kind, widths, batch, monkeypatch):
+def test_step_matches_public_closed_form(layout, xp, dtype_name, kind, widths, batch, monkeypatch):
     """The hot path (fast or generic) gives ln.value_and_grad's loss and gradients to round-off."""
     Ws = ln.init.gaussian(widths, scale=0.5, batch=batch, seed=3, xp=xp, dtype=dtype_name)
     loss = _loss(kind, widths[0], widths[-1], xp, dtype_name).astype(Ws[0].dtype)
@@ -68,7 +68,7 @@ def test_step_matches_public_closed_form(xp, dtype_name, kind, widths, batch, mo
 
 @pytest.mark.parametrize("kind", ["whitened", "data"])
 @pytest.mark.parametrize("depth", [1, 2, 3, 5])
-def test_step_residual(xp, dtype_name, kind, depth, monkeypatch):
+def test_step_residual(layout, xp, dtype_name, kind, depth, monkeypatch):
     """Residual nets (I + W_j): fast path, generic path and ln.value_and_grad agree."""
     Ws = ln.init.gaussian((4,) * (depth + 1), scale=0.3, batch=(6,), seed=5, xp=xp, dtype=dtype_name)
     loss = _loss(kind, 4, 4, xp, dtype_name)
@@ -95,7 +95,7 @@ def test_step_batched_problem_and_broadcast(xp, monkeypatch):
 
 @pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("kind", ["whitened", "data", "minibatch"])
-def test_threaded_split_is_bitwise_equal(kind, residual, monkeypatch):
+def test_threaded_split_is_bitwise_equal(layout, kind, residual, monkeypatch):
     """Splitting the batch over threads changes nothing, bit for bit (each net's arithmetic is unchanged)."""
     xp = get_namespace("numpy")
     widths = (5, 5, 5, 5) if residual else (5, 6, 6, 4)
@@ -146,7 +146,7 @@ def test_residual_needs_square_layers(xp):
 
 
 @pytest.mark.fastpath
-def test_out_buffers_are_filled_in_place(xp):
+def test_out_buffers_are_filled_in_place(layout, xp):
     """With ``out=``, the NumPy fast path writes the gradients into the caller's arrays; any path returns them right."""
     Ws = ln.init.gaussian((3, 4, 4, 2), scale=0.5, batch=(5,), seed=1, xp=xp)
     loss = _loss("data", 3, 2, xp, "float64")
@@ -220,7 +220,9 @@ def test_closed_form_hessian_matches_hvp_columns(xp, kind, widths, residual, bat
         (True, "float32", False, True, 3),
     ],
 )
-def test_fused_update_is_bitwise_the_separate_update(residual, dtype_name, per_net, per_layer, threads, monkeypatch):
+def test_fused_update_is_bitwise_the_separate_update(
+    layout, residual, dtype_name, per_net, per_layer, threads, monkeypatch
+):
     """``update=(steps, targets)`` leaves L and the gradients unchanged and writes ``W - s * G`` bit for bit
     (the product rounded first), also when the targets are the weights themselves and the batch is threaded."""
     xp = get_namespace("numpy")
@@ -256,7 +258,7 @@ def test_fused_update_is_bitwise_the_separate_update(residual, dtype_name, per_n
 
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("fast", [True, False])
-def test_fused_heavy_ball_update_is_bitwise_the_separate_update(xp, threads, fast, monkeypatch):
+def test_fused_heavy_ball_update_is_bitwise_the_separate_update(layout, xp, threads, fast, monkeypatch):
     """``update=(steps, targets, (beta, M))``: ``M = beta * M + G`` then ``W - s * M``, each entry with the
     roundings of that array code, on the fast path (threaded) and the generic one."""
     Ws = ln.init.gaussian((5, 6, 7, 4), scale=0.3, batch=(7, 43), seed=3, xp=xp)
@@ -299,7 +301,7 @@ def test_fused_update_generic_path(xp):
         np.testing.assert_array_equal(to_numpy(wt), to_numpy(w - si * g))
 
 
-def test_scratch_buffers_are_per_dtype():
+def test_scratch_buffers_are_per_dtype(layout):
     """A float32 step after a float64 one of the same shapes computes in float32 buffers: its result does not
     depend on what ran before (it once reused the float64 scratch, rounding differently)."""
     xp = get_namespace("numpy")
@@ -322,7 +324,7 @@ def test_scratch_buffers_are_per_dtype():
 
 @pytest.mark.parametrize("kind", ["whitened", "data", "population"])
 @pytest.mark.parametrize("batch", [(), (5,)])
-def test_fast_value_keeps_gradients_and_value_to_round_off(xp, dtype_name, kind, batch):
+def test_fast_value_keeps_gradients_and_value_to_round_off(layout, xp, dtype_name, kind, batch):
     """``fast_value=True`` leaves the gradients bit for bit and changes the value by round-off of
     ||E||^2 ||Lambda_xx|| only (it is the centred value from the gradient's own product)."""
     Ws = ln.init.gaussian((4, 5, 3), scale=0.5, batch=batch, seed=5, xp=xp, dtype=dtype_name)
@@ -340,7 +342,7 @@ def test_fast_value_keeps_gradients_and_value_to_round_off(xp, dtype_name, kind,
 
 
 @pytest.mark.fastpath
-def test_fast_value_is_not_the_accurate_value_where_lambda_xx_is_singular():
+def test_fast_value_is_not_the_accurate_value_where_lambda_xx_is_singular(layout):
     """Why recorded values never use the fast form: far along null(Lambda_xx) it loses the minimum (it can
     dip below it), where the factored value stays at the minimum to round-off."""
     xp = get_namespace("numpy")

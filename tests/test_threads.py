@@ -310,17 +310,22 @@ def test_a_descent_run_caps_blas_on_small_products_only(monkeypatch, width, capp
     if not threads._blas_controllers():
         pytest.skip("no BLAS library found by threadpoolctl")
     seen = {"kernel": [], "prepare": []}
-    real_chunk, real_prepare = quadratic._chunk, _args.prepare
+    real_prepare = _args.prepare
 
-    def chunk(*a, **k):
-        seen["kernel"].append(_blas_threads())
-        return real_chunk(*a, **k)
+    def spy(real):  # the kernel: a block computed directly, or a bound program run once or repeatedly
+        def kernel(*a, **k):
+            seen["kernel"].append(_blas_threads())
+            return real(*a, **k)
+
+        return kernel
 
     def prepare(*a, **k):
         seen["prepare"].append(_blas_threads())
         return real_prepare(*a, **k)
 
-    monkeypatch.setattr(quadratic, "_chunk", chunk)
+    monkeypatch.setattr(quadratic, "_chunk", spy(quadratic._chunk))
+    monkeypatch.setattr(quadratic._Program, "__call__", spy(quadratic._Program.__call__))
+    monkeypatch.setattr(quadratic._Program, "repeat", spy(quadratic._Program.repeat))
     monkeypatch.setattr(_args, "prepare", prepare)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((width, 2 * width))

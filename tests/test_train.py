@@ -585,6 +585,46 @@ def test_bad_input_raises_value_error_naming_the_argument(i):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _patch_steps(monkeypatch, descent, count=None, exact=False):
+    """Wrap the evaluations of descent runs (the step function ``linnet._step.prepare`` makes, and the calls of
+    ``linnet._step.value_and_grads`` made directly, as train.sgd's on subsampled losses): ``count(update,
+    fast_value, n)`` sees each call (a run of ``n`` fused steps counts ``n``, the steps it did); ``exact``:
+    every evaluation computes the exact value, whatever the driver asks for."""
+    real = descent._step.prepare
+
+    def prepare(*a, **k):
+        step = real(*a, **k)
+
+        def counted(W, out=None, update=None, fast_value=False):
+            fast_value = False if exact else fast_value
+            if count is not None:
+                count(update, fast_value, 1)
+            return step(W, out, update, fast_value)
+
+        if hasattr(step, "run"):
+
+            def run(W, out, update, n, fast_value, limit):
+                fast_value = False if exact else fast_value
+                r = step.run(W, out, update, n, fast_value, limit)
+                if r is not None and count is not None:
+                    count(update, fast_value, r[0])
+                return r
+
+            counted.run = run
+        return counted
+
+    real_vg = descent._step.value_and_grads
+
+    def value_and_grads(loss_fn, W, residual, xp, out=None, update=None, fast_value=False):  # train.sgd's calls
+        fast_value = False if exact else fast_value
+        if count is not None:
+            count(update, fast_value, 1)
+        return real_vg(loss_fn, W, residual, xp, out=out, update=update, fast_value=fast_value)
+
+    monkeypatch.setattr(descent._step, "prepare", prepare)
+    monkeypatch.setattr(descent._step, "value_and_grads", value_and_grads)
+
+
 def _fused_cases():
     rng = np.random.default_rng(0)
     wl = ln.SquaredLoss.whitened(rng.standard_normal((6, 6)))
@@ -636,7 +676,7 @@ def _fused_cases():
 
 @pytest.mark.fastpath
 @pytest.mark.parametrize("case", list(_fused_cases()))
-def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
+def test_gd_fused_update_is_bitwise_the_unfused_loop(layout, case, monkeypatch):
     """The NumPy gd, heavy-ball and SGD loops with the update fused into the gradient pass give exactly (every bit
     of every field) the trajectory of the separate update, on 1 and 2 threads, with divergence roll-back included."""
     from linnet import _fastpaths
@@ -645,11 +685,9 @@ def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
     monkeypatch.setattr(_fastpaths.threads, "MIN_NETS_PER_CHUNK", 16)
     monkeypatch.setattr(_fastpaths.threads, "MIN_WORK_PER_CHUNK", 1.0)
     calls = {"fused": 0}
-    real_step = descent._step.value_and_grads
 
-    def counting(*a, update=None, **k):
-        calls["fused"] += update is not None
-        return real_step(*a, update=update, **k)
+    def counting(update, fast_value, n):
+        calls["fused"] += n if update is not None else 0
 
     real = descent._descend
 
@@ -660,7 +698,7 @@ def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
         _fastpaths.set_num_threads(threads)
         try:
             with monkeypatch.context() as m:
-                m.setattr(descent._step, "value_and_grads", counting)
+                _patch_steps(m, descent, counting)
                 fused = _fused_cases()[case]()
             with monkeypatch.context() as m:
                 m.setattr(descent, "_descend", unfused)
@@ -677,7 +715,7 @@ def test_gd_fused_update_is_bitwise_the_unfused_loop(case, monkeypatch):
 
 @pytest.mark.fastpath
 @pytest.mark.parametrize("method", ["gd", "momentum"])
-def test_fast_values_never_change_the_result(method, monkeypatch):
+def test_fast_values_never_change_the_result(layout, method, monkeypatch):
     """Fast loss values (one product less per step for a loss from data) serve only the divergence test inside
     a window: every field of the run, divergence steps included, is that of exact values, for any check_every."""
     from linnet.train import descent
@@ -691,23 +729,18 @@ def test_fast_values_never_change_the_result(method, monkeypatch):
         "gd": lambda ce: train.gd(loss, Ws, check_every=ce, **kw),
         "momentum": lambda ce: train.momentum(loss, Ws, beta=0.5, check_every=ce, **kw),
     }[method]
-    real_step = descent._step.value_and_grads
     calls = {"fast": 0}
 
-    def counting(*a, fast_value=False, **k):
-        calls["fast"] += fast_value
-        return real_step(*a, fast_value=fast_value, **k)
-
-    def exact_only(*a, fast_value=False, **k):
-        return real_step(*a, **k)
+    def counting(update, fast_value, n):
+        calls["fast"] += n if fast_value else 0
 
     with monkeypatch.context() as m:
-        m.setattr(descent._step, "value_and_grads", exact_only)
+        _patch_steps(m, descent, exact=True)
         ref = run(1)
     assert ref.status_names.tolist()[1::2] == ["diverged", "diverged"]
     for ce in (1, 6, 50):
         with monkeypatch.context() as m:
-            m.setattr(descent._step, "value_and_grads", counting)
+            _patch_steps(m, descent, counting)
             other = run(ce)
         _all_fields_equal(other, ref, f"check_every={ce}")
     assert calls["fast"] > 0  # fast values were used (for check_every > 1)
@@ -723,14 +756,12 @@ def test_divergences_in_many_windows_keep_the_fast_windows(monkeypatch):
     loss = ln.SquaredLoss.whitened(rng.standard_normal((4, 4)) / 2)
     Ws = ln.init.gaussian((4, 4, 4, 4), scale=0.4, batch=(128,), seed=1)
     lrs = np.linspace(0.05, 1.0, 128)
-    real_step = descent._step.value_and_grads
     calls = {"fused": 0}
 
-    def counting(*a, update=None, **k):
-        calls["fused"] += update is not None
-        return real_step(*a, update=update, **k)
+    def counting(update, fast_value, n):
+        calls["fused"] += n if update is not None else 0
 
-    monkeypatch.setattr(descent._step, "value_and_grads", counting)
+    _patch_steps(monkeypatch, descent, counting)
     run = train.gd(loss, Ws, lr=lrs, steps=300, check_every=10)
     at = np.asarray(run.diverged_at)
     div_windows = {int(a - 1) // 10 for a in at[at > 0]}
@@ -757,14 +788,12 @@ def test_false_alarms_stay_exact_and_change_nothing(monkeypatch):
     kw = dict(lr=np.array([0.05, 3.0, 0.1, 40.0]), steps=60, record_every=7, check_every=6)
     ref = train.gd(loss, Ws, **kw)
     monkeypatch.setattr(descent.driver, "_FAST_VALUE_MARGIN", 1.0)  # threshold 0: every fast value is an alarm
-    real_step = descent._step.value_and_grads
     calls = {"fast": 0}
 
-    def counting(*a, fast_value=False, **k):
-        calls["fast"] += fast_value
-        return real_step(*a, fast_value=fast_value, **k)
+    def counting(update, fast_value, n):
+        calls["fast"] += n if fast_value else 0
 
-    monkeypatch.setattr(descent._step, "value_and_grads", counting)
+    _patch_steps(monkeypatch, descent, counting)
     other = train.gd(loss, Ws, **kw)
     assert 3 <= calls["fast"] <= 3 * 6  # alarms in three windows, then exact windows only
     for name in ("status", "diverged_at", "loss", "steps"):

@@ -1,62 +1,37 @@
 r"""The NumPy kernel of losses with a :class:`~linnet.losses.QuadraticForm`: values and gradients of a batch of
-nets, with an optional fused (heavy-ball) update, split over linnet's thread pool.
+nets, with an optional fused (heavy-ball) update (:mod:`.update`), split over linnet's thread pool.
 
 The closed form is the one of :mod:`linnet.product` (THEOREMS.md §1): with prefixes
-:math:`P_j = F_j\cdots F_1` and :math:`G = \nabla\ell(W_e)`,
-
-.. math::
-
-    \frac{\partial L}{\partial W_j} = S_j^\top G P_{j-1}^\top = \big(P_{j-1} M_j\big)^\top, \qquad
-    M_N = G^\top,\quad M_{j-1} = M_j F_j ,
-
-so :math:`M_j = G^\top S_j` is built by a backward recursion and no suffix product is formed: a step costs
-:math:`3(N-1)` matrix products (plus the loss's own), against :math:`4N-5` for prefixes, suffixes and a two-sided
-pullback. Every product here is a plain ``A @ B`` of C-contiguous operands, and transposed results are written
-straight into ``out=X.mT`` views: NumPy's stacked ``matmul`` is 2–2.6x slower when only its right operand is a
-transposed view. The kernel reads only the loss's :meth:`~linnet.losses.Loss.quadratic_form`, never its class.
+:math:`P_j = F_j\cdots F_1` and :math:`G = \nabla\ell(W_e)`, the gradient
+:math:`\partial L/\partial W_j = S_j^\top G P_{j-1}^\top` comes from a backward recursion and no suffix product is
+formed: a step costs :math:`3(N-1)` matrix products (plus the loss's own), against :math:`4N-5` for prefixes,
+suffixes and a two-sided pullback. A block of nets runs in one of two layouts, chosen from the shapes alone (so a
+net gets the same bits alone and in any batch): :mod:`.transposed` for small matrices (transposed products into
+reused buffers, which suits stacked ``matmul``), :mod:`.natural` for large ones (the products as a loop written by
+hand has them, bound once per buffer set by a :class:`Plan`). The kernel reads only the loss's
+:meth:`~linnet.losses.Loss.quadratic_form`, never its class.
 """
 
 from __future__ import annotations
 
 import math
 import weakref
-from typing import Any, NamedTuple, Optional
+from contextlib import nullcontext as _nullcontext
+from typing import Any, Optional
 
 from .. import _backend
+from . import natural as _natural
 from . import threads as _threads
+from . import transposed as _tr
+from . import update as _upd
 from .select import select_path
-from .stopping import stop_mask
+from .update import Update, as_update
 
-__all__ = ["value_and_grads", "Update"]
+__all__ = ["value_and_grads", "prepare", "Plan", "Update"]
 
 _np = _backend.np  # NumPy, as imported by linnet._backend
 
 _loss_consts: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-
-
-class Update(NamedTuple):
-    """A fused gradient step for :func:`linnet._step.value_and_grads` (``update=``).
-
-    ``steps``: one entry or one per layer, each a Python float or an array broadcastable to ``batch + (1, 1)``;
-    ``targets``: mutable arrays shaped like the weights (``targets[j] -= steps[j] * M_j``);
-    ``momentum``: ``None`` or ``(beta, M)`` (``M[j] = beta * M[j] + G_j`` first, then ``M`` is the direction);
-    ``stop``: ``None`` or ``(gtol**2, ftol)``: nets meeting that test at these weights take no step.
-    A plain tuple of 2-4 entries in this order is accepted too.
-    """
-
-    steps: Any
-    targets: Any
-    momentum: Any = None
-    stop: Any = None
-
-
-def as_update(update) -> Optional[Update]:
-    """``update`` as an :class:`Update` (``None`` stays ``None``); a tuple of 2-4 entries is taken in order."""
-    if update is None or isinstance(update, Update):
-        return update
-    if not isinstance(update, (tuple, list)) or len(update) not in (2, 3, 4):
-        raise ValueError(f"`update` must be an Update or a tuple of 2-4 entries, got {update!r}")
-    return Update(*update)
 
 
 # ---- loss constants ---------------------------------------------------------------------------------------------
@@ -77,18 +52,21 @@ def _consts(loss_fn) -> dict:
         return c
     q = loss_fn.quadratic_form()
     T = lambda a: _np.ascontiguousarray(_np.swapaxes(_np.asarray(a), -1, -2))  # noqa: E731
+    C = lambda a: _np.ascontiguousarray(_np.asarray(a))  # noqa: E731  (the natural layout's, .natural)
     c = {"batch": tuple(q.batch_shape)}
     if q.kind == "raw":  # a minibatch of SGD: the uncentred form, as the loss computes it
         c |= {"raw": True, "SxxT": T(q.Sxx), "SyxT": T(q.Syx), "c0": 0.5 * _np.asarray(q.tr_yy)}
+        c |= {"Sxx": C(q.Sxx), "Syx": C(q.Syx)}
     else:
         Phi = _np.asarray(q.Phi)
-        c |= {"PhiT": T(Phi), "c0": _np.asarray(q.c0)}
+        c |= {"PhiT": T(Phi), "Phi": C(Phi), "c0": _np.asarray(q.c0)}
         if q.kind == "centred":
             Sxx = _np.asarray(q.Sxx)
-            c["SxxT"] = T(Sxx)
-            c["KT"] = T(_np.matmul(Phi, Sxx) - _np.asarray(q.Syx))
+            c["SxxT"], c["Sxx"] = T(Sxx), C(Sxx)
+            c["K"] = C(_np.matmul(Phi, Sxx) - _np.asarray(q.Syx))
+            c["KT"] = T(c["K"])
             if q.factor is not None:  # the value as 0.5 w ||F^T E^T||^2: accurate and >= c0 for singular Sxx
-                c["FT"], c["fw"] = T(q.factor), q.factor_weight
+                c["FT"], c["F"], c["fw"] = T(q.factor), C(q.factor), q.factor_weight
     _loss_consts[loss_fn] = c
     return c
 
@@ -111,193 +89,32 @@ def _flat_loss(c: dict, bs: tuple, B: int) -> dict:
     return out
 
 
-# ---- the kernel, on one block of nets ---------------------------------------------------------------------------
+# ---- one block of nets, in the layout its shapes call for (.transposed or .natural) ----------------------
 
 
-def _block_shapes(dims: list, b: int, residual: bool, lc: dict) -> list:
-    """Scratch shapes of :func:`_chunk`, in the order its steps take them."""
-    N, d0, dN = len(dims) - 1, dims[0], dims[-1]
-    shapes = []
-    if residual:
-        shapes += [(b, dims[j], dims[j - 1]) for j in range(1, N + 1)]  # F_j = I + W_j
-    shapes += [(b, dims[j], d0) for j in range(2, N)]  # P_2 .. P_{N-1}
-    shapes += [(b, d0, dN), (b, d0, dN)]  # W_e^T, E^T (raw statistics: Lxx^T W_e^T)
-    if "SxxT" in lc and "raw" not in lc:
-        shapes += [(b, d0, dN)]  # Lxx^T E^T
-    shapes += [(b, d0, dims[j]) for j in range(N - 1, 1, -1)]  # M_{N-1} .. M_2, in the order used
-    return shapes
-
-
-def _forward(Ws, residual: bool, lo: int, hi: int, bufs):
-    """The factors ``F_j`` of nets ``lo:hi``, their prefixes ``P`` (``P[j] = F_j...F_1``, ``P[0]`` unused) up to
-    ``P_{N-1}``, and ``W_e^T`` written into a scratch buffer."""
-    b = hi - lo
-    if residual:
-        Fs = []
-        for W in Ws:
-            F = next(bufs)
-            _np.copyto(F, W[lo:hi])
-            d = F.shape[-1]
-            F.reshape(b, d * d)[:, :: d + 1] += 1  # the diagonal of each F_j, in place
-            Fs.append(F)
-    else:
-        Fs = [W[lo:hi] for W in Ws]
-    N = len(Fs)
-    P = [None, Fs[0]]
-    for j in range(2, N):
-        P.append(_np.matmul(Fs[j - 1], P[-1], out=next(bufs)))
-    WeT = next(bufs)
-    if N == 1:
-        _np.copyto(WeT, _np.swapaxes(Fs[0], -1, -2))
-    else:
-        _np.matmul(Fs[-1], P[-1], out=_np.swapaxes(WeT, -1, -2))
-    return Fs, P, WeT
-
-
-def _loss_block(WeT, lc: dict, lo: int, hi: int, bufs, fast_value: bool):
-    """``(value, G^T)`` of the block from ``W_e^T`` (``G^T`` in a scratch buffer)."""
-    sl = slice(lo, hi) if lc["batched"] else slice(None)
-    if "raw" in lc:  # G^T = Lxx^T W_e^T - Lyx^T; value 0.5 (<W_e, W_e Lxx> - 2 <W_e, Lyx>) + 0.5 tr Lyy
-        St = _np.matmul(lc["SxxT"][sl], WeT, out=next(bufs))
-        v = _np.einsum("bij,bij->b", WeT, St)
-        v -= 2.0 * _np.einsum("bij,bij->b", WeT, _np.broadcast_to(lc["SyxT"][sl], WeT.shape))
-        Gt = _np.subtract(St, lc["SyxT"][sl], out=St)
-    elif "SxxT" in lc:
-        Et = _np.subtract(WeT, lc["PhiT"][sl], out=next(bufs))
-        ESt = _np.matmul(lc["SxxT"][sl], Et, out=next(bufs))
-        if "FT" in lc and not fast_value:
-            EFt = _np.matmul(lc["FT"][sl], Et)
-            v = _np.einsum("bij,bij->b", EFt, EFt)
-            v *= lc["fw"]
-        else:
-            v = _np.einsum("bij,bij->b", Et, ESt)
-        Gt = _np.add(ESt, lc["KT"][sl], out=ESt)
-    else:
-        Et = _np.subtract(WeT, lc["PhiT"][sl], out=next(bufs))
-        v = _np.einsum("bij,bij->b", Et, Et)
-        Gt = Et
-    v *= 0.5
-    v += lc["c0"][sl] if lc["batched"] else lc["c0"]
-    return v, Gt
-
-
-def _backward(Fs, P, Gt, grads, lo: int, hi: int, bufs) -> None:
-    """``grads[j][lo:hi]``: :math:`M_N = G^\\top`, grad_j = :math:`(P_{j-1}M_j)^\\top`,
-    :math:`M_{j-1} = M_jF_j` (:math:`M_1^\\top` is grad_1)."""
-    N = len(Fs)
-    M = Gt
-    for j in range(N, 1, -1):
-        _np.matmul(P[j - 1], M, out=_np.swapaxes(grads[j - 1][lo:hi], -1, -2))
-        out = _np.swapaxes(grads[0][lo:hi], -1, -2) if j == 2 else next(bufs)
-        M = _np.matmul(M, Fs[j - 1], out=out)
-    if N == 1:
-        _np.copyto(grads[0][lo:hi], _np.swapaxes(Gt, -1, -2))
-
-
-def _fused_update(upd: Update, grads, vals, lo: int, hi: int, key: tuple, dt) -> None:
-    """``targets[j][lo:hi] -= steps[j] * grads[j][lo:hi]`` in place, the product first rounded on its own (the two
-    roundings of ``w - s * g``); with momentum ``M_j = beta * M_j + G_j`` in place first and ``M_j`` takes the
-    place of ``G_j``; nets meeting ``stop`` take a zero step."""
-    b = hi - lo
-    xs = _threads.workspace(key + ("update",), [(b,) + g.shape[1:] for g in grads], dt)
-    keep = None
-    if upd.stop is not None:  # nets that meet the stopping test at this evaluation take no step (factor 0)
-        conv = stop_mask([g[lo:hi] for g in grads], vals[lo:hi], upd.stop, _np)
-        if conv is not None and conv.any():
-            keep = (~conv).astype(dt)[:, None, None]
-    for j in range(len(grads)):
-        s = upd.steps[j] if isinstance(upd.steps[j], float) else upd.steps[j][lo:hi]
-        if keep is not None:  # s * 1 = s and s * 0 = 0 exactly: the array code's (s a) with a = 0 for them
-            s = s * keep
-        src = grads[j][lo:hi]
-        if upd.momentum is not None:  # heavy ball: M <- beta M + G (two roundings, as beta * m + g), then W -= s M
-            beta, Ms = upd.momentum
-            mj = Ms[j][lo:hi]
-            _np.multiply(mj, beta, out=mj)
-            src = _np.add(mj, src, out=mj)
-        x = _np.multiply(src, s, out=xs[j])
-        t = upd.targets[j][lo:hi]
-        _np.subtract(t, x, out=t)
-
-
-def _chunk(Ws, lc, residual, lo, hi, vals, grads, upd=None, fast_value=False):
+def _chunk(Ws, lc, residual, lo, hi, vals, grads, upd=None, fast_value=False, dims=None):
     """Loss values and gradients of nets ``lo:hi`` written into ``vals[lo:hi]`` and ``grads[j][lo:hi]``, then the
-    fused update ``upd`` (flat :class:`Update`, see :func:`_flat_update`) of the block while it is in cache. The
-    targets may be ``Ws`` themselves: the block's weights are not read again after its gradients.
+    fused update ``upd`` (flat :class:`Update`, see :func:`.update.flat_update`) of the block while it is in
+    cache. The targets may be ``Ws`` themselves: the block's weights are not read again after its gradients.
     ``fast_value``: the value from the product the gradient needs (see :func:`linnet._step.value_and_grads`),
-    not from the loss's factor."""
+    not from the loss's factor. ``dims``: the widths ``(d_0, ..., d_N)`` if the caller has them."""
     b = hi - lo
     dt = Ws[0].dtype
-    dims = [Ws[0].shape[-1]] + [W.shape[-2] for W in Ws]  # d_0 .. d_N
-    key = (b, tuple(dims), residual, "SxxT" in lc, "raw" in lc)
-    bufs = iter(_threads.workspace(key, _block_shapes(dims, b, residual, lc), dt))
-    Fs, P, WeT = _forward(Ws, residual, lo, hi, bufs)
-    vals[lo:hi], Gt = _loss_block(WeT, lc, lo, hi, bufs, fast_value)
-    _backward(Fs, P, Gt, grads, lo, hi, bufs)
+    if dims is None:
+        dims = (Ws[0].shape[-1],) + tuple(W.shape[-2] for W in Ws)  # d_0 .. d_N
+    if _natural.use_natural(dims):  # large matrices: the natural layout (a choice made from the shapes alone)
+        _natural.evaluate_block(Ws, lc, residual, lo, hi, vals, grads, fast_value, dims)
+    else:
+        key = (b, dims, residual, "SxxT" in lc, "raw" in lc)
+        bufs = iter(_threads.workspace(key, lambda: _tr.block_shapes(dims, b, residual, lc), dt))
+        Fs, P, WeT = _tr.forward(Ws, residual, lo, hi, bufs)
+        vals[lo:hi], Gt = _tr.loss_block(WeT, lc, lo, hi, bufs, fast_value)
+        _tr.backward(Fs, P, Gt, grads, lo, hi, bufs)
     if upd is not None:
-        _fused_update(upd, grads, vals, lo, hi, (b, tuple(dims)), dt)
+        _upd.fused_update(upd, grads, vals, lo, hi, (b, dims), dt)
 
 
 # ---- the entry point --------------------------------------------------------------------------------------------
-
-
-def _out_ok(out, Ws, bs, dt) -> bool:
-    return (
-        isinstance(out, (tuple, list))
-        and len(out) == len(Ws)
-        and all(
-            type(g) is _np.ndarray
-            and g.dtype == dt
-            and tuple(g.shape) == bs + tuple(W.shape[-2:])
-            and g.flags.c_contiguous
-            and g.flags.writeable
-            for g, W in zip(out, Ws)
-        )
-    )
-
-
-def _flat_steps(steps, bs: tuple, B: int) -> Optional[list]:
-    flat_s = []
-    for s in steps:
-        if isinstance(s, float):
-            flat_s.append(s)
-            continue
-        if type(s) is not _np.ndarray:
-            return None
-        try:
-            sb = _np.broadcast_to(s, bs + (1, 1))
-        except ValueError:
-            return None
-        flat_s.append(_np.ascontiguousarray(sb).reshape(B, 1, 1))  # no copy for a contiguous bs + (1, 1) array
-    return flat_s
-
-
-def _flat_update(update: Update, Ws, bs: tuple, B: int, dt) -> Optional[Update]:
-    """``update`` flattened to the batch ``(B,)`` for :func:`_chunk`; ``None`` if the kernel cannot do it here
-    (steps: Python floats or NumPy arrays broadcastable to ``bs + (1, 1)``; targets and momenta C-contiguous,
-    writeable, shaped and typed like ``Ws``; ``beta``, ``gtol**2`` and ``ftol`` Python floats)."""
-    steps, targets, mom, stop = update
-    if stop is not None and (
-        not isinstance(stop, tuple) or len(stop) != 2 or not all(x is None or isinstance(x, float) for x in stop)
-    ):
-        return None
-    N = len(Ws)
-    if not isinstance(steps, (tuple, list)):
-        steps = (steps,) * N
-    if not isinstance(targets, (tuple, list)) or len(steps) != N or len(targets) != N:
-        return None
-    if not _out_ok(targets, Ws, bs, dt):
-        return None
-    if mom is not None:
-        if not isinstance(mom, (tuple, list)) or len(mom) != 2 or not isinstance(mom[0], float):
-            return None
-        if not _out_ok(mom[1], Ws, bs, dt):
-            return None
-        mom = (mom[0], [m.reshape((B,) + m.shape[-2:]) for m in mom[1]])
-    flat_s = _flat_steps(steps, bs, B)
-    if flat_s is None:
-        return None
-    return Update(flat_s, [t.reshape((B,) + t.shape[-2:]) for t in targets], mom, stop)
 
 
 #: Most nets a pool-size calibration (:func:`linnet._fastpaths.threads.pool_size`) runs the kernel on.
@@ -343,6 +160,166 @@ def _split(B: int, Ws, lc=None, residual: bool = False) -> tuple:
     return [B * i // n for i in range(n + 1)], sub
 
 
+class _Program:
+    """One step of one block as bound calls (:func:`.natural.block_ops`, :func:`.update.update_ops`), the values
+    written into ``vals``; calling it runs the calls and returns ``(L, grads)`` with a fresh ``L``."""
+
+    __slots__ = ("ops", "vals", "bs", "grads")
+
+    def __init__(self, ops, vals, bs, grads):
+        self.ops, self.vals, self.bs, self.grads = ops, vals, bs, grads
+
+    def __call__(self):
+        for op in self.ops:
+            op()
+        return self.vals.reshape(self.bs).copy(), self.grads
+
+    def repeat(self, n: int, limit):
+        """Run up to ``n`` times, stopping after the first whose values fail ``|L| <= limit``; ``(runs, L,
+        grads)`` of the last."""
+        ops, vals, i = self.ops, self.vals.reshape(self.bs), 0
+        while i < n:
+            for op in ops:
+                op()
+            i += 1
+            if not (_np.abs(vals) <= limit).all():
+                break
+        return i, vals.copy(), self.grads
+
+
+class Plan:
+    """:func:`value_and_grads` for one loss and one kind of weights (shapes, dtype, ``residual``), with what
+    stays the same from one step of a run to the next worked out once: the path, the loss constants flattened to
+    the batch, the BLAS cap (rule 3 of :mod:`.threads`), and the flat form of the last ``update`` argument.
+    Nets in the natural layout (:mod:`.natural`) that run as one block in the calling thread go further: the
+    step is bound to the very arrays of the call (a :class:`_Program`, at most 8 kept), and a later call with
+    the same weight, gradient and update objects (a training loop's reused buffers) runs only those calls,
+    the per-step Python work of a loop written by hand. Built by :func:`prepare`, used by one thread at a time;
+    weights of other shapes or dtype are handed to :func:`value_and_grads`."""
+
+    def __init__(self, loss_fn, Ws, residual: bool):
+        self.loss_fn, self.residual = loss_fn, residual
+        self.shapes = tuple(tuple(W.shape) for W in Ws)
+        self.bs = self.shapes[0][:-2]
+        self.B = math.prod(self.bs)
+        self.flat = tuple((self.B,) + s[-2:] for s in self.shapes)
+        self.dt = Ws[0].dtype
+        self.dims = (self.shapes[0][-1],) + tuple(sh[-2] for sh in self.shapes)
+        self.lc = _flat_loss(_consts(loss_fn), self.bs, self.B)
+        self.blas = 1 if _threads.largest_product(Ws) <= _threads.BLAS_SMALL_MNK else None
+        self.natural = _natural.use_natural(self.dims)
+        self._last_update = (None, None)  # (update argument, its flat form)
+        # (id(Ws), id(out), id(update), fast_value) -> (Ws, out, update, program): the entry keeps the keyed
+        # objects alive, so their ids stay theirs while it lives
+        self._programs: dict = {}
+
+    def _fits(self, Ws) -> bool:
+        return len(Ws) == len(self.shapes) and all(
+            type(W) is _np.ndarray and W.shape == s and W.dtype == self.dt for W, s in zip(Ws, self.shapes)
+        )
+
+    def _flat_update(self, update, Ws):
+        last, flat = self._last_update
+        if update is not last:
+            flat = _upd.flat_update(as_update(update), Ws, self.bs, self.B, self.dt)
+            self._last_update = (update, flat)
+        return flat
+
+    def _bound(self, Ws, out, update, fast_value):
+        """The :class:`_Program` bound to these very objects, if one was made."""
+        hit = self._programs.get((id(Ws), id(out), id(update), bool(fast_value)))
+        return None if hit is None else hit[3]
+
+    def __call__(self, Ws, out=None, update=None, fast_value: bool = False):
+        """``(L, grads)`` at ``Ws``, or ``None`` when ``update`` cannot be done here (nothing is updated then)."""
+        prog = self._bound(Ws, out, update, fast_value)
+        if prog is not None:
+            if _threads.capped(self.blas):
+                return prog()
+            with _threads.blas_threads(self.blas):
+                return prog()
+        if not self._fits(Ws):
+            return value_and_grads(self.loss_fn, Ws, self.residual, _np, out, update, fast_value)
+        B, bs, dt, lc, residual = self.B, self.bs, self.dt, self.lc, self.residual
+        Wf = [_np.ascontiguousarray(W).reshape(f) for W, f in zip(Ws, self.flat)]
+        vals = _np.empty(B, dtype=dt)
+        if out is not None and _upd.out_ok(out, Ws, bs, dt):
+            grads = [g.reshape(f) for g, f in zip(out, self.flat)]
+        else:
+            out = None
+            grads = [_np.empty(f, dtype=dt) for f in self.flat]
+        upd = None
+        if update is not None:
+            upd = self._flat_update(update, Ws)
+            if upd is None:
+                return None
+        bounds, sub = _split(B, Wf, lc, residual)
+        if len(bounds) == 2 and sub >= B:  # one block in this thread
+            with _nullcontext() if _threads.capped(self.blas) else _threads.blas_threads(self.blas):
+                if out is not None and self.natural and (upd is None or upd.stop is None):
+                    return self._program(Ws, Wf, out, grads, update, upd, fast_value)()
+                _chunk(Wf, lc, residual, 0, B, vals, grads, upd, fast_value, self.dims)
+        else:
+
+            def run(lo, hi):
+                for a in range(lo, hi, sub):
+                    _chunk(Wf, lc, residual, a, min(hi, a + sub), vals, grads, upd, fast_value, self.dims)
+
+            _threads.run_split(bounds, run, self.blas)
+        if out is not None:
+            return vals.reshape(bs), tuple(out)
+        return vals.reshape(bs), tuple(g.reshape(s) for g, s in zip(grads, self.shapes))
+
+    def run(self, Ws, out, update, n: int, fast_value: bool, limit):
+        """``n`` fused steps in a row: ``self(Ws, out, update, fast_value)`` ``n`` times, stopping after the
+        first whose value is not within ``limit`` (``|L| <= limit``, a finite threshold per net, so NaN and inf
+        fail too). ``(steps done, L, grads)`` of the last, or ``None`` when ``update`` cannot be fused here
+        (nothing is updated then). Where a bound program runs, only its calls and the test run per step."""
+        r = self(Ws, out, update, fast_value)
+        if r is None:
+            return None
+        prog = self._bound(Ws, out, update, fast_value)
+        if prog is None or n < 2 or not (_np.abs(r[0]) <= limit).all():
+            i = 1
+            while i < n and (_np.abs(r[0]) <= limit).all():
+                r = self(Ws, out, update, fast_value)
+                i += 1
+            return i, r[0], r[1]
+        with _nullcontext() if _threads.capped(self.blas) else _threads.blas_threads(self.blas):
+            i, L, grads = prog.repeat(n - 1, limit)
+        return i + 1, L, grads
+
+    def _program(self, Ws, Wf, out, grads, update, upd, fast_value: bool) -> _Program:
+        """The step on these arrays as a :class:`_Program`: made once, kept under the ids of ``Ws``, ``out``,
+        ``update`` and ``fast_value`` (at most 8; the oldest go first)."""
+        key = (id(Ws), id(out), id(update), bool(fast_value))
+        hit = self._programs.get(key)
+        if hit is not None:
+            return hit[3]
+        B, dt = self.B, self.dt
+        vals = _np.empty(B, dtype=dt)
+        bufs = _natural.scratch(self.dims, B, self.residual, dt)
+        ops = _natural.block_ops(Wf, self.lc, self.residual, 0, B, vals, grads, fast_value, self.dims, bufs)
+        if upd is not None:
+            at = 0 if B == 1 else slice(0, B)
+            ops += _upd.update_ops(upd, grads, at, _upd.scratch(grads, B, (B, self.dims), dt))
+        prog = _Program(ops, vals, self.bs, tuple(out))
+        if len(self._programs) >= 8:
+            del self._programs[next(iter(self._programs))]
+        self._programs[key] = (Ws, out, update, prog)
+        return prog
+
+
+def prepare(loss_fn, Ws, residual: bool, xp) -> Optional[Plan]:
+    """A :class:`Plan` of the kernel for ``loss_fn`` at weights shaped like ``Ws``, or ``None`` when
+    :func:`~linnet._fastpaths.select_path` does not pick it (the caller runs the generic code)."""
+    if select_path(loss_fn, Ws, xp) != "numpy-quadratic":
+        return None
+    if residual and any(W.shape[-1] != W.shape[-2] for W in Ws):
+        return None  # the generic path raises the error
+    return Plan(loss_fn, Ws, bool(residual))
+
+
 def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast_value=False):
     """``(L, grads)`` by the NumPy kernel, or ``None`` when :func:`~linnet._fastpaths.select_path` does not pick
     it (the caller falls back to the generic code).
@@ -350,36 +327,8 @@ def value_and_grads(loss_fn, Ws, residual: bool, xp, out=None, update=None, fast
     ``out``: optional tuple of C-contiguous arrays shaped and typed like the gradients, written in place and
     returned (the caller owns them). ``update``: an :class:`Update` (or a tuple of its 2-4 entries) performed
     block by block in the thread that computed the block; when it cannot be done here, this returns ``None`` and
-    nothing is updated. ``fast_value``: see :func:`linnet._step.value_and_grads`.
+    nothing is updated. ``fast_value``: see :func:`linnet._step.value_and_grads`. A loop calling this step after
+    step on weights of one kind can build the :class:`Plan` once instead (:func:`prepare`).
     """
-    if select_path(loss_fn, Ws, xp) != "numpy-quadratic":
-        return None
-    if residual and any(W.shape[-1] != W.shape[-2] for W in Ws):
-        return None  # the generic path raises the error
-    bs = tuple(Ws[0].shape[:-2])
-    B = math.prod(bs)
-    lc = _flat_loss(_consts(loss_fn), bs, B)
-    dt = Ws[0].dtype
-    Wf = [_np.ascontiguousarray(W).reshape((B,) + W.shape[-2:]) for W in Ws]
-    vals = _np.empty(B, dtype=dt)
-    if out is not None and _out_ok(out, Ws, bs, dt):
-        grads = [g.reshape((B,) + g.shape[-2:]) for g in out]
-    else:
-        out = None
-        grads = [_np.empty((B,) + W.shape[-2:], dtype=dt) for W in Ws]
-    upd = None
-    if update is not None:
-        upd = _flat_update(as_update(update), Ws, bs, B, dt)
-        if upd is None:
-            return None
-    bounds, sub = _split(B, Wf, lc, residual)
-    blas = 1 if _threads.largest_product(Wf) <= _threads.BLAS_SMALL_MNK else None  # rule 3 of .threads
-
-    def run(lo, hi):
-        for a in range(lo, hi, sub):
-            _chunk(Wf, lc, residual, a, min(hi, a + sub), vals, grads, upd, fast_value)
-
-    _threads.run_split(bounds, run, blas)
-    if out is not None:
-        return vals.reshape(bs), tuple(out)
-    return vals.reshape(bs), tuple(g.reshape(bs + g.shape[-2:]) for g in grads)
+    plan = prepare(loss_fn, Ws, residual, xp)
+    return None if plan is None else plan(Ws, out, update, fast_value)

@@ -235,19 +235,34 @@ def blas_threads(limit: int):
         depth = _blas_state.get("depth", 0)
         if depth == 0:
             _blas_state["saved"] = [lc.get_num_threads() for lc in libs]
+            _blas_state["cap"] = None
         _blas_state["depth"] = depth + 1
-        for lc, was in zip(libs, _blas_state["saved"]):
-            if was is not None and lc.get_num_threads() > limit:
-                lc.set_num_threads(limit)
+        cap = _blas_state["cap"]
+        if cap is None or limit < cap:  # a cap already in force at or below `limit` needs no library call
+            _blas_state["cap"] = limit
+            for lc, was in zip(libs, _blas_state["saved"]):
+                if was is not None and lc.get_num_threads() > limit:
+                    lc.set_num_threads(limit)
     try:
         yield
     finally:
         with _blas_lock:
             _blas_state["depth"] -= 1
             if _blas_state["depth"] == 0:
+                _blas_state["cap"] = None
                 for lc, was in zip(libs, _blas_state.pop("saved")):
                     if was is not None:
                         lc.set_num_threads(was)
+
+
+def capped(limit: Optional[int]) -> bool:
+    """Whether a :func:`blas_threads` cap at or below ``limit`` is in force already (then another one would
+    change nothing and can be skipped; ``None``: no cap wanted, so ``True``). Read without the lock: a stale
+    answer costs speed, never a result."""
+    if limit is None:
+        return True
+    cap = _blas_state.get("cap") if _blas_state.get("depth", 0) > 0 else None
+    return cap is not None and cap <= limit
 
 
 def largest_product(Ws) -> float:
@@ -349,8 +364,9 @@ def pool_size(key, n_max: int, largest_mnk: float, trial: Optional[Callable[[int
     return min(plan["threads"], n_max)
 
 
-def workspace(key: tuple, shapes: list, dtype) -> list:
+def workspace(key: tuple, shapes, dtype) -> list:
     """Per-thread scratch buffers for ``key`` and ``dtype``, reused across calls (at most 8 keys per thread).
+    ``shapes``: their shapes, or a function returning them (called only when the buffers are first made).
 
     The dtype is part of the key: a float32 run after a float64 one of the same shapes must not compute in the
     float64 buffers left over (that would round differently and depend on what ran before).
@@ -363,5 +379,5 @@ def workspace(key: tuple, shapes: list, dtype) -> list:
     if bufs is None:
         if len(ws) >= 8:
             ws.clear()
-        bufs = ws[key] = [_np.empty(s, dtype=dtype) for s in shapes]
+        bufs = ws[key] = [_np.empty(s, dtype=dtype) for s in (shapes() if callable(shapes) else shapes)]
     return bufs

@@ -39,6 +39,7 @@ class _NumpyBuffers:
         self.G = [self._empty(), self._empty()]
         self._M = [None, None]
         self._factor_cache = None
+        self.fused = {}  # buffer set -> (step factors, the driver's fused Update on it), reused across windows
         self.cur = 0
         self._local = threading.local()
         self._bounds = None

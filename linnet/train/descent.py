@@ -97,20 +97,26 @@ def _layer_descent(
     opts["observe"], opts["problem"] = observe, (loss_fn, bool(residual))
     residual = bool(residual)
 
+    step = _step.prepare(loss_fn, opts["W0"], residual, xp)  # the path and its constants, chosen once
+
     def evaluate(k, W):
-        return _step.value_and_grads(loss_fn, W, residual, xp)
+        return step(W)
 
     def evaluate_into(k, W, out, fast_value=False):  # NumPy: gradients written into the buffers `out` if possible
-        return _step.value_and_grads(loss_fn, W, residual, xp, out=out, fast_value=fast_value)
+        return step(W, out, None, fast_value)
 
     def evaluate_fused(k, W, out, update, fast_value=False):  # NumPy: and the next gradient step fused in, in place
-        return _step.value_and_grads(loss_fn, W, residual, xp, out=out, update=update, fast_value=fast_value)
+        return step(W, out, update, fast_value)
+
+    def evaluate_fused_run(k, W, out, update, n, fast_value, limit):  # n of those at once, where the kernel can
+        return step.run(W, out, update, n, fast_value, limit)
 
     with _quiet():
         return _descend(
             evaluate=evaluate,
             evaluate_into=evaluate_into,
             evaluate_fused=evaluate_fused,
+            evaluate_fused_run=evaluate_fused_run if hasattr(step, "run") else None,
             beta=beta,
             check_weights_finite=not loss_fn.finite_value_implies_finite_weights,
             **opts,

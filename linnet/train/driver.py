@@ -33,7 +33,12 @@ next :math:`M_c = \beta M + V` into the momentum buffer first; nets that meet ``
 (:func:`linnet._step.value_and_grads` with ``update=``), with the same roundings as the separate update.
 It is not fused at the last step of a window (whose weights are the window's end state) nor at a step whose
 weights are recorded (in the history, or by ``record_loss``). A replayed window starts from the other,
-untouched buffer set, so the roll-back never needs the overwritten iterates.
+untouched buffer set, so the roll-back never needs the overwritten iterates. With
+``evaluate_fused_run(k, W, out, update, n, fast_value, limit)`` given (a capability of the evaluation: ``None``
+where it has none, else ``(steps done, L, V)``), a stretch of fused steps at which nothing is recorded,
+observed or tested runs as one call that stops after the first loss outside ``limit``: the same evaluations
+and updates without the per-step bookkeeping (which changes nothing there but the loss and direction the last
+step sets).
 
 Without convergence tests or a ``record_loss``, a NumPy fast window asks for *fast* loss values
 (``fast_value`` of :func:`linnet._step.value_and_grads`: one matrix product less for losses from data) at
@@ -95,6 +100,8 @@ class _Env:
         self.obs_set = set().union(*(steps for _, _, steps in self.observers))
         # steps whose weights must be intact after their evaluation (no fused update) and whose value is exact
         self.keep_set = (self.rec_set if self.keep_recorded else set()) | self.obs_set
+        # steps at which anything but the divergence test happens (a run of fused steps stops before them)
+        self.busy_set = self.keep_set | self.rec_set | self.obs_set
 
     def observe(self, k, W, L, G) -> None:
         if k not in self.obs_set:
@@ -103,6 +110,16 @@ class _Env:
         for name, obs, steps in self.observers:
             if k in steps:
                 self.obs_rec.append((name, k, obs(ctx)))
+
+    def set_threshold(self, thr) -> None:
+        """The divergence thresholds: ``thr`` (per net) and ``thr_fast`` for fast values; on NumPy also both
+        capped at the dtype's largest finite value (``fast_thr``), so that ``|L| <= cap`` alone is
+        :func:`~linnet.train.trajectory._loss_ok` (false for NaN and inf)."""
+        self.thr = thr
+        self.thr_fast = thr * (1.0 - _FAST_VALUE_MARGIN)
+        if self.fast_np is not None:
+            top = _np.finfo(_np.asarray(thr).dtype).max
+            self.fast_thr = (_np.minimum(self.thr, top), _np.minimum(self.thr_fast, top))
 
     def ok_mask(self, Lc, Wc, Vc):
         ok = _loss_ok(Lc, self.thr, self.xp)
@@ -153,30 +170,62 @@ def _fast_numpy_window(e: _Env, st: DescentState, k: int, kend: int) -> bool:
     o = 1 - fast_np.cur
     Wn, Gn, Mn = fast_np.W[o], fast_np.G[o], fast_np.M(o) if beta else None
     W, V, Mom = st.W, st.V, st.Mom
+    # the fused update: one object per buffer set and step factors, kept across windows (so the kernel can keep
+    # what it bound to it), unless a stopping test can freeze nets inside the window
+    upd = fast_np.fused.get(o)
+    if upd is not None and (upd[0] is not fast_np.scale(e.steps_lr, st.active, e.dt) or e.stop is not None):
+        upd = None
+    upd = None if upd is None else upd[1]
     proposed = False  # W already holds this step's proposal (fused into the previous evaluation)
-    for kk in range(k, kend):
+    kk = k
+    while kk < kend:
         if not proposed:  # M_c = beta M + V (or V); W_n = W - (s_j a) M_c: chunked over the nets, across threads
             fast_np.update(W, V, Mom, Wn, Mn, fast_np.scale(e.steps_lr, st.active, e.dt), beta)
         Mc = Mn if beta else V
         W = Wn
         proposed = e.fuse and kk + 1 < kend and kk + 1 not in e.keep_set
         fv = e.fast_values and kk + 1 < kend and kk + 1 not in e.rec_set and kk + 1 not in e.obs_set
+        n = 1  # steps done by this iteration
         if proposed:  # also W <- W - (s_j a) V in place once V is formed (heavy ball: Mn <- beta Mn + V first)
-            mom = (float(beta), Mn) if beta else None
-            upd = Update(fast_np.batch_scale(e.steps_lr, st.active, e.dt), W, mom, e.stop)
-            Lc, Vc = e.evaluate_fused(kk + 1, W, Gn, upd, fast_value=fv)
+            if upd is None or e.stop is not None:
+                mom = (float(beta), Mn) if beta else None
+                upd = Update(fast_np.batch_scale(e.steps_lr, st.active, e.dt), W, mom, e.stop)
+                fast_np.fused[o] = (fast_np.scale(e.steps_lr, st.active, e.dt), upd)
+            run = _fused_run_length(e, kk, kend)
+            done = None if run < 2 else e.evaluate_fused_run(kk + 1, W, Gn, upd, run, fv, e.fast_thr[fv])
+            if done is not None:  # steps kk .. kk + run - 1 at once (nothing recorded, observed or tested there)
+                n, Lc, Vc = done
+                if n < run:  # a step's loss failed the divergence test
+                    return True
+            else:
+                Lc, Vc = e.evaluate_fused(kk + 1, W, Gn, upd, fast_value=fv)
         elif e.evaluate_into is not None:
             Lc, Vc = e.evaluate_into(kk + 1, W, Gn, fast_value=fv)
         else:
             Lc, Vc = e.evaluate(kk + 1, W)
-        if not bool(xp.all(_loss_ok(Lc, e.thr_fast if fv else e.thr, xp))):  # a fast value: trusted clear of it
+        # _loss_ok against finite thresholds (|L| <= cap is false for NaN and inf); a fast value: trusted clear of it
+        if not (_np.abs(Lc) <= e.fast_thr[fv]).all():
             return True
         V, Mom = Vc, (Mc if beta else None)
-        e.step_end(st, kk, W, Lc, V, Mom)
+        kk += n
+        e.step_end(st, kk - 1, W, Lc, V, Mom)
     if e.check_weights_finite and not bool(xp.all(_weights_finite(st.W, xp) & _weights_finite(st.V, xp))):
         return True
     fast_np.cur = o
     return False
+
+
+def _fused_run_length(e: _Env, kk: int, kend: int) -> int:
+    """How many steps from ``kk`` on a fast window may run as one ``evaluate_fused_run`` call: fused steps whose
+    evaluations (``kk + 1, ...``) come before ``kend`` and where nothing is recorded, observed or kept, with no
+    stopping test (which may freeze a net at any step); their per-step bookkeeping (:meth:`_Env.step_end`) then
+    changes nothing but the loss, direction and momentum, which the last step sets. 0 when it cannot."""
+    if e.evaluate_fused_run is None or e.stop is not None:
+        return 0
+    n = 0
+    while kk + n + 1 < kend and kk + n + 1 not in e.busy_set:
+        n += 1
+    return n
 
 
 def _exact_numpy_window(e: _Env, st: DescentState, k: int, kend: int) -> bool:
@@ -249,8 +298,7 @@ def _resume(e: _Env, W0, prev) -> DescentState:
     xp, k0 = e.xp, prev.n_steps
     W = W0 if e.fast_np is None else e.fast_np.W[0]
     L, V = e.evaluate(k0, W)
-    e.thr = xp.asarray(prev.state["threshold"])
-    e.thr_fast = e.thr * (1.0 - _FAST_VALUE_MARGIN)
+    e.set_threshold(xp.asarray(prev.state["threshold"]))
     status, div_at = xp.asarray(prev.status), xp.asarray(prev.diverged_at)
     dead = ((status == DIVERGED) & (div_at == k0))[..., None, None]  # zeroed at the step it diverged, as there
     V = tuple(xp.where(dead, e.zero_b, v) for v in V)
@@ -278,8 +326,7 @@ def _start(e: _Env, W0) -> DescentState:
     xp, batch, int64 = e.xp, e.batch, e.xp.int64
     W = W0 if e.fast_np is None else e.fast_np.W[0]
     L, V = e.evaluate(0, W)
-    e.thr = _threshold(L, xp)
-    e.thr_fast = e.thr * (1.0 - _FAST_VALUE_MARGIN)
+    e.set_threshold(_threshold(L, xp))
     ok0 = e.ok_mask(L, W, V)
     if not bool(xp.all(ok0)):  # a frozen net needs a finite V (where(True, v, 0) is v: skipped when all are ok)
         V = tuple(xp.where(ok0[..., None, None], v, e.zero_b) for v in V)
@@ -388,6 +435,7 @@ def descend(
     check_weights_finite: bool = True,
     evaluate_into: Optional[Callable] = None,
     evaluate_fused: Optional[Callable] = None,
+    evaluate_fused_run: Optional[Callable] = None,
     resume=None,
     observe=None,
     problem=None,
@@ -422,6 +470,7 @@ def descend(
         evaluate=evaluate,
         evaluate_into=evaluate_into,
         evaluate_fused=evaluate_fused,
+        evaluate_fused_run=evaluate_fused_run if evaluate_fused is not None else None,
         fast_np=_np_buffers(W0, batch) if is_numpy_namespace(xp) else None,
         fuse=evaluate_fused is not None,
         keep_recorded=keep_history or record_loss is not None,  # recorded steps need their weights intact
