@@ -945,16 +945,20 @@ def _resume_cases():
     }
 
 
+@pytest.mark.parametrize("records", [True, False])
 @pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("case", list(_resume_cases()))
-def test_two_chained_runs_equal_one_run_bit_for_bit(case, fast):
+def test_two_chained_runs_equal_one_run_bit_for_bit(layout, case, fast, records):
     """Run n steps, resume for n more: every field (step counter, records, history, weights, statuses, momentum
-    and SGD RNG position) is that of one run of 2n steps, to the last bit, on the fast and the generic path."""
+    and SGD RNG position) is that of one run of 2n steps, to the last bit, on the fast and the generic path, with
+    many records (short stretches of fused steps) or none but the ends (long ones)."""
     import contextlib
 
     run = _resume_cases()[case]
     Ws = ln.init.gaussian((3, 4, 2), scale=0.5, batch=(4,), seed=3)
     kw = dict(record_every=5, keep_history=True, check_every=7, observe={"grad_norm": 10, "layer_norms": 20})
+    if not records:
+        kw = dict(record_every=40, check_every=7)
     with contextlib.nullcontext() if fast else ln.backend.fastpaths(False):
         one = run(Ws, steps=80, **kw)
         first = run(Ws, steps=40, **kw)

@@ -1,13 +1,13 @@
 r"""The quadratic-loss kernel of :mod:`linnet._fastpaths.quadratic` in the natural orientation, for nets whose
 matrices are large enough that every product is BLAS-bound.
 
-The transposed layout of :mod:`.quadratic` writes :math:`W_e^\top`, :math:`G^\top` and the gradients through
+The transposed layout (:mod:`.transposed`) writes :math:`W_e^\top`, :math:`G^\top` and the gradients through
 ``out=X.mT`` views because NumPy's *stacked* ``matmul`` of small matrices is 2-2.6x slower when only its right
 operand is a transposed view. For large matrices each stacked product is one GEMM per net either way, and the
 transposed layout costs more than it saves: its products run with both operands transposed (NumPy computes
-``A @ B`` into ``out=X.mT`` as :math:`B^\top A^\top`), which OpenBLAS packs more slowly, and one net of width 100
-and depth 2 took ~15% longer per step than the plain NumPy loop. Here the same closed form
-(THEOREMS.md §1) runs as that loop writes it:
+``A @ B`` into ``out=X.mT`` as :math:`B^\top A^\top`), which OpenBLAS packs more slowly (one 100 x 100 product:
+41 against 35 us), and one net of width 100 and depth 2 took ~10% longer for its values and gradients than
+here. Here the same closed form (THEOREMS.md §1) runs as a hand-written NumPy loop writes it:
 
 .. math::
 
