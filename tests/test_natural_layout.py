@@ -139,3 +139,20 @@ def test_a_cap_in_force_is_not_set_again():
             assert threads.capped(1)
         assert threads.capped(1)  # nested caps keep the smallest until the outermost ends
     assert not threads.capped(1)
+
+
+def test_mutable_containers_get_no_bound_program(layout):
+    """A list of weights can have its arrays swapped between calls: a plan binds nothing to it (each call reads
+    the arrays it holds then), so the second call sees the new arrays."""
+    loss, Ws = _problem((5, 6, 4))
+    plan = quadratic.prepare(loss, Ws, False, np)
+    W = list(Ws)
+    out = tuple(np.empty_like(w) for w in Ws)
+    plan(W, out)
+    W[0] = Ws[0] + 1.0
+    L, G = plan(W, out)
+    ref = quadratic.value_and_grads(loss, tuple(W), False, np)
+    np.testing.assert_array_equal(L, ref[0])
+    for g, r in zip(G, ref[1]):
+        np.testing.assert_array_equal(g, r)
+    assert not plan._programs

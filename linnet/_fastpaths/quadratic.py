@@ -160,6 +160,19 @@ def _split(B: int, Ws, lc=None, residual: bool = False) -> tuple:
     return [B * i // n for i in range(n + 1)], sub
 
 
+def _fixed(Ws, out, update) -> bool:
+    """Whether ``Ws``, ``out`` and ``update`` are immutable containers (tuples, an :class:`Update` of tuples), so
+    that while they live their ids name the same arrays: only then is a bound :class:`_Program` kept for them."""
+    if type(Ws) is not tuple or type(out) is not tuple:
+        return False
+    if update is None:
+        return True
+    if type(update) is not Update or type(update.targets) is not tuple or isinstance(update.steps, list):
+        return False
+    mom = update.momentum
+    return mom is None or (type(mom) is tuple and type(mom[1]) is tuple)
+
+
 class _Program:
     """One step of one block as bound calls (:func:`.natural.block_ops`, :func:`.update.update_ops`), the values
     written into ``vals``; calling it runs the calls and returns ``(L, grads)`` with a fresh ``L``."""
@@ -256,7 +269,7 @@ class Plan:
         bounds, sub = _split(B, Wf, lc, residual)
         if len(bounds) == 2 and sub >= B:  # one block in this thread
             with _nullcontext() if _threads.capped(self.blas) else _threads.blas_threads(self.blas):
-                if out is not None and self.natural and (upd is None or upd.stop is None):
+                if self.natural and (upd is None or upd.stop is None) and _fixed(Ws, out, update):
                     return self._program(Ws, Wf, out, grads, update, upd, fast_value)()
                 _chunk(Wf, lc, residual, 0, B, vals, grads, upd, fast_value, self.dims)
         else:
