@@ -285,7 +285,8 @@ def descend(
 ) -> Trajectory:
     r"""Descent :math:`W_j \leftarrow W_j - \eta c_j V_j` with ``(L, V) = evaluate(k, W)`` (heavy ball if
     ``beta > 0``: :math:`M \leftarrow \beta M + V`, :math:`W \leftarrow W - \eta c_j M`); see the module
-    docstring for the windows, the fused update and fast values. ``resume``: a :class:`~linnet.train.Trajectory` of the same
+    docstring and ``linnet.train._windows`` for the windows, the fused update (``evaluate_into``,
+    ``evaluate_fused``), runs of fused steps (``evaluate_fused_run``) and fast values. ``resume``: a :class:`~linnet.train.Trajectory` of the same
     method whose weights are ``W0``; the run continues it (steps, records, threshold, momentum) so that two
     chained runs equal one run bit for bit; ``schedule`` is then counted from its last step. ``observe``: the
     ``observe=`` mapping of the trainers (:mod:`linnet.train.observers`), ``problem = (loss, residual)`` for
