@@ -18,6 +18,7 @@ from .._validate import (
 )
 from ..train import driver as _driver
 from ..train import trajectory as _traj
+from ..train._args import _check_beta
 from ..train._minibatch import _Minibatches
 from ..train.trajectory import _quiet
 from .calculus import _mul, _partials, check_layers, grad
@@ -91,12 +92,7 @@ def momentum(
     ``0 <= beta < 1`` (``beta = 0`` is :func:`gd` bit for bit); a diverged net's momentum is reset with it.
     Other arguments and the result as in :func:`gd`.
     """
-    try:
-        b = float(beta)
-    except (TypeError, ValueError):
-        raise ValueError(f"`beta` must be a real in [0, 1), got {beta!r}") from None
-    if not (0.0 <= b < 1.0):
-        raise ValueError(f"`beta` must be a real in [0, 1), got {beta!r}")
+    b = _check_beta(beta)
     return _descent(loss, Ws, b, lr, steps, ftol, record_every, record_weights)
 
 

@@ -42,6 +42,17 @@ def _check_lr(lr: Any, xp, dt, name: str = "lr"):
     return from_host(host, xp, dtype_name(dt)), tuple(host.shape)
 
 
+def _check_beta(beta: Any) -> float:
+    """The heavy-ball coefficient: a real in ``[0, 1)``, as a Python float."""
+    try:
+        b = float(beta)
+    except (TypeError, ValueError):
+        raise ValueError(f"`beta` must be a real in [0, 1), got {beta!r}") from None
+    if not (0.0 <= b < 1.0):
+        raise ValueError(f"`beta` must be a real in [0, 1), got {beta!r}")
+    return b
+
+
 def _with_lr(batch: tuple, lr_shape: tuple) -> tuple:
     try:
         return _broadcast_shapes(batch, lr_shape)

@@ -19,6 +19,7 @@ from . import driver  # noqa: F401 - the driver module, for tests that reach int
 from ._args import (
     _broadcast_shapes,
     _broadcast_weights,
+    _check_beta,
     _check_ftol,
     _check_int,
     _check_layer_lr,
@@ -263,12 +264,7 @@ def momentum(
     >>> bool(run.loss[-1] < 1e-10)
     True
     """
-    try:
-        b = float(beta)
-    except (TypeError, ValueError):
-        raise ValueError(f"`beta` must be a real in [0, 1), got {beta!r}") from None
-    if not (0.0 <= b < 1.0):
-        raise ValueError(f"`beta` must be a real in [0, 1), got {beta!r}")
+    b = _check_beta(beta)
     return _layer_descent(
         loss,
         Ws,
