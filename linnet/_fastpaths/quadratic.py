@@ -173,6 +173,11 @@ def _fixed(Ws, out, update) -> bool:
     return mom is None or (type(mom) is tuple and type(mom[1]) is tuple)
 
 
+def _within(L, limit) -> bool:
+    """The fast windows' divergence test: ``|L| <= limit`` for every net (``limit`` finite, so NaN and inf fail)."""
+    return bool((_np.abs(L) <= limit).all())
+
+
 class _Program:
     """One step of one block as bound calls (:func:`.natural.block_ops`, :func:`.update.update_ops`), the values
     written into ``vals``; calling it runs the calls and returns ``(L, grads)`` with a fresh ``L``."""
@@ -195,7 +200,7 @@ class _Program:
             for op in ops:
                 op()
             i += 1
-            if not (_np.abs(vals) <= limit).all():
+            if not _within(vals, limit):
                 break
         return i, vals.copy(), self.grads
 
@@ -238,6 +243,10 @@ class Plan:
             self._last_update = (update, flat)
         return flat
 
+    def _blas_cap(self):
+        """Rule 3's BLAS cap as a context; nothing to set when one at or below it is in force already."""
+        return _nullcontext() if _threads.capped(self.blas) else _threads.blas_threads(self.blas)
+
     def _bound(self, Ws, out, update, fast_value):
         """The :class:`_Program` bound to these very objects, if one was made."""
         hit = self._programs.get((id(Ws), id(out), id(update), bool(fast_value)))
@@ -247,9 +256,7 @@ class Plan:
         """``(L, grads)`` at ``Ws``, or ``None`` when ``update`` cannot be done here (nothing is updated then)."""
         prog = self._bound(Ws, out, update, fast_value)
         if prog is not None:
-            if _threads.capped(self.blas):
-                return prog()
-            with _threads.blas_threads(self.blas):
+            with self._blas_cap():
                 return prog()
         if not self._fits(Ws):
             return value_and_grads(self.loss_fn, Ws, self.residual, _np, out, update, fast_value)
@@ -268,7 +275,7 @@ class Plan:
                 return None
         bounds, sub = _split(B, Wf, lc, residual)
         if len(bounds) == 2 and sub >= B:  # one block in this thread
-            with _nullcontext() if _threads.capped(self.blas) else _threads.blas_threads(self.blas):
+            with self._blas_cap():
                 if self.natural and (upd is None or upd.stop is None) and _fixed(Ws, out, update):
                     return self._program(Ws, Wf, out, grads, update, upd, fast_value)()
                 _chunk(Wf, lc, residual, 0, B, vals, grads, upd, fast_value, self.dims)
@@ -292,15 +299,15 @@ class Plan:
         if r is None:
             return None
         prog = self._bound(Ws, out, update, fast_value)
-        if prog is None or n < 2 or not (_np.abs(r[0]) <= limit).all():
-            i = 1
-            while i < n and (_np.abs(r[0]) <= limit).all():
-                r = self(Ws, out, update, fast_value)
-                i += 1
-            return i, r[0], r[1]
-        with _nullcontext() if _threads.capped(self.blas) else _threads.blas_threads(self.blas):
-            i, L, grads = prog.repeat(n - 1, limit)
-        return i + 1, L, grads
+        if prog is not None and n > 1 and _within(r[0], limit):
+            with self._blas_cap():
+                i, L, grads = prog.repeat(n - 1, limit)
+            return i + 1, L, grads
+        i = 1
+        while i < n and _within(r[0], limit):
+            r = self(Ws, out, update, fast_value)
+            i += 1
+        return i, r[0], r[1]
 
     def _program(self, Ws, Wf, out, grads, update, upd, fast_value: bool) -> _Program:
         """The step on these arrays as a :class:`_Program`: made once, kept under the ids of ``Ws``, ``out``,
