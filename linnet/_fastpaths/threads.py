@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -207,17 +208,19 @@ _blas_lock = threading.Lock()
 
 
 def _blas_controllers() -> list:
-    """threadpoolctl's controllers of the loaded BLAS libraries (found once per process; ``[]`` without
-    threadpoolctl)."""
+    """threadpoolctl's controllers of the loaded BLAS libraries (``[]`` without threadpoolctl), looked up again
+    whenever modules were imported since the last look: a library such as SciPy's own OpenBLAS loads with the
+    first import that needs it, after linnet's first cap (a look costs ~2 ms; counting ``sys.modules`` nothing)."""
+    n_modules = len(sys.modules)
     libs = _blas_state.get("libs")
-    if libs is None:
+    if libs is None or _blas_state.get("modules") != n_modules:
         try:
             from threadpoolctl import ThreadpoolController
 
             libs = [lc for lc in ThreadpoolController().lib_controllers if lc.user_api == "blas"]
         except Exception:  # pragma: no cover - threadpoolctl absent or failing: no cap, rule 1 still holds
             libs = []
-        _blas_state["libs"] = libs
+        _blas_state["libs"], _blas_state["modules"] = libs, n_modules
     return libs
 
 
@@ -227,15 +230,13 @@ def blas_threads(limit: int):
     nested and concurrent uses keep the smallest cap and restore the setting the first one found)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"`limit` must be a positive int, got {limit!r}")
-    libs = _blas_controllers()
-    if not libs:
-        yield
-        return
     with _blas_lock:
         depth = _blas_state.get("depth", 0)
-        if depth == 0:
-            _blas_state["saved"] = [lc.get_num_threads() for lc in libs]
+        if depth == 0:  # the libraries are looked up by the outermost use; nested ones cap and restore the same
+            _blas_state["held"] = _blas_controllers()
+            _blas_state["saved"] = [lc.get_num_threads() for lc in _blas_state["held"]]
             _blas_state["cap"] = None
+        libs = _blas_state["held"]
         _blas_state["depth"] = depth + 1
         cap = _blas_state["cap"]
         if cap is None or limit < cap:  # a cap already in force at or below `limit` needs no library call
@@ -250,7 +251,7 @@ def blas_threads(limit: int):
             _blas_state["depth"] -= 1
             if _blas_state["depth"] == 0:
                 _blas_state["cap"] = None
-                for lc, was in zip(libs, _blas_state.pop("saved")):
+                for lc, was in zip(_blas_state.pop("held"), _blas_state.pop("saved")):
                     if was is not None:
                         lc.set_num_threads(was)
 
