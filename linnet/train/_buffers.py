@@ -10,6 +10,7 @@ from typing import Optional
 
 from .. import _backend, _fastpaths
 from .._fastpaths import threads as _threads
+from .._fastpaths.update import Update
 
 _np = _backend.np
 
@@ -39,7 +40,7 @@ class _NumpyBuffers:
         self.G = [self._empty(), self._empty()]
         self._M = [None, None]
         self._factor_cache = None
-        self.fused = {}  # buffer set -> (step factors, the driver's fused Update on it), reused across windows
+        self._fused = {}  # buffer set -> (step factors, the fused Update on it): see fused_step
         self.cur = 0
         self._local = threading.local()
         self._bounds = None
@@ -99,6 +100,21 @@ class _NumpyBuffers:
         return tuple(
             s if isinstance(s, float) else s.reshape(self.batch + (1, 1)) for s in self.scale(steps_lr, active, dt)
         )
+
+    def fused_step(self, i: int, steps_lr, active, dt, beta, stop) -> Update:
+        """The fused step on buffer set ``i`` for :func:`linnet._step.value_and_grads`'s ``update=``: targets
+        ``W[i]``, factors :meth:`batch_scale`, heavy ball on ``M(i)`` if ``beta``, ``stop``. Without a stopping
+        test one object serves every window while the step factors stay the same (:meth:`scale` returns the same
+        tuple then), so a kernel can keep what it bound to it (:class:`linnet._fastpaths.quadratic.Plan`)."""
+        sa = self.scale(steps_lr, active, dt)
+        hit = self._fused.get(i)
+        if stop is None and hit is not None and hit[0] is sa:
+            return hit[1]
+        mom = (float(beta), self.M(i)) if beta else None
+        upd = Update(self.batch_scale(steps_lr, active, dt), self.W[i], mom, stop)
+        if stop is None:
+            self._fused[i] = (sa, upd)
+        return upd
 
     def update(self, W, V, Mom, Wn, Mn, sa, beta):
         """``Mn = beta * Mom + V`` (``V`` if ``Mom`` is None; skipped without momentum) and

@@ -39,7 +39,6 @@ values.
 from __future__ import annotations
 
 from .. import _backend
-from .._fastpaths.quadratic import Update
 from .trajectory import _weights_finite
 
 __all__ = ["fast_numpy_window", "exact_numpy_window", "array_window"]
@@ -54,12 +53,7 @@ def fast_numpy_window(e, st, k: int, kend: int) -> bool:
     o = 1 - fast_np.cur
     Wn, Gn, Mn = fast_np.W[o], fast_np.G[o], fast_np.M(o) if beta else None
     W, V, Mom = st.W, st.V, st.Mom
-    # the fused update: one object per buffer set and step factors, kept across windows (so the kernel can keep
-    # what it bound to it), unless a stopping test can freeze nets inside the window
-    upd = fast_np.fused.get(o)
-    if upd is not None and (upd[0] is not fast_np.scale(e.steps_lr, st.active, e.dt) or e.stop is not None):
-        upd = None
-    upd = None if upd is None else upd[1]
+    upd = None  # the fused update (:meth:`_NumpyBuffers.fused_step`): again at each step if nets may freeze in it
     proposed = False  # W already holds this step's proposal (fused into the previous evaluation)
     kk = k
     while kk < kend:
@@ -72,9 +66,7 @@ def fast_numpy_window(e, st, k: int, kend: int) -> bool:
         n = 1  # steps done by this iteration
         if proposed:  # also W <- W - (s_j a) V in place once V is formed (heavy ball: Mn <- beta Mn + V first)
             if upd is None or e.stop is not None:
-                mom = (float(beta), Mn) if beta else None
-                upd = Update(fast_np.batch_scale(e.steps_lr, st.active, e.dt), W, mom, e.stop)
-                fast_np.fused[o] = (fast_np.scale(e.steps_lr, st.active, e.dt), upd)
+                upd = fast_np.fused_step(o, e.steps_lr, st.active, e.dt, beta, e.stop)
             run = _fused_run_length(e, kk, kend)
             done = None if run < 2 else e.evaluate_fused_run(kk + 1, W, Gn, upd, run, fv, e.fast_thr[fv])
             if done is not None:  # steps kk .. kk + run - 1 at once (nothing recorded, observed or tested there)
